@@ -1,0 +1,21 @@
+// ESM mode: @actions/core and @actions/exec 3 ship `import` exports only.
+const common = {
+  extensionsToTreatAsEsm: ['.ts'],
+  transform: { '^.+\\.ts$': ['ts-jest', { useESM: true, tsconfig: 'tsconfig.json' }] },
+  testEnvironment: 'node'
+}
+
+export default {
+  projects: [
+    { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
+    {
+      ...common,
+      displayName: 'integration',
+      testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts'],
+      globalSetup: '<rootDir>/__tests__/integration/setup.ts',
+      globalTeardown: '<rootDir>/__tests__/integration/teardown.ts',
+      maxWorkers: 1,
+      testTimeout: 120000
+    }
+  ]
+}

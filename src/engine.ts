@@ -1,0 +1,187 @@
+import { readFileSync } from 'node:fs'
+import { join } from 'node:path'
+import Docker from 'dockerode'
+import { chainIds, sizeLayers, type HistoryEntry } from './layers'
+import { parseNamed } from './reference'
+import type { Container, Image, Layer } from './model'
+
+/** The only part of the Engine API the action uses. */
+export interface Engine {
+  readonly endpoint: string
+  readonly apiVersion: string
+  images(): Promise<Image[]>
+  containers(): Promise<Container[]>
+  layers(images: Image[]): Promise<Map<string, Layer[]>>
+  /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
+  remove(target: string, force: boolean): Promise<RemovedItem[]>
+  /** Bytes of image layers in the engine's store (`/system/df` LayersSize). */
+  storage(): Promise<number>
+}
+
+export interface RemovedItem {
+  untagged?: string
+  deleted?: string
+}
+
+/** A refusal or failure the engine answered with, or its silence. */
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode?: number
+  ) {
+    super(message)
+  }
+}
+
+/** The newest API whose answers this code reads; older engines are asked in their own version. */
+const NEWEST_API = '1.45'
+const CONNECT_TIMEOUT_MS = 15_000
+const REQUEST_TIMEOUT_MS = 10 * 60_000
+const PARALLEL_INSPECTS = 8
+const FULL_ID = /^sha256:[0-9a-f]{64}$/
+
+export async function connect(endpoint: string): Promise<Engine> {
+  const options = connectionOptions(endpoint)
+  const probe = new Docker({ ...options, timeout: CONNECT_TIMEOUT_MS })
+  let engineApi: string
+  try {
+    engineApi = (await probe.version()).ApiVersion
+  } catch (error) {
+    throw new EngineError(`Cannot reach the Docker engine at ${endpoint}: ${describe(error)}.`)
+  }
+  const apiVersion = olderVersion(engineApi, NEWEST_API)
+  return new DockerEngine(endpoint, apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: REQUEST_TIMEOUT_MS }))
+}
+
+function connectionOptions(endpoint: string): Docker.DockerOptions {
+  const url = new URL(endpoint)
+  switch (url.protocol) {
+    case 'unix:':
+      return { socketPath: decodeURIComponent(url.pathname) }
+    case 'npipe:':
+      return { socketPath: endpoint.slice('npipe:'.length).replace(/\//g, '\\') }
+    case 'ssh:':
+      return { protocol: 'ssh', host: url.hostname, port: url.port || 22, username: url.username || undefined }
+    default:
+      return tcpOptions(url)
+  }
+}
+
+/** TCP the way the docker CLI does it: TLS when DOCKER_TLS_VERIFY is set or the URL says https. */
+function tcpOptions(url: URL): Docker.DockerOptions {
+  const tls = url.protocol === 'https:' || Boolean(process.env.DOCKER_TLS_VERIFY)
+  const base = { host: url.hostname, port: url.port || (tls ? 2376 : 2375), protocol: tls ? ('https' as const) : ('http' as const) }
+  if (!tls) return base
+  const dir = process.env.DOCKER_CERT_PATH || join(process.env.HOME ?? '', '.docker')
+  const read = (name: string): Buffer => readFileSync(join(dir, name))
+  return { ...base, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') }
+}
+
+function olderVersion(a: string, b: string): string {
+  const [a1, a2] = a.split('.').map(Number)
+  const [b1, b2] = b.split('.').map(Number)
+  return a1 < b1 || (a1 === b1 && a2 < b2) ? a : b
+}
+
+function atLeast(version: string, wanted: string): boolean {
+  return olderVersion(version, wanted) === wanted
+}
+
+function describe(error: unknown): string {
+  const err = error as { json?: { message?: string }; message?: string; code?: string }
+  return (err.json?.message ?? err.message ?? String(error)).replace(/\s+$/, '').replace(/\.$/, '')
+}
+
+function realRefs(values: string[] | null | undefined): string[] {
+  return (values ?? []).filter(ref => !ref.startsWith('<none>'))
+}
+
+class DockerEngine implements Engine {
+  constructor(
+    readonly endpoint: string,
+    readonly apiVersion: string,
+    private readonly docker: Docker
+  ) {}
+
+  async images(): Promise<Image[]> {
+    const list = await this.call(() => this.docker.listImages({ all: true }))
+    return list.map(info => ({
+      id: info.Id,
+      parentId: info.ParentId ?? '',
+      tags: realRefs(info.RepoTags),
+      digests: realRefs(info.RepoDigests),
+      created: info.Created * 1000,
+      size: info.Size,
+      labels: info.Labels ?? {}
+    }))
+  }
+
+  async containers(): Promise<Container[]> {
+    const list = await this.call(() => this.docker.listContainers({ all: true }))
+    return list.map(info => ({
+      id: info.Id,
+      imageId: info.ImageID,
+      running: ['running', 'paused', 'restarting'].includes(info.State)
+    }))
+  }
+
+  async layers(images: Image[]): Promise<Map<string, Layer[]>> {
+    const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
+      const info = await this.call(() => this.docker.getImage(image.id).inspect())
+      return { id: image.id, size: image.size, chain: chainIds(info.RootFS?.Layers ?? []) }
+    })
+    return sizeLayers(stacks, id => this.history(id))
+  }
+
+  private async history(id: string): Promise<HistoryEntry[]> {
+    const entries = await this.call(() => this.docker.getImage(id).history())
+    return (entries as { Size: number; CreatedBy: string }[]).map(e => ({ size: e.Size, createdBy: e.CreatedBy ?? '' })).reverse()
+  }
+
+  async remove(target: string, force: boolean): Promise<RemovedItem[]> {
+    // Only engine-listed IDs and well-formed references go into the URL path:
+    // a crafted name such as ../containers/x would reach another endpoint.
+    if (!FULL_ID.test(target) && !parseNamed(target)) throw new EngineError(`refusing to send "${target}" to the engine`)
+    const items = (await this.call(() => this.docker.getImage(target).remove({ force, noprune: true }))) as {
+      Untagged?: string
+      Deleted?: string
+    }[]
+    return (items ?? []).map(item => ({ untagged: item.Untagged, deleted: item.Deleted }))
+  }
+
+  async storage(): Promise<number> {
+    // Without type=image the engine also sizes every container's filesystem.
+    const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {}
+    const df = await this.call(
+      () =>
+        new Promise<{ LayersSize?: number }>((resolve, reject) =>
+          this.docker.modem.dial(
+            { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },
+            (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as { LayersSize?: number }))
+          )
+        )
+    )
+    return df.LayersSize ?? 0
+  }
+
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request()
+    } catch (error) {
+      throw new EngineError(describe(error), (error as { statusCode?: number }).statusCode)
+    }
+  }
+}
+
+async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await work(items[index])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker))
+  return results
+}

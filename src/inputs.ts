@@ -1,0 +1,125 @@
+import * as core from '@actions/core'
+import { parseDuration } from './duration'
+import { parseFilters } from './filters'
+import { parseRefSpec, type RefSpec } from './reference'
+import type { Selection } from './plan'
+
+/** Everything the step was asked to do, validated before the engine is touched. */
+export interface Settings extends Selection {
+  /** Change nothing; report the plan and its bytes. */
+  dryRun: boolean
+  /** Fail the step when a named ref was not found or could not be removed. */
+  failOnError: boolean
+  /** Engine endpoint; '' means DOCKER_HOST, then the docker context, then the default socket. */
+  dockerHost: string
+  summary: boolean
+}
+
+/** The raw strings of every input, as the runner passes them. */
+export type RawInputs = Record<
+  'refs' | 'filters' | 'prune' | 'force' | 'no-prune' | 'keep-duration' | 'keep' | 'dry-run' | 'fail-on-error' | 'docker-host' | 'summary',
+  string
+>
+
+const INPUT_NAMES: (keyof RawInputs)[] = [
+  'refs',
+  'filters',
+  'prune',
+  'force',
+  'no-prune',
+  'keep-duration',
+  'keep',
+  'dry-run',
+  'fail-on-error',
+  'docker-host',
+  'summary'
+]
+
+const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@sha256:<digest>, or a pattern with * and ?'
+const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://']
+
+/** A mistake in the step's inputs: its message is the one sentence the user sees. */
+export class InputError extends Error {}
+
+export function getSettings(now = Date.now()): Settings {
+  const raw = Object.fromEntries(INPUT_NAMES.map(name => [name, core.getInput(name)])) as RawInputs
+  return parseSettings(raw, now)
+}
+
+export function parseSettings(raw: RawInputs, now: number): Settings {
+  const refs = refList(raw.refs, 'refs')
+  const prune = pruneMode(raw.prune, refs.length > 0)
+  return {
+    refs,
+    filters: filterList(raw.filters, now),
+    prune,
+    force: flag(raw.force, 'force', false),
+    noPrune: flag(raw['no-prune'], 'no-prune', false),
+    keepDuration: keepDuration(raw['keep-duration']),
+    keep: refList(raw.keep, 'keep'),
+    dryRun: flag(raw['dry-run'], 'dry-run', false),
+    failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
+    dockerHost: dockerHost(raw['docker-host']),
+    summary: flag(raw.summary, 'summary', true)
+  }
+}
+
+function fail(input: string, message: string): never {
+  throw new InputError(`Input "${input}" ${message}`)
+}
+
+/** Accepts what YAML 1.2 and core.getBooleanInput accept; '' takes the default. */
+function flag(value: string, input: string, fallback: boolean): boolean {
+  const text = value.trim()
+  if (text === '') return fallback
+  if (['true', 'True', 'TRUE'].includes(text)) return true
+  if (['false', 'False', 'FALSE'].includes(text)) return false
+  return fail(input, `must be true or false, not "${text}".`)
+}
+
+function tokens(value: string): string[] {
+  return value.split(/[\s,]+/).filter(Boolean)
+}
+
+function refList(value: string, input: string): RefSpec[] {
+  return tokens(value).map(text => parseRefSpec(text) ?? fail(input, `has "${printable(text)}", which is not ${REF_FORMS}.`))
+}
+
+function pruneMode(value: string, hasRefs: boolean): Settings['prune'] {
+  const text = value.trim()
+  if (text === '') return hasRefs ? 'none' : 'dangling'
+  if (text === 'dangling' || text === 'all') return text
+  return fail('prune', `must be dangling or all (or empty), not "${printable(text)}".`)
+}
+
+function filterList(value: string, now: number): Settings['filters'] {
+  const lines = value
+    .split('\n')
+    .map(line => line.trim())
+    .filter(Boolean)
+  try {
+    return parseFilters(lines, now)
+  } catch (error) {
+    return fail('filters', `has ${(error as Error).message}.`)
+  }
+}
+
+function keepDuration(value: string): number | undefined {
+  const text = value.trim()
+  if (text === '') return undefined
+  const ms = parseDuration(text)
+  if (ms === undefined) return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`)
+  return ms
+}
+
+function dockerHost(value: string): string {
+  const text = value.trim()
+  if (text === '' || HOST_SCHEMES.some(scheme => text.startsWith(scheme) && text.length > scheme.length)) return text
+  return fail('docker-host', `must be an endpoint such as unix:///var/run/docker.sock or tcp://host:2376, not "${printable(text)}".`)
+}
+
+/** Keeps control characters and huge values out of the one-line error. */
+function printable(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?')
+  return clean.length > 80 ? `${clean.slice(0, 77)}...` : clean
+}

@@ -1,0 +1,71 @@
+import { createHash } from 'node:crypto'
+import type { Layer } from './model'
+
+/** The layer store's ChainID: each layer named by its whole stack below. */
+export function chainIds(diffIds: string[]): string[] {
+  const chain: string[] = []
+  for (const diffId of diffIds) {
+    const below = chain[chain.length - 1]
+    chain.push(below ? `sha256:${createHash('sha256').update(`${below} ${diffId}`).digest('hex')}` : diffId)
+  }
+  return chain
+}
+
+export interface Stack {
+  id: string
+  /** The image's virtual size: the sum of every layer's size. */
+  size: number
+  chain: string[]
+}
+
+/** One entry of `GET /images/{id}/history`, bottom first. */
+export interface HistoryEntry {
+  size: number
+  createdBy: string
+}
+
+/**
+ * Gives every layer its size. An image adds most often one layer over the
+ * ones already sized, whose size is then its own size minus theirs; only
+ * images that add several unknown layers need their history read.
+ */
+export async function sizeLayers(
+  stacks: Stack[],
+  history: (id: string) => Promise<HistoryEntry[]>
+): Promise<Map<string, Layer[]>> {
+  const known = new Map<string, number>()
+  const needHistory: Stack[] = []
+  for (const stack of [...stacks].sort((a, b) => a.chain.length - b.chain.length)) {
+    if (!deduce(stack, known)) needHistory.push(stack)
+  }
+  for (const stack of needHistory) {
+    if (!deduce(stack, known)) alignHistory(stack, await history(stack.id), known)
+  }
+  return new Map(stacks.map(s => [s.id, s.chain.map(chainId => ({ chainId, size: known.get(chainId) ?? 0 }))]))
+}
+
+function deduce(stack: Stack, known: Map<string, number>): boolean {
+  const unknown = [...new Set(stack.chain.filter(c => !known.has(c)))]
+  if (unknown.length === 0) return true
+  const rest = stack.size - stack.chain.reduce((sum, c) => sum + (known.get(c) ?? 0), 0)
+  if (unknown.length !== 1 || rest < 0) return false
+  known.set(unknown[0], rest)
+  return true
+}
+
+/**
+ * History lists every build step, layer or not, and does not say which
+ * made one: steps with a size did; of the sizeless ones, the legacy
+ * builder's `#(nop)` steps did not. When sizeless steps still cannot be
+ * told apart, the zero-size layers are put lowest: the image's total stays
+ * right, and only a shared layer's share could sit one place off.
+ */
+function alignHistory(stack: Stack, entries: HistoryEntry[], known: Map<string, number>): void {
+  let layers = entries
+  if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0 || !e.createdBy.includes('#(nop)'))
+  if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0)
+  const offset = stack.chain.length - layers.length
+  stack.chain.forEach((chainId, i) => {
+    if (!known.has(chainId)) known.set(chainId, i >= offset ? layers[i - offset].size : 0)
+  })
+}

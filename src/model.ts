@@ -1,0 +1,55 @@
+/** One image as the engine lists it (`GET /images/json?all=1`). */
+export interface Image {
+  /** `sha256:<64 hex>`. */
+  id: string
+  /** The parent's ID, or '' (images built by the legacy builder have parents). */
+  parentId: string
+  /** `name:tag` as the engine reports them. */
+  tags: string[]
+  /** `name@sha256:...` as the engine reports them. */
+  digests: string[]
+  /** Creation time, milliseconds since the epoch. */
+  created: number
+  /** Sum of the sizes of all its layers, shared or not. */
+  size: number
+  labels: Record<string, string>
+}
+
+export interface Container {
+  id: string
+  imageId: string
+  running: boolean
+}
+
+/** One layer of an image's chain, bottom first. */
+export interface Layer {
+  chainId: string
+  size: number
+}
+
+export interface EngineState {
+  images: Image[]
+  containers: Container[]
+  /** Layer chains by image ID: needed only once something may be deleted. */
+  layers: Map<string, Layer[]>
+}
+
+export type SkipReason =
+  | 'not-found'
+  | 'ambiguous'
+  | 'in-use'
+  | 'in-use-stopped'
+  | 'multiple-references'
+  | 'has-children'
+  | 'kept'
+  | 'too-recent'
+  | 'error'
+
+export interface Skip {
+  ref: string
+  id: string
+  reason: SkipReason
+  message: string
+  /** The user named this ref itself (not a pattern match, a prune candidate or a parent). */
+  named: boolean
+}

@@ -1,0 +1,256 @@
+import { passes, type Anchors, type Filters } from './filters'
+import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
+import { Simulation, isSingleReference, shortId, type Outcome } from './simulation'
+import type { EngineState, Image, Skip, SkipReason } from './model'
+
+/** The part of the settings the planner reads. */
+export interface Selection {
+  refs: RefSpec[]
+  filters: Filters
+  prune: 'none' | 'dangling' | 'all'
+  force: boolean
+  noPrune: boolean
+  /** Milliseconds; images younger than this are kept. */
+  keepDuration?: number
+  keep: RefSpec[]
+}
+
+/** One request to `DELETE /images/{target}?force=&noprune=1`, and what it will do. */
+export interface Step {
+  target: string
+  force: boolean
+  imageId: string
+  /** What asked for it: the user's ref, `prune`, or `parent`. */
+  cause: string
+  /** The user named this ref itself, so a refusal is theirs to hear about. */
+  named: boolean
+  untagged: string[]
+  deleted: boolean
+  /** Chain IDs of the layers the step frees. */
+  freed: string[]
+  bytes: number
+}
+
+export interface Plan {
+  steps: Step[]
+  skipped: Skip[]
+  /** Images a ref named that the filters left out. */
+  filteredOut: { ref: string; id: string }[]
+  bytes: number
+  /** Layer sizes by chain ID, to price what the engine reports deleted. */
+  layerSizes: Map<string, number>
+}
+
+type Resolution = { id: string; byName?: string } | { reason: SkipReason; message: string }
+
+/**
+ * Decides what to remove and why, and what that frees, from the engine's
+ * state alone: refs first, in the order given, then the prune.
+ */
+export function plan(state: EngineState, selection: Selection, now: number): Plan {
+  return new Planner(state, selection, now).run()
+}
+
+class Planner {
+  private readonly sim: Simulation
+  private readonly steps: Step[] = []
+  private readonly skipped: Skip[] = []
+  private readonly filteredOut: { ref: string; id: string }[] = []
+  private readonly kept: Set<string>
+  private readonly anchors: Anchors
+  private readonly running: Set<string>
+
+  constructor(
+    private readonly state: EngineState,
+    private readonly selection: Selection,
+    private readonly now: number
+  ) {
+    this.sim = new Simulation(state)
+    this.kept = new Set(
+      selection.keep.flatMap(spec => (spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec)))
+    )
+    this.running = new Set(state.containers.filter(c => c.running).map(c => c.imageId))
+    this.anchors = {
+      before: selection.filters.before.map(ref => this.anchorTime(ref, 'before')),
+      since: selection.filters.since.map(ref => this.anchorTime(ref, 'since'))
+    }
+  }
+
+  run(): Plan {
+    for (const spec of this.selection.refs) this.removeSpec(spec)
+    if (this.selection.prune !== 'none') this.prune(this.selection.prune)
+    const layerSizes = new Map<string, number>()
+    for (const layers of this.state.layers.values()) for (const l of layers) layerSizes.set(l.chainId, l.size)
+    const bytes = this.steps.reduce((sum, step) => sum + step.bytes, 0)
+    return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes, layerSizes }
+  }
+
+  private anchorTime(ref: string, key: string): number {
+    const spec = parseRefSpecOrThrow(ref, key)
+    const found = this.resolve(spec)
+    if (!('id' in found)) throw new Error(`Input "filters": ${key}=${ref} names no image on the engine (${found.message}).`)
+    return this.image(found.id).created
+  }
+
+  private image(id: string): Image {
+    return this.state.images.find(image => image.id === id) as Image
+  }
+
+  /** The images a spec names, for `keep`: every match, not only a unique one. */
+  private ids(spec: RefSpec): string[] {
+    const found = this.resolve(spec)
+    return 'id' in found ? [found.id] : []
+  }
+
+  private patternMatches(pattern: RegExp): { id: string; ref: string }[] {
+    return this.sim
+      .images()
+      .sort((a, b) => a.id.localeCompare(b.id))
+      .flatMap(image => this.sim.refs(image.id).filter(ref => matchesText(pattern, ref)).map(ref => ({ id: image.id, ref })))
+  }
+
+  /** Finds an image the way the engine's GetImage does: by name first, then by ID prefix. */
+  private resolve(spec: RefSpec): Resolution {
+    if (spec.kind === 'name') {
+      const byName = this.findByName(spec)
+      if (byName) return byName
+      if (!spec.idPrefix) return { reason: 'not-found', message: `No such image: ${spec.text}` }
+      return this.findById(spec.idPrefix, spec.text)
+    }
+    if (spec.kind === 'id') return this.findById(spec.prefix, spec.text)
+    return { reason: 'not-found', message: `No such image: ${spec.text}` }
+  }
+
+  private findByName(spec: Extract<RefSpec, { kind: 'name' }>): Resolution | undefined {
+    const wanted = { ...spec.ref, tag: spec.ref.digest ? undefined : (spec.ref.tag ?? 'latest') }
+    const key = referenceKey(wanted)
+    for (const image of this.sim.images()) {
+      const ref = this.sim.refs(image.id).find(r => {
+        const parsed = parseNamed(r)
+        return parsed !== undefined && referenceKey(parsed) === key
+      })
+      if (!ref) continue
+      // The engine treats a name that is also a prefix of the image's own ID as an ID.
+      const hex = image.id.replace(/^sha256:/, '')
+      return spec.idPrefix && hex.startsWith(spec.idPrefix) ? { id: image.id } : { id: image.id, byName: ref }
+    }
+    return undefined
+  }
+
+  private findById(prefix: string, text: string): Resolution {
+    const matches = this.sim.images().filter(image => image.id.replace(/^sha256:/, '').startsWith(prefix))
+    if (matches.length === 1) return { id: matches[0].id }
+    if (matches.length === 0) return { reason: 'not-found', message: `No such image: ${text}` }
+    return { reason: 'ambiguous', message: `${text} matches ${matches.length} images: ${matches.map(m => shortId(m.id)).join(', ')}` }
+  }
+
+  private removeSpec(spec: RefSpec): void {
+    if (spec.kind === 'pattern') {
+      for (const match of this.patternMatches(spec.pattern)) {
+        if (this.sim.refs(match.id).includes(match.ref)) this.selectAndRemove(match.ref, match.id, match.ref, false)
+      }
+      return
+    }
+    const found = this.resolve(spec)
+    if ('id' in found) this.selectAndRemove(spec.text, found.id, found.byName, true)
+    else this.skip(spec.text, '', found.reason, found.message, true)
+  }
+
+  private selectAndRemove(ref: string, id: string, byName: string | undefined, named: boolean): void {
+    if (!passes(this.image(id), this.selection.filters, this.anchors)) {
+      this.filteredOut.push({ ref, id })
+      return
+    }
+    const protectedBy = this.protection(id)
+    if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
+    const force = this.selection.force
+    const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
+    if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
+    this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named)
+  }
+
+  /** Our rules over the engine's: running containers, keep and keep-duration win over everything. */
+  private protection(id: string): { reason: SkipReason; message: string } | undefined {
+    if (this.running.has(id)) {
+      const container = this.sim.usedBy(id).find(c => c.running)
+      return { reason: 'in-use', message: `image is being used by running container ${shortId(container?.id ?? '')}` }
+    }
+    if (this.kept.has(id)) return { reason: 'kept', message: 'matches an input "keep" entry' }
+    const { keepDuration } = this.selection
+    if (keepDuration !== undefined && this.image(id).created > this.now - keepDuration) {
+      return { reason: 'too-recent', message: 'created within input "keep-duration"' }
+    }
+    return undefined
+  }
+
+  private record(cause: string, id: string, target: string, force: boolean, outcome: Outcome, pruneParents: boolean, named = false): void {
+    if (!outcome.ok) return this.skip(this.label(id), id, outcome.reason, outcome.message, false)
+    const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0)
+    this.steps.push({ target, force, imageId: id, cause, named, untagged: outcome.untagged, deleted: outcome.deleted, freed: outcome.freed, bytes })
+    if (outcome.deleted && pruneParents) this.pruneParents(this.image(id).parentId)
+  }
+
+  /**
+   * The engine's parent pruning, sent as requests of our own (the engine is
+   * always asked with noprune=1) so that keep rules hold for parents too.
+   */
+  private pruneParents(parentId: string): void {
+    const id = parentId
+    if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id)) return
+    if (this.sim.usedBy(id).length > 0 || this.protection(id)) return
+    this.record('parent', id, id, false, this.sim.removeById(id, false), true)
+  }
+
+  private prune(mode: 'dangling' | 'all'): void {
+    const candidates = this.sim
+      .images()
+      .filter(image => (mode === 'dangling' ? this.isDanglingHead(image.id) : this.isPrunable(image.id)))
+      .filter(image => passes(image, this.selection.filters, this.anchors))
+      .map(image => ({ id: image.id, depth: this.sim.depth(image.id) }))
+      .sort((a, b) => b.depth - a.depth || a.id.localeCompare(b.id))
+    for (const { id } of candidates) if (this.sim.alive(id)) this.pruneOne(id)
+  }
+
+  private isDanglingHead(id: string): boolean {
+    return this.sim.tags(id).length === 0 && !this.sim.hasChildren(id)
+  }
+
+  /** What `docker image prune -a` considers: everything but untagged intermediates. */
+  private isPrunable(id: string): boolean {
+    return this.sim.refs(id).length > 0 || !this.sim.hasChildren(id)
+  }
+
+  /** Prune never forces, like the engine's: images of containers stay. */
+  private pruneOne(id: string): void {
+    const protectedBy = this.protection(id)
+    if (protectedBy) return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false)
+    const refs = this.sim.refs(id)
+    if (refs.length === 0 || isSingleReference(refs)) {
+      return this.record('prune', id, id, false, this.sim.removeById(id, false), !this.selection.noPrune)
+    }
+    for (const ref of refs) {
+      const outcome = this.sim.removeByName(id, ref, false)
+      this.record('prune', id, ref, false, outcome, !this.selection.noPrune)
+      if (!outcome.ok || outcome.deleted) return
+    }
+  }
+
+  private label(id: string): string {
+    return this.sim.tags(id)[0] ?? shortId(id)
+  }
+
+  private skip(ref: string, id: string, reason: SkipReason, message: string, named: boolean): void {
+    this.skipped.push({ ref, id, reason, message, named })
+  }
+}
+
+function matchesText(pattern: RegExp, text: string): boolean {
+  const ref = parseNamed(text)
+  return ref !== undefined && patternMatches(pattern, ref)
+}
+
+function parseRefSpecOrThrow(ref: string, key: string): RefSpec {
+  const spec = parseRefSpec(ref)
+  if (!spec || spec.kind === 'pattern') throw new Error(`Input "filters": ${key}=${ref} is not an image ID or name:tag.`)
+  return spec
+}

@@ -1,0 +1,90 @@
+import * as core from '@actions/core'
+import { EngineError, type Engine, type RemovedItem } from './engine'
+import { shortId } from './simulation'
+import { formatBytes } from './units'
+import type { Plan, Step } from './plan'
+import type { Skip, SkipReason } from './model'
+
+/** What happened to one step, as the engine answered it (or, in a dry run, as planned). */
+export interface Done {
+  step: Step
+  untagged: string[]
+  deletedImages: string[]
+  bytes: number
+}
+
+export interface Execution {
+  done: Done[]
+  skipped: Skip[]
+  bytes: number
+}
+
+const PROGRESS_EVERY = 25
+
+/** Sends the plan's requests in order; a refused request is reported and the rest still run. */
+export async function execute(engine: Engine, plan: Plan, dryRun: boolean): Promise<Execution> {
+  const done: Done[] = []
+  const skipped: Skip[] = []
+  const deletions = plan.steps.filter(step => step.deleted).length
+  let deletedSoFar = 0
+  for (const step of plan.steps) {
+    const result = dryRun ? planned(step) : await send(engine, plan, step)
+    if ('reason' in result) {
+      skipped.push(result)
+      core.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`)
+      continue
+    }
+    done.push(result)
+    logStep(result, dryRun)
+    deletedSoFar += result.deletedImages.length
+    if (deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && deletedSoFar % PROGRESS_EVERY === 0) {
+      core.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`)
+    }
+  }
+  return { done, skipped, bytes: done.reduce((sum, d) => sum + d.bytes, 0) }
+}
+
+function planned(step: Step): Done {
+  return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId] : [], bytes: step.bytes }
+}
+
+async function send(engine: Engine, plan: Plan, step: Step): Promise<Done | Skip> {
+  let items: RemovedItem[]
+  try {
+    items = await engine.remove(step.target, step.force)
+  } catch (error) {
+    return refused(step, error)
+  }
+  const deleted = items.flatMap(item => (item.deleted ? [item.deleted] : []))
+  // The engine lists the image and the layers it removed; only layers hold bytes.
+  const layers = deleted.filter(id => plan.layerSizes.has(id))
+  return {
+    step,
+    untagged: items.flatMap(item => (item.untagged ? [item.untagged] : [])),
+    deletedImages: deleted.filter(id => !plan.layerSizes.has(id)),
+    bytes: layers.reduce((sum, id) => sum + (plan.layerSizes.get(id) ?? 0), 0)
+  }
+}
+
+function refused(step: Step, error: unknown): Skip {
+  const message = error instanceof Error ? error.message : String(error)
+  const status = error instanceof EngineError ? error.statusCode : undefined
+  return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named }
+}
+
+/** Maps the engine's refusal texts (moby image_delete.go) onto our reasons. */
+function reasonOf(status: number | undefined, message: string): SkipReason {
+  if (status === 404) return 'not-found'
+  if (status !== 409) return 'error'
+  if (message.includes('running container')) return 'in-use'
+  if (message.includes('stopped container') || message.includes('is using its referenced image')) return 'in-use-stopped'
+  if (message.includes('dependent child images')) return 'has-children'
+  if (message.includes('multiple repositories')) return 'multiple-references'
+  return 'error'
+}
+
+function logStep(done: Done, dryRun: boolean): void {
+  const verb = dryRun ? 'Would ' : ''
+  for (const ref of done.untagged) core.info(`${verb}${dryRun ? 'untag' : 'Untagged'}: ${ref}`)
+  for (const id of done.deletedImages) core.info(`${verb}${dryRun ? 'delete' : 'Deleted'}: ${id} (${formatBytes(done.bytes)} freed)`)
+}

@@ -1,0 +1,31 @@
+const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB']
+
+/** Decimal sizes to four significant digits, as the docker CLI prints them (go-units HumanSize). */
+export function formatBytes(bytes: number): string {
+  let size = bytes
+  let unit = 0
+  while (size >= 1000 && unit < UNITS.length - 1) {
+    size /= 1000
+    unit++
+  }
+  return `${Number(size.toPrecision(4))}${UNITS[unit]}`
+}
+
+/** A rough age such as the docker CLI's "3 weeks ago", without the "ago". */
+export function formatAge(created: number, now: number): string {
+  const seconds = Math.max(0, Math.round((now - created) / 1000))
+  const steps: [number, string][] = [
+    [365 * 86400, 'year'],
+    [30 * 86400, 'month'],
+    [7 * 86400, 'week'],
+    [86400, 'day'],
+    [3600, 'hour'],
+    [60, 'minute'],
+    [1, 'second']
+  ]
+  for (const [span, name] of steps) {
+    const count = Math.floor(seconds / span)
+    if (count >= 1) return `${count} ${name}${count > 1 ? 's' : ''}`
+  }
+  return 'just now'
+}
