@@ -6,6 +6,8 @@ const common = {
 }
 
 export default {
+  // The integration suites share one engine: never two at once.
+  maxWorkers: 1,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     {
@@ -14,7 +16,6 @@ export default {
       testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/__tests__/integration/setup.ts',
       globalTeardown: '<rootDir>/__tests__/integration/teardown.ts',
-      maxWorkers: 1,
       testTimeout: 120000
     }
   ]

@@ -1,0 +1,149 @@
+import { request } from 'node:http'
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { pathToFileURL } from 'node:url'
+import { apiJson } from '../../testbed/api'
+import { BUSYBOX, type ImageInfo } from '../../testbed/scene'
+import { bed, REPO_ROOT, runAction } from './harness'
+
+const { scene, registry, root } = bed()
+
+beforeEach(() => scene.wipe({ keepBusybox: true }))
+
+function ancestors(images: ImageInfo[], id: string): string[] {
+  const parentOf = new Map(images.map(i => [i.id, i.parent]))
+  const chain: string[] = []
+  for (let p = parentOf.get(id) ?? ''; p !== ''; p = parentOf.get(p) ?? '') chain.push(p)
+  return chain
+}
+
+function registryDigest(repo: string, tag: string): Promise<string | undefined> {
+  const accept = 'application/vnd.docker.distribution.manifest.v2+json'
+  const [host, port] = registry.split(':')
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port: Number(port), method: 'HEAD', path: `/v2/${repo}/manifests/${tag}`, headers: { accept } }, res => {
+      res.resume()
+      resolve(res.headers['docker-content-digest'] as string | undefined)
+    })
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+test('images built FROM one tagged base share its layers, so storage grows by the new layers only', async () => {
+  const before = await scene.layersSize()
+  const base = await scene.build('bed/base:1', { bytes: 200_000 })
+  const afterBase = await scene.layersSize()
+  const a = await scene.build(['bed/a:1', 'bed/a:alias'], { from: 'bed/base:1', bytes: 50_000, labels: { role: 'a' } })
+  const afterA = await scene.layersSize()
+  const b = await scene.build('bed/b:1', { from: 'bed/base:1', bytes: 50_000 })
+  const afterB = await scene.layersSize()
+
+  expect(afterBase - before).toBeGreaterThanOrEqual(200_000)
+  for (const growth of [afterA - afterBase, afterB - afterA]) {
+    expect(growth).toBeGreaterThanOrEqual(50_000)
+    expect(growth).toBeLessThan(100_000)
+  }
+  const images = await scene.images()
+  expect(ancestors(images, a)).toContain(base)
+  expect(ancestors(images, b)).toContain(base)
+  expect(images.find(i => i.id === a)?.tags.sort()).toEqual(['bed/a:1', 'bed/a:alias'])
+  const copyStep = images.find(i => i.id === images.find(j => j.id === a)?.parent)
+  expect(copyStep?.tags).toEqual([])
+  const inspect = await apiJson<{ Config: { Labels: Record<string, string> } }>(scene.socket, 'GET', `/images/${a}/json`)
+  expect(inspect.Config.Labels).toEqual({ role: 'a' })
+})
+
+test('diskBytes counts the data root and grows with a build', async () => {
+  const before = await scene.diskBytes()
+  await scene.build('bed/disk:1', { bytes: 300_000 })
+  expect((await scene.diskBytes()) - before).toBeGreaterThanOrEqual(300_000)
+})
+
+test('push answers the digest the registry serves for the tag', async () => {
+  const ref = `${registry}/bed/pushed:1`
+  const id = await scene.build(ref)
+  const digest = await scene.push(ref)
+
+  expect(digest).toMatch(new RegExp(`^${registry}/bed/pushed@sha256:[0-9a-f]{64}$`))
+  expect(await registryDigest('bed/pushed', '1')).toBe(digest.split('@')[1])
+  expect((await scene.images()).find(i => i.id === id)?.digests).toEqual([digest])
+})
+
+test('old() loads an image whose Created is years ago', async () => {
+  const id = await scene.old('bed/old:2019', '2019-03-01T00:00:00Z', 10_000)
+  const image = (await scene.images()).find(i => i.id === id)
+  expect(image?.created).toBe(Date.parse('2019-03-01T00:00:00Z') / 1000)
+  expect(image?.tags).toEqual(['bed/old:2019'])
+})
+
+test('dangling() leaves an untagged image behind the rebuilt tag', async () => {
+  const id = await scene.dangling('bed/dang')
+  const images = await scene.images()
+  expect(images.find(i => i.id === id)?.tags).toEqual([])
+  expect(images.find(i => i.tags.includes('bed/dang:tmp'))?.id).not.toBe(id)
+})
+
+test('containers run and stop on images built FROM the static busybox', async () => {
+  const image = await scene.build('bed/app:1', { from: BUSYBOX, bytes: 1_000 })
+  const running = await scene.runContainer(image, { running: true })
+  const stopped = await scene.runContainer('bed/app:1', { running: false })
+  const containers = await scene.containers()
+
+  expect(containers.find(c => c.id === running)).toMatchObject({ image, state: 'running' })
+  expect(containers.find(c => c.id === stopped)).toMatchObject({ image, state: 'exited' })
+})
+
+test('wipe() removes every container and image, keeping busybox only when asked', async () => {
+  const busybox = await scene.busybox()
+  await scene.tag(BUSYBOX, 'bed/w:alias')
+  await scene.build('bed/w:1', { from: BUSYBOX, labels: { x: 'y' } })
+  await scene.runContainer('bed/w:1', { running: true })
+  await scene.old('bed/w:old', '2020-01-01T00:00:00Z')
+  await scene.dangling('bed/w')
+
+  await scene.wipe({ keepBusybox: true })
+  expect(await scene.containers()).toEqual([])
+  const tagged = (await scene.images()).filter(i => i.tags.length > 0)
+  expect(tagged).toEqual([expect.objectContaining({ id: busybox, tags: [BUSYBOX], digests: [] })])
+
+  await scene.wipe()
+  expect(await scene.images()).toEqual([])
+})
+
+test('runAction gives the entry point inputs, command files and DOCKER_HOST the way the runner does', async () => {
+  const core = pathToFileURL(join(REPO_ROOT, 'node_modules/@actions/core/lib/core.js')).href
+  const probe = join(root, 'probe.mjs')
+  await writeFile(
+    probe,
+    [
+      `import * as core from ${JSON.stringify(core)}`,
+      `for (const name of ['refs', 'keep-duration', 'summary']) core.setOutput(name, core.getInput(name))`,
+      `core.setOutput('multi', 'a\\nb=c')`,
+      `core.setOutput('docker-host', process.env.DOCKER_HOST ?? 'unset')`,
+      `core.setOutput('leak', process.env.INPUT_LEAK ?? 'none')`,
+      `core.saveState('phase', 'main')`,
+      `await core.summary.addRaw('# reclaimed').write()`,
+      `console.error('to stderr')`,
+      `process.exitCode = 3`
+    ].join('\n')
+  )
+  process.env.INPUT_LEAK = 'from the parent'
+  try {
+    const run = await runAction({ 'keep-duration': '7d' }, { script: probe })
+    expect(run).toMatchObject({ code: 3, summary: expect.stringContaining('# reclaimed'), state: { phase: 'main' } })
+    expect(run.stderr).toContain('to stderr')
+    expect(run.outputs).toEqual({
+      refs: '',
+      'keep-duration': '7d',
+      summary: 'true',
+      multi: 'a\nb=c',
+      'docker-host': bed().host,
+      leak: 'none'
+    })
+    const unset = await runAction({}, { script: probe, env: { DOCKER_HOST: '' } })
+    expect(unset.outputs['docker-host']).toBe('unset')
+  } finally {
+    delete process.env.INPUT_LEAK
+  }
+})

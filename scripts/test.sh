@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite on a fresh Debian machine (as root): installs the test bed's packages and
+# the npm dependencies, type-checks, builds dist/, then runs the unit tests and the integration
+# tests against a private Docker engine that the suite starts and stops itself.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/install-testbed.sh
+npm ci --no-audit --no-fund
+npm run typecheck
+npm run build
+mkdir -p .testbed
+status=0
+npm test -- --json --outputFile=.testbed/jest.json || status=$?
+# One closing line any reader can count, whatever the runner prints above it.
+node -e '
+  const r = require("./.testbed/jest.json")
+  console.log(`tests: ${r.numPassedTests} passed, ${r.numFailedTests} failed`)
+' || true
+exit "$status"

@@ -1,0 +1,31 @@
+import { request } from 'node:http'
+
+export interface ApiResponse {
+  status: number
+  body: string
+}
+
+// Pinned so answers keep the shape the bed parses whatever the engine's newest API is.
+const API_VERSION = 'v1.41'
+
+export function api(socket: string, method: string, path: string, timeoutMs = 30_000): Promise<ApiResponse> {
+  return new Promise((resolve, reject) => {
+    const req = request({ socketPath: socket, method, path: `/${API_VERSION}${path}`, timeout: timeoutMs }, res => {
+      const chunks: Buffer[] = []
+      res.on('data', (c: Buffer) => chunks.push(c))
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
+      res.on('error', reject)
+    })
+    req.on('timeout', () => req.destroy(new Error(`${method} ${path} on ${socket}: no answer in ${timeoutMs} ms`)))
+    req.on('error', reject)
+    req.end()
+  })
+}
+
+export async function apiJson<T>(socket: string, method: string, path: string): Promise<T> {
+  const res = await api(socket, method, path)
+  if (res.status < 200 || res.status >= 300) {
+    throw new Error(`${method} ${path} answered ${res.status}: ${res.body.trim()}`)
+  }
+  return JSON.parse(res.body) as T
+}
