@@ -43,7 +43,15 @@ export function parseTimestamp(text: string, now: number): number | undefined {
   const duration = parseDuration(text)
   if (duration !== undefined) return now - duration
   if (UNIX_TIME.test(text)) return Number(text) * 1000
-  if (!ISO_DATE.test(text)) return undefined
+  if (!ISO_DATE.test(text) || !isCalendarDate(text)) return undefined
   const time = Date.parse(text.includes('T') || text.length === 10 ? text : text.replace(' ', 'T'))
   return Number.isNaN(time) ? undefined : time
+}
+
+/** Date.parse rolls 2024-02-30 over into March; Go's parser, which Docker uses, refuses it. */
+function isCalendarDate(text: string): boolean {
+  const [year, month, day] = text.slice(0, 10).split('-').map(Number)
+  const [hour = 0, minute = 0, second = 0] = (text.slice(11, 19).match(/\d{2}/g) ?? []).map(Number)
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate()
+  return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour < 24 && minute < 60 && second < 60
 }

@@ -22,7 +22,17 @@ export const NO_FILTERS: Filters = { label: [], notLabel: [], before: [], since:
 
 const BOOLEANS: Record<string, boolean> = { true: true, '1': true, false: false, '0': false }
 
-/** Parses `key=value` lines; throws a plain sentence about the first bad one. */
+/** A filter line that cannot be read, and why. */
+export class FilterError extends Error {
+  constructor(
+    readonly line: string,
+    readonly why: string
+  ) {
+    super(`"${line}": ${why}`)
+  }
+}
+
+/** Parses `key=value` lines; throws a FilterError about the first bad one. */
 export function parseFilters(lines: string[], now: number): Filters {
   const filters: Filters = { ...NO_FILTERS, label: [], notLabel: [], before: [], since: [], reference: [], until: [] }
   for (const line of lines) addFilter(filters, line, now)
@@ -34,7 +44,7 @@ function addFilter(filters: Filters, line: string, now: number): void {
   const key = eq < 0 ? line : line.slice(0, eq)
   const value = eq < 0 ? '' : line.slice(eq + 1)
   const fail = (accepted: string): never => {
-    throw new Error(`"${line}" is not a valid filter: ${accepted}`)
+    throw new FilterError(line, accepted)
   }
   if (!(FILTER_KEYS as readonly string[]).includes(key)) {
     fail(`the key must be one of ${FILTER_KEYS.join(', ')}`)
@@ -104,7 +114,7 @@ export function passes(image: Image, filters: Filters, anchors: Anchors): boolea
   if (filters.notLabel.length > 0 && filters.notLabel.every(label => hasLabel(image.labels, label))) return false
   if (anchors.before.length > 0 && !anchors.before.some(t => image.created < t)) return false
   if (anchors.since.length > 0 && !anchors.since.some(t => image.created > t)) return false
-  if (filters.until.length > 0 && !filters.until.some(t => image.created < t)) return false
+  if (filters.until.length > 0 && !filters.until.some(t => image.created <= t)) return false
   if (filters.reference.length > 0) {
     const refs = imageRefs(image)
     if (!filters.reference.some(pattern => refs.some(ref => patternMatches(pattern, ref)))) return false

@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { parseDuration } from './duration'
-import { parseFilters } from './filters'
+import { FilterError, parseFilters } from './filters'
 import { parseRefSpec, type RefSpec } from './reference'
 import type { Selection } from './plan'
 
@@ -74,7 +74,7 @@ function flag(value: string, input: string, fallback: boolean): boolean {
   if (text === '') return fallback
   if (['true', 'True', 'TRUE'].includes(text)) return true
   if (['false', 'False', 'FALSE'].includes(text)) return false
-  return fail(input, `must be true or false, not "${text}".`)
+  return fail(input, `must be true or false, not "${printable(text)}".`)
 }
 
 function tokens(value: string): string[] {
@@ -100,7 +100,8 @@ function filterList(value: string, now: number): Settings['filters'] {
   try {
     return parseFilters(lines, now)
   } catch (error) {
-    return fail('filters', `has ${(error as Error).message}.`)
+    if (!(error instanceof FilterError)) throw error
+    return fail('filters', `has an invalid filter "${printable(error.line)}": ${error.why}.`)
   }
 }
 

@@ -96,10 +96,15 @@ class Planner {
     return this.state.images.find(image => image.id === id) as Image
   }
 
-  /** The images a spec names, for `keep`: every match, not only a unique one. */
+  /**
+   * The images a spec names, for `keep`: every match, not only a unique one,
+   * since an ambiguous keep must protect rather than protect nothing.
+   */
   private ids(spec: RefSpec): string[] {
     const found = this.resolve(spec)
-    return 'id' in found ? [found.id] : []
+    if ('id' in found) return [found.id]
+    const prefix = spec.kind === 'id' ? spec.prefix : spec.kind === 'name' ? spec.idPrefix : undefined
+    return prefix ? this.sim.images().filter(image => hexOf(image.id).startsWith(prefix)).map(image => image.id) : []
   }
 
   private patternMatches(pattern: RegExp): { id: string; ref: string }[] {
@@ -131,14 +136,13 @@ class Planner {
       })
       if (!ref) continue
       // The engine treats a name that is also a prefix of the image's own ID as an ID.
-      const hex = image.id.replace(/^sha256:/, '')
-      return spec.idPrefix && hex.startsWith(spec.idPrefix) ? { id: image.id } : { id: image.id, byName: ref }
+      return spec.idPrefix && hexOf(image.id).startsWith(spec.idPrefix) ? { id: image.id } : { id: image.id, byName: ref }
     }
     return undefined
   }
 
   private findById(prefix: string, text: string): Resolution {
-    const matches = this.sim.images().filter(image => image.id.replace(/^sha256:/, '').startsWith(prefix))
+    const matches = this.sim.images().filter(image => hexOf(image.id).startsWith(prefix))
     if (matches.length === 1) return { id: matches[0].id }
     if (matches.length === 0) return { reason: 'not-found', message: `No such image: ${text}` }
     return { reason: 'ambiguous', message: `${text} matches ${matches.length} images: ${matches.map(m => shortId(m.id)).join(', ')}` }
@@ -220,10 +224,18 @@ class Planner {
     return this.sim.refs(id).length > 0 || !this.sim.hasChildren(id)
   }
 
-  /** Prune never forces, like the engine's: images of containers stay. */
+  /**
+   * Prune never forces, like the engine's: images of containers stay. A
+   * stopped container's image is left whole here, where the engine's own
+   * prune would untag every tag but the last before refusing.
+   */
   private pruneOne(id: string): void {
     const protectedBy = this.protection(id)
     if (protectedBy) return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false)
+    const stopped = this.sim.usedBy(id)[0]
+    if (stopped) {
+      return this.skip(this.label(id), id, 'in-use-stopped', `image is being used by stopped container ${shortId(stopped.id)}`, false)
+    }
     const refs = this.sim.refs(id)
     if (refs.length === 0 || isSingleReference(refs)) {
       return this.record('prune', id, id, false, this.sim.removeById(id, false), !this.selection.noPrune)
@@ -243,6 +255,8 @@ class Planner {
     this.skipped.push({ ref, id, reason, message, named })
   }
 }
+
+const hexOf = (id: string): string => id.replace(/^sha256:/, '')
 
 function matchesText(pattern: RegExp, text: string): boolean {
   const ref = parseNamed(text)

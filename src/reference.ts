@@ -36,17 +36,18 @@ function qualify(name: string): string {
   const slash = name.indexOf('/')
   const first = slash < 0 ? '' : name.slice(0, slash)
   const hasDomain = first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost')
-  if (!hasDomain) {
-    return name.includes('/') ? `${DEFAULT_DOMAIN}/${name}` : `${DEFAULT_DOMAIN}/${OFFICIAL_PREFIX}${name}`
-  }
-  return first === 'index.docker.io' ? `${DEFAULT_DOMAIN}${name.slice(slash)}` : name
+  const domain = !hasDomain ? DEFAULT_DOMAIN : first === 'index.docker.io' ? DEFAULT_DOMAIN : first
+  const remainder = hasDomain ? name.slice(slash + 1) : name
+  const official = domain === DEFAULT_DOMAIN && !remainder.includes('/')
+  return `${domain}/${official ? OFFICIAL_PREFIX : ''}${remainder}`
 }
 
 /** Parses `name[:tag][@digest]` into its qualified form, or undefined. */
 export function parseNamed(text: string): NamedRef | undefined {
   const match = REFERENCE.exec(text)
-  if (!match || match[1].length > MAX_NAME_LENGTH) return undefined
+  if (!match) return undefined
   const name = qualify(match[1])
+  if (name.length > MAX_NAME_LENGTH) return undefined
   const [, remainder] = splitDomain(name)
   if (remainder !== remainder.toLowerCase()) return undefined
   return { name, tag: match[2], digest: match[3] }
