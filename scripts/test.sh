@@ -5,7 +5,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-testbed.sh
-npm ci --no-audit --no-fund
+# npm 11 leaves other platforms' optional bindings out of the lock it writes, and its own
+# `npm ci` then calls that lock out of sync; `npm install` honours the lock as it is.
+npm install --no-audit --no-fund
 npm run typecheck
 npm run build
 mkdir -p .testbed

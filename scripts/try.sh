@@ -6,5 +6,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-testbed.sh >/dev/null
-[[ -d node_modules ]] || npm ci --no-audit --no-fund >/dev/null
+[[ -d node_modules ]] || npm install --no-audit --no-fund >/dev/null
 exec npx --no-install tsx testbed/try.ts "$@"
