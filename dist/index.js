@@ -100842,10 +100842,17 @@ function parseTimestamp(text, now) {
         return now - duration;
     if (UNIX_TIME.test(text))
         return Number(text) * 1000;
-    if (!ISO_DATE.test(text))
+    if (!ISO_DATE.test(text) || !isCalendarDate(text))
         return undefined;
     const time = Date.parse(text.includes('T') || text.length === 10 ? text : text.replace(' ', 'T'));
     return Number.isNaN(time) ? undefined : time;
+}
+/** Date.parse rolls 2024-02-30 over into March; Go's parser, which Docker uses, refuses it. */
+function isCalendarDate(text) {
+    const [year, month, day] = text.slice(0, 10).split('-').map(Number);
+    const [hour = 0, minute = 0, second = 0] = (text.slice(11, 19).match(/\d{2}/g) ?? []).map(Number);
+    const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+    return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour < 24 && minute < 60 && second < 60;
 }
 
 ;// CONCATENATED MODULE: ./src/reference.ts
@@ -100871,17 +100878,19 @@ function qualify(name) {
     const slash = name.indexOf('/');
     const first = slash < 0 ? '' : name.slice(0, slash);
     const hasDomain = first !== '' && (first.includes('.') || first.includes(':') || first === 'localhost');
-    if (!hasDomain) {
-        return name.includes('/') ? `${DEFAULT_DOMAIN}/${name}` : `${DEFAULT_DOMAIN}/${OFFICIAL_PREFIX}${name}`;
-    }
-    return first === 'index.docker.io' ? `${DEFAULT_DOMAIN}${name.slice(slash)}` : name;
+    const domain = !hasDomain ? DEFAULT_DOMAIN : first === 'index.docker.io' ? DEFAULT_DOMAIN : first;
+    const remainder = hasDomain ? name.slice(slash + 1) : name;
+    const official = domain === DEFAULT_DOMAIN && !remainder.includes('/');
+    return `${domain}/${official ? OFFICIAL_PREFIX : ''}${remainder}`;
 }
 /** Parses `name[:tag][@digest]` into its qualified form, or undefined. */
 function parseNamed(text) {
     const match = REFERENCE.exec(text);
-    if (!match || match[1].length > MAX_NAME_LENGTH)
+    if (!match)
         return undefined;
     const name = qualify(match[1]);
+    if (name.length > MAX_NAME_LENGTH)
+        return undefined;
     const [, remainder] = splitDomain(name);
     if (remainder !== remainder.toLowerCase())
         return undefined;
@@ -100948,7 +100957,17 @@ function parseRefSpec(text) {
 const FILTER_KEYS = ['dangling', 'label', 'label!', 'before', 'since', 'reference', 'until'];
 const NO_FILTERS = { label: [], notLabel: [], before: [], since: [], reference: [], until: [] };
 const BOOLEANS = { true: true, '1': true, false: false, '0': false };
-/** Parses `key=value` lines; throws a plain sentence about the first bad one. */
+/** A filter line that cannot be read, and why. */
+class FilterError extends Error {
+    line;
+    why;
+    constructor(line, why) {
+        super(`"${line}": ${why}`);
+        this.line = line;
+        this.why = why;
+    }
+}
+/** Parses `key=value` lines; throws a FilterError about the first bad one. */
 function parseFilters(lines, now) {
     const filters = { ...NO_FILTERS, label: [], notLabel: [], before: [], since: [], reference: [], until: [] };
     for (const line of lines)
@@ -100960,7 +100979,7 @@ function addFilter(filters, line, now) {
     const key = eq < 0 ? line : line.slice(0, eq);
     const value = eq < 0 ? '' : line.slice(eq + 1);
     const fail = (accepted) => {
-        throw new Error(`"${line}" is not a valid filter: ${accepted}`);
+        throw new FilterError(line, accepted);
     };
     if (!FILTER_KEYS.includes(key)) {
         fail(`the key must be one of ${FILTER_KEYS.join(', ')}`);
@@ -101033,7 +101052,7 @@ function passes(image, filters, anchors) {
         return false;
     if (anchors.since.length > 0 && !anchors.since.some(t => image.created > t))
         return false;
-    if (filters.until.length > 0 && !filters.until.some(t => image.created < t))
+    if (filters.until.length > 0 && !filters.until.some(t => image.created <= t))
         return false;
     if (filters.reference.length > 0) {
         const refs = imageRefs(image);
@@ -101099,7 +101118,7 @@ function flag(value, input, fallback) {
         return true;
     if (['false', 'False', 'FALSE'].includes(text))
         return false;
-    return fail(input, `must be true or false, not "${text}".`);
+    return fail(input, `must be true or false, not "${printable(text)}".`);
 }
 function tokens(value) {
     return value.split(/[\s,]+/).filter(Boolean);
@@ -101124,7 +101143,9 @@ function filterList(value, now) {
         return parseFilters(lines, now);
     }
     catch (error) {
-        return fail('filters', `has ${error.message}.`);
+        if (!(error instanceof FilterError))
+            throw error;
+        return fail('filters', `has an invalid filter "${printable(error.line)}": ${error.why}.`);
     }
 }
 function keepDuration(value) {
@@ -101618,10 +101639,16 @@ class Planner {
     image(id) {
         return this.state.images.find(image => image.id === id);
     }
-    /** The images a spec names, for `keep`: every match, not only a unique one. */
+    /**
+     * The images a spec names, for `keep`: every match, not only a unique one,
+     * since an ambiguous keep must protect rather than protect nothing.
+     */
     ids(spec) {
         const found = this.resolve(spec);
-        return 'id' in found ? [found.id] : [];
+        if ('id' in found)
+            return [found.id];
+        const prefix = spec.kind === 'id' ? spec.prefix : spec.kind === 'name' ? spec.idPrefix : undefined;
+        return prefix ? this.sim.images().filter(image => hexOf(image.id).startsWith(prefix)).map(image => image.id) : [];
     }
     patternMatches(pattern) {
         return this.sim
@@ -101654,13 +101681,12 @@ class Planner {
             if (!ref)
                 continue;
             // The engine treats a name that is also a prefix of the image's own ID as an ID.
-            const hex = image.id.replace(/^sha256:/, '');
-            return spec.idPrefix && hex.startsWith(spec.idPrefix) ? { id: image.id } : { id: image.id, byName: ref };
+            return spec.idPrefix && hexOf(image.id).startsWith(spec.idPrefix) ? { id: image.id } : { id: image.id, byName: ref };
         }
         return undefined;
     }
     findById(prefix, text) {
-        const matches = this.sim.images().filter(image => image.id.replace(/^sha256:/, '').startsWith(prefix));
+        const matches = this.sim.images().filter(image => hexOf(image.id).startsWith(prefix));
         if (matches.length === 1)
             return { id: matches[0].id };
         if (matches.length === 0)
@@ -101747,11 +101773,19 @@ class Planner {
     isPrunable(id) {
         return this.sim.refs(id).length > 0 || !this.sim.hasChildren(id);
     }
-    /** Prune never forces, like the engine's: images of containers stay. */
+    /**
+     * Prune never forces, like the engine's: images of containers stay. A
+     * stopped container's image is left whole here, where the engine's own
+     * prune would untag every tag but the last before refusing.
+     */
     pruneOne(id) {
         const protectedBy = this.protection(id);
         if (protectedBy)
             return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false);
+        const stopped = this.sim.usedBy(id)[0];
+        if (stopped) {
+            return this.skip(this.label(id), id, 'in-use-stopped', `image is being used by stopped container ${shortId(stopped.id)}`, false);
+        }
         const refs = this.sim.refs(id);
         if (refs.length === 0 || isSingleReference(refs)) {
             return this.record('prune', id, id, false, this.sim.removeById(id, false), !this.selection.noPrune);
@@ -101770,6 +101804,7 @@ class Planner {
         this.skipped.push({ ref, id, reason, message, named });
     }
 }
+const hexOf = (id) => id.replace(/^sha256:/, '');
 function matchesText(pattern, text) {
     const ref = parseNamed(text);
     return ref !== undefined && patternMatches(pattern, ref);
