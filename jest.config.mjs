@@ -8,6 +8,8 @@ const common = {
 export default {
   // The integration suites share one engine: never two at once.
   maxWorkers: 1,
+  // Global in Jest 30: a project-level testTimeout is ignored. Unit tests never come near it.
+  testTimeout: 120000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/__tests__/unit/**/*.test.ts'] },
     {
@@ -15,8 +17,7 @@ export default {
       displayName: 'integration',
       testMatch: ['<rootDir>/__tests__/integration/**/*.test.ts'],
       globalSetup: '<rootDir>/__tests__/integration/setup.ts',
-      globalTeardown: '<rootDir>/__tests__/integration/teardown.ts',
-      testTimeout: 120000
+      globalTeardown: '<rootDir>/__tests__/integration/teardown.ts'
     }
   ]
 }

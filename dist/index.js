@@ -101919,11 +101919,12 @@ function reasonOf(status, message) {
     return 'error';
 }
 function logStep(done, dryRun) {
-    const verb = dryRun ? 'Would ' : '';
+    const [untag, remove] = dryRun ? ['Would untag', 'Would delete'] : ['Untagged', 'Deleted'];
     for (const ref of done.untagged)
-        info(`${verb}${dryRun ? 'untag' : 'Untagged'}: ${ref}`);
+        info(`${untag}: ${ref}`);
+    const cause = done.step.cause === 'prune' || done.step.cause === 'parent' ? `by ${done.step.cause}` : `for ${done.step.cause}`;
     for (const id of done.deletedImages)
-        info(`${verb}${dryRun ? 'delete' : 'Deleted'}: ${id} (${formatBytes(done.bytes)} freed)`);
+        info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`);
 }
 
 ;// CONCATENATED MODULE: ./src/reclaim.ts

@@ -84,7 +84,8 @@ function reasonOf(status: number | undefined, message: string): SkipReason {
 }
 
 function logStep(done: Done, dryRun: boolean): void {
-  const verb = dryRun ? 'Would ' : ''
-  for (const ref of done.untagged) core.info(`${verb}${dryRun ? 'untag' : 'Untagged'}: ${ref}`)
-  for (const id of done.deletedImages) core.info(`${verb}${dryRun ? 'delete' : 'Deleted'}: ${id} (${formatBytes(done.bytes)} freed)`)
+  const [untag, remove] = dryRun ? ['Would untag', 'Would delete'] : ['Untagged', 'Deleted']
+  for (const ref of done.untagged) core.info(`${untag}: ${ref}`)
+  const cause = done.step.cause === 'prune' || done.step.cause === 'parent' ? `by ${done.step.cause}` : `for ${done.step.cause}`
+  for (const id of done.deletedImages) core.info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`)
 }

@@ -199,30 +199,46 @@ export class Scene {
 
   /** Loads a hand-written docker-save archive, since a build can only stamp the current time as Created. */
   async old(tag: string, createdIso: string, bytes = 100_000): Promise<string> {
-    const dir = await this.tempDir('old-')
+    const [id] = await this.load([{ tag, createdIso, bytes }])
+    return id
+  }
+
+  /** `count` distinct one-layer images tagged <repo>:0 ... <repo>:<count-1>, loaded in one go. */
+  async many(repo: string, count: number, bytes = 1000): Promise<string[]> {
+    const createdIso = new Date().toISOString()
+    return this.load(Array.from({ length: count }, (_, n) => ({ tag: `${repo}:${n}`, createdIso, bytes })))
+  }
+
+  private async load(images: { tag: string; createdIso: string; bytes: number }[]): Promise<string[]> {
+    const dir = await this.tempDir('load-')
     try {
-      const layer = await this.writeLayer(dir, bytes)
-      const config = Buffer.from(JSON.stringify(oldConfig(createdIso, `sha256:${sha256(layer)}`)))
-      const id = sha256(config)
-      await writeFile(join(dir, 'img', `${id}.json`), config)
-      const manifest = [{ Config: `${id}.json`, RepoTags: [withTag(tag)], Layers: ['layer/layer.tar'] }]
+      const manifest = []
+      for (const [n, image] of images.entries()) {
+        const layerPath = `layer${n}/layer.tar`
+        const layer = await this.writeLayer(dir, image.bytes, layerPath)
+        const config = Buffer.from(JSON.stringify(oldConfig(image.createdIso, `sha256:${sha256(layer)}`)))
+        const id = sha256(config)
+        await writeFile(join(dir, 'img', `${id}.json`), config)
+        manifest.push({ Config: `${id}.json`, RepoTags: [withTag(image.tag)], Layers: [layerPath] })
+      }
       await writeFile(join(dir, 'img', 'manifest.json'), JSON.stringify(manifest))
       const archive = join(dir, 'image.tar')
-      await tar(['-cf', archive, '-C', join(dir, 'img'), 'manifest.json', `${id}.json`, 'layer/layer.tar'])
+      await tar(['-cf', archive, '-C', join(dir, 'img'), '.'])
       await this.docker(['load', '-q', '-i', archive])
-      return `sha256:${id}`
+      return manifest.map(entry => `sha256:${entry.Config.replace(/\.json$/, '')}`)
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
   }
 
-  private async writeLayer(dir: string, bytes: number): Promise<Buffer> {
+  private async writeLayer(dir: string, bytes: number, layerPath: string): Promise<Buffer> {
     const blob = blobName()
-    await mkdir(join(dir, 'fs'))
-    await mkdir(join(dir, 'img', 'layer'), { recursive: true })
-    await writeFile(join(dir, 'fs', blob), randomBytes(bytes))
-    const layerTar = join(dir, 'img', 'layer', 'layer.tar')
-    await tar(['-cf', layerTar, '-C', join(dir, 'fs'), blob])
+    const fs = join(dir, 'fs', layerPath)
+    await mkdir(fs, { recursive: true })
+    await mkdir(join(dir, 'img', dirname(layerPath)), { recursive: true })
+    await writeFile(join(fs, blob), randomBytes(bytes))
+    const layerTar = join(dir, 'img', layerPath)
+    await tar(['-cf', layerTar, '-C', fs, blob])
     return readFile(layerTar)
   }
 
