@@ -101067,6 +101067,7 @@ function passes(image, filters, anchors) {
 
 
 
+/** Every input action.yml declares, in its order. */
 const INPUT_NAMES = [
     'refs',
     'filters',

@@ -15,13 +15,8 @@ export interface Settings extends Selection {
   summary: boolean
 }
 
-/** The raw strings of every input, as the runner passes them. */
-export type RawInputs = Record<
-  'refs' | 'filters' | 'prune' | 'force' | 'no-prune' | 'keep-duration' | 'keep' | 'dry-run' | 'fail-on-error' | 'docker-host' | 'summary',
-  string
->
-
-const INPUT_NAMES: (keyof RawInputs)[] = [
+/** Every input action.yml declares, in its order. */
+export const INPUT_NAMES = [
   'refs',
   'filters',
   'prune',
@@ -33,7 +28,10 @@ const INPUT_NAMES: (keyof RawInputs)[] = [
   'fail-on-error',
   'docker-host',
   'summary'
-]
+] as const
+
+/** The raw strings of every input, as the runner passes them. */
+export type RawInputs = Record<(typeof INPUT_NAMES)[number], string>
 
 const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@sha256:<digest>, or a pattern with * and ?'
 const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://']

@@ -1,26 +1,12 @@
-import { InputError, getSettings, parseSettings, type RawInputs } from '../../src/inputs'
+import { INPUT_NAMES, InputError, getSettings, parseSettings, type RawInputs } from '../../src/inputs'
 import { NO_FILTERS } from '../../src/filters'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const HOUR = 3_600_000
 const DAY = 24 * HOUR
 
-const INPUTS: (keyof RawInputs)[] = [
-  'refs',
-  'filters',
-  'prune',
-  'force',
-  'no-prune',
-  'keep-duration',
-  'keep',
-  'dry-run',
-  'fail-on-error',
-  'docker-host',
-  'summary'
-]
-
 function raw(overrides: Partial<RawInputs> = {}): RawInputs {
-  const base = Object.fromEntries(INPUTS.map(name => [name, ''])) as RawInputs
+  const base = Object.fromEntries(INPUT_NAMES.map(name => [name, ''])) as RawInputs
   return { ...base, ...overrides }
 }
 
@@ -250,8 +236,8 @@ describe('getSettings reads the runner\'s INPUT_* variables', () => {
     else process.env[key] = value
   }
 
-  const saved = new Map(INPUTS.map(name => [name, process.env[`INPUT_${name.toUpperCase()}`]]))
-  beforeEach(() => INPUTS.forEach(name => setInput(name, undefined)))
+  const saved = new Map(INPUT_NAMES.map(name => [name, process.env[`INPUT_${name.toUpperCase()}`]]))
+  beforeEach(() => INPUT_NAMES.forEach(name => setInput(name, undefined)))
   afterAll(() => saved.forEach((value, name) => setInput(name, value)))
 
   test('nothing set gives the defaults', () => {
