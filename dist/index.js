@@ -100760,9 +100760,9 @@ function group(name, fn) {
 function saveState(name, value) {
     const filePath = process.env['GITHUB_STATE'] || '';
     if (filePath) {
-        return issueFileCommand('STATE', prepareKeyValueMessage(name, value));
+        return file_command_issueFileCommand('STATE', file_command_prepareKeyValueMessage(name, value));
     }
-    issueCommand('save-state', { name }, toCommandValue(value));
+    command_issueCommand('save-state', { name }, utils_toCommandValue(value));
 }
 /**
  * Gets the value of an state set by this action's main execution.
@@ -101079,7 +101079,8 @@ const INPUT_NAMES = [
     'dry-run',
     'fail-on-error',
     'docker-host',
-    'summary'
+    'summary',
+    'scope'
 ];
 const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@sha256:<digest>, or a pattern with * and ?';
 const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://'];
@@ -101092,7 +101093,10 @@ function getSettings(now = Date.now()) {
 }
 function parseSettings(raw, now) {
     const refs = refList(raw.refs, 'refs');
-    const prune = pruneMode(raw.prune, refs.length > 0);
+    const scope = scopeOf(raw.scope);
+    // With neither refs nor prune: dangling images, or in job scope all that the job added.
+    const everything = refs.length === 0 && raw.prune.trim() === '';
+    const prune = everything ? (scope === 'job' ? 'all' : 'dangling') : pruneMode(raw.prune);
     return {
         refs,
         filters: filterList(raw.filters, now),
@@ -101104,7 +101108,9 @@ function parseSettings(raw, now) {
         dryRun: flag(raw['dry-run'], 'dry-run', false),
         failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
         dockerHost: dockerHost(raw['docker-host']),
-        summary: flag(raw.summary, 'summary', true)
+        summary: flag(raw.summary, 'summary', true),
+        scope,
+        untagAdded: scope === 'job' && everything
     };
 }
 function fail(input, message) {
@@ -101127,13 +101133,19 @@ function tokens(value) {
 function refList(value, input) {
     return tokens(value).map(text => parseRefSpec(text) ?? fail(input, `has "${printable(text)}", which is not ${REF_FORMS}.`));
 }
-function pruneMode(value, hasRefs) {
+function pruneMode(value) {
     const text = value.trim();
     if (text === '')
-        return hasRefs ? 'none' : 'dangling';
+        return 'none';
     if (text === 'dangling' || text === 'all')
         return text;
     return fail('prune', `must be dangling or all (or empty), not "${printable(text)}".`);
+}
+function scopeOf(value) {
+    const text = value.trim();
+    if (text === '' || text === 'all' || text === 'job')
+        return text === 'job' ? 'job' : 'all';
+    return fail('scope', `must be all or job, not "${printable(text)}".`);
 }
 function filterList(value, now) {
     const lines = value
@@ -101168,6 +101180,30 @@ function dockerHost(value) {
 function printable(text) {
     const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?');
     return clean.length > 80 ? `${clean.slice(0, 77)}...` : clean;
+}
+
+;// CONCATENATED MODULE: ./src/log.ts
+
+/** Workflow commands: groups fold in the job log, warnings become annotations. */
+const actionLog = {
+    info: message => info(message),
+    warning: message => warning(message),
+    group: (name, work) => group(name, work)
+};
+/** Plain lines for people and cron mail, kept off stdout so that stdout stays the report. */
+function terminalLog(stream, verbose) {
+    return {
+        info: message => {
+            if (verbose)
+                stream.write(`${message}\n`);
+        },
+        warning: message => stream.write(`warning: ${message}\n`),
+        group: async (name, work) => {
+            if (verbose)
+                stream.write(`== ${name}\n`);
+            return work();
+        }
+    };
 }
 
 ;// CONCATENATED MODULE: external "node:fs"
@@ -101621,6 +101657,8 @@ class Planner {
     run() {
         for (const spec of this.selection.refs)
             this.removeSpec(spec);
+        if (this.selection.untagAdded)
+            this.untagAdded();
         if (this.selection.prune !== 'none')
             this.prune(this.selection.prune);
         const layerSizes = new Map();
@@ -101697,6 +101735,8 @@ class Planner {
     removeSpec(spec) {
         if (spec.kind === 'pattern') {
             for (const match of this.patternMatches(spec.pattern)) {
+                if (this.isPreexisting(match.id, match.ref))
+                    continue;
                 if (this.sim.refs(match.id).includes(match.ref))
                     this.selectAndRemove(match.ref, match.id, match.ref, false);
             }
@@ -101713,6 +101753,9 @@ class Planner {
             this.filteredOut.push({ ref, id });
             return;
         }
+        const older = this.olderThanJob(id, byName);
+        if (older)
+            return this.skip(ref, id, 'kept', older, named);
         const protectedBy = this.protection(id);
         if (protectedBy)
             return this.skip(ref, id, protectedBy.reason, protectedBy.message, named);
@@ -101721,6 +101764,33 @@ class Planner {
         if (!outcome.ok)
             return this.skip(ref, id, outcome.reason, outcome.message, named);
         this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named);
+    }
+    isPreexisting(id, ref) {
+        const refs = this.selection.preexisting?.get(id);
+        return refs !== undefined && (ref === undefined || refs.has(ref));
+    }
+    /**
+     * Why job scope forbids this removal, if it does: an image older than the
+     * job may only lose a tag the job gave it, and only while it keeps another
+     * reference (the engine deletes an image whose last tag goes).
+     */
+    olderThanJob(id, byName) {
+        if (!this.isPreexisting(id))
+            return undefined;
+        if (!byName || this.isPreexisting(id, byName))
+            return 'was on the engine before the job started';
+        const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName));
+        if (others.length > 0 || this.sim.hasChildren(id))
+            return undefined;
+        return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it';
+    }
+    /** Every tag the job added to an image that was there before it. */
+    untagAdded() {
+        for (const id of this.selection.preexisting?.keys() ?? []) {
+            for (const ref of this.sim.refs(id).filter(r => !this.isPreexisting(id, r) && !r.includes('@'))) {
+                this.selectAndRemove(ref, id, ref, false);
+            }
+        }
     }
     /** Our rules over the engine's: running containers, keep and keep-duration win over everything. */
     protection(id) {
@@ -101750,7 +101820,7 @@ class Planner {
      */
     pruneParents(parentId) {
         const id = parentId;
-        if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id))
+        if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id))
             return;
         if (this.sim.usedBy(id).length > 0 || this.protection(id))
             return;
@@ -101759,6 +101829,7 @@ class Planner {
     prune(mode) {
         const candidates = this.sim
             .images()
+            .filter(image => !this.isPreexisting(image.id))
             .filter(image => (mode === 'dangling' ? this.isDanglingHead(image.id) : this.isPrunable(image.id)))
             .filter(image => passes(image, this.selection.filters, this.anchors))
             .map(image => ({ id: image.id, depth: this.sim.depth(image.id) }))
@@ -101804,6 +101875,10 @@ class Planner {
     skip(ref, id, reason, message, named) {
         this.skipped.push({ ref, id, reason, message, named });
     }
+}
+/** A digest reference the engine drops along with the last tag of its repository. */
+function isSameRepoDigest(ref, tag) {
+    return ref.includes('@') && parseNamed(ref)?.name === parseNamed(tag)?.name;
 }
 const hexOf = (id) => id.replace(/^sha256:/, '');
 function matchesText(pattern, text) {
@@ -101853,10 +101928,9 @@ function formatAge(created, now) {
 
 
 
-
 const PROGRESS_EVERY = 25;
 /** Sends the plan's requests in order; a refused request is reported and the rest still run. */
-async function execute(engine, plan, dryRun) {
+async function execute(engine, plan, dryRun, log) {
     const done = [];
     const skipped = [];
     const deletions = plan.steps.filter(step => step.deleted).length;
@@ -101865,14 +101939,14 @@ async function execute(engine, plan, dryRun) {
         const result = dryRun ? planned(step) : await send(engine, plan, step);
         if ('reason' in result) {
             skipped.push(result);
-            warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`);
+            log.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`);
             continue;
         }
         done.push(result);
-        logStep(result, dryRun);
+        logStep(result, dryRun, log);
         deletedSoFar += result.deletedImages.length;
         if (deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && deletedSoFar % PROGRESS_EVERY === 0) {
-            info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`);
+            log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`);
         }
     }
     return { done, skipped, bytes: done.reduce((sum, d) => sum + d.bytes, 0) };
@@ -101919,13 +101993,13 @@ function reasonOf(status, message) {
         return 'multiple-references';
     return 'error';
 }
-function logStep(done, dryRun) {
+function logStep(done, dryRun, log) {
     const [untag, remove] = dryRun ? ['Would untag', 'Would delete'] : ['Untagged', 'Deleted'];
     for (const ref of done.untagged)
-        info(`${untag}: ${ref}`);
+        log.info(`${untag}: ${ref}`);
     const cause = done.step.cause === 'prune' || done.step.cause === 'parent' ? `by ${done.step.cause}` : `for ${done.step.cause}`;
     for (const id of done.deletedImages)
-        info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`);
+        log.info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`);
 }
 
 ;// CONCATENATED MODULE: ./src/reclaim.ts
@@ -101935,23 +102009,30 @@ function logStep(done, dryRun) {
 
 
 
-
+/** The images on the engine now, for job scope's post step to compare with. */
+async function snapshotImages(settings, log) {
+    const engine = await connect(await resolveHost(settings.dockerHost));
+    const images = await engine.images();
+    log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`);
+    return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]));
+}
 /** The whole job: read the engine, plan, remove, and account for it. */
-async function reclaim(settings, now = Date.now()) {
+async function reclaim(settings, log, now = Date.now()) {
     const endpoint = await resolveHost(settings.dockerHost);
     const engine = await connect(endpoint);
-    info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
-    const { state, planned } = await group('Planning', () => planAgainst(engine, settings, now));
+    log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
+    const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
     const storageBefore = await engine.storage();
-    const execution = await group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun));
+    const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun, log));
     const storageAfter = settings.dryRun ? storageBefore - execution.bytes : await engine.storage();
-    return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now });
+    const jobScope = settings.preexisting !== undefined;
+    return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope });
 }
 /**
  * Plans on the image list alone first; layer chains are read (one inspect
  * per image) only when something is to be deleted, to price it.
  */
-async function planAgainst(engine, settings, now) {
+async function planAgainst(engine, settings, now, log) {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()]);
     const state = { images, containers, layers: new Map() };
     let planned = plan(state, settings, now);
@@ -101960,10 +102041,10 @@ async function planAgainst(engine, settings, now) {
         planned = plan(state, settings, now);
     }
     const deletions = planned.steps.filter(step => step.deleted).length;
-    info(`${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
+    log.info(`${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
         `${deletions} images to delete, ${formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`);
     for (const { ref, id } of planned.filteredOut)
-        info(`${ref} (${shortId(id)}) is left out by the filters`);
+        log.info(`${ref} (${shortId(id)}) is left out by the filters`);
     return { state, planned };
 }
 function summarize(endpoint, dryRun, state, planned, execution, extra) {
@@ -102006,14 +102087,14 @@ function setOutputs(result) {
     setOutput('skipped', JSON.stringify(result.skipped.map(({ ref, id, reason, message }) => ({ ref, id, reason, message }))));
 }
 /** Warns about each named ref that was skipped; returns the sentence to fail with, if any. */
-function conclude(result, settings) {
+function conclude(result, failOnError, log) {
     const named = result.skipped.filter(skip => skip.named);
     for (const skip of named)
-        warning(`${skip.ref}: ${skip.reason}: ${skip.message}`);
+        log.warning(`${skip.ref}: ${skip.reason}: ${skip.message}`);
     const failures = named.filter(skip => FAILURES.includes(skip.reason));
-    info(`${result.dryRun ? 'Would reclaim' : 'Reclaimed'} ${formatBytes(result.bytes)} (${result.bytes} bytes): ` +
+    log.info(`${result.dryRun ? 'Would reclaim' : 'Reclaimed'} ${formatBytes(result.bytes)} (${result.bytes} bytes): ` +
         `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped`);
-    if (!settings.failOnError || failures.length === 0)
+    if (!failOnError || failures.length === 0)
         return undefined;
     const refs = failures.map(f => f.ref).join(', ');
     return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`;
@@ -102021,8 +102102,9 @@ function conclude(result, settings) {
 /** The job summary: the total first, then every row, then the engine's storage. */
 async function writeSummary(result) {
     const title = result.dryRun ? 'Docker images: would reclaim' : 'Docker images: reclaimed';
+    const scope = result.jobScope ? ' from what this job added' : '';
     const summary = summary_summary
-        .addHeading(`${title} ${formatBytes(result.bytes)}`, 2)
+        .addHeading(`${title} ${formatBytes(result.bytes)}${scope}`, 2)
         .addRaw(`${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped ` +
         `on ${report_escape(result.endpoint)}${result.dryRun ? ' (dry run: nothing was changed)' : ''}.`, true);
     if (result.rows.length > 0) {
@@ -102060,19 +102142,53 @@ function report_escape(text) {
     return text.replace(/[&<>"'`|*_[\]\\]/g, ch => `&#${ch.charCodeAt(0)};`);
 }
 
+;// CONCATENATED MODULE: ./src/state.ts
+
+const POST = 'isPost';
+const SNAPSHOT = 'snapshot';
+/** The post step sees what the main step saved; the main step never does. */
+const isPost = getState(POST) === 'true';
+/** Saved first thing, so that the post step knows itself even after a failed main step. */
+function markMainStarted() {
+    saveState(POST, 'true');
+}
+function saveSnapshot(snapshot) {
+    saveState(SNAPSHOT, JSON.stringify(Object.fromEntries([...snapshot].map(([id, refs]) => [id, [...refs]]))));
+}
+/** The images present when the main step ran, or undefined when none was recorded or it is unreadable. */
+function loadSnapshot() {
+    const text = getState(SNAPSHOT);
+    if (!text)
+        return undefined;
+    try {
+        const record = JSON.parse(text);
+        return new Map(Object.entries(record).map(([id, refs]) => [id, new Set(refs)]));
+    }
+    catch {
+        return undefined;
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/main.ts
 
 
 
 
+
+
+/** The main step: remove what was asked, or in job scope only record what is there. */
 async function main() {
     try {
         const settings = getSettings();
-        const result = await reclaim(settings);
+        if (settings.scope === 'job') {
+            saveSnapshot(await snapshotImages(settings, actionLog));
+            return;
+        }
+        const result = await reclaim(settings, actionLog);
         setOutputs(result);
         if (settings.summary)
             await writeSummary(result);
-        const failure = conclude(result, settings);
+        const failure = conclude(result, settings.failOnError, actionLog);
         if (failure)
             setFailed(failure);
     }
@@ -102080,7 +102196,60 @@ async function main() {
         setFailed(error instanceof Error ? error.message : String(error));
     }
 }
-void main();
+
+;// CONCATENATED MODULE: ./src/post.ts
+
+
+
+
+
+
+
+/**
+ * The post step of `scope: job`: removes what the job added. It runs after
+ * failed and cancelled jobs too, so it warns rather than fails for what is
+ * not its fault: no record, or an engine that went away.
+ */
+async function post() {
+    try {
+        const settings = getSettings();
+        if (settings.scope !== 'job')
+            return;
+        const preexisting = loadSnapshot();
+        if (!preexisting) {
+            warning('The main step recorded no images (it failed or did not run), so the post step removes nothing.');
+            return;
+        }
+        const result = await reclaim({ ...settings, preexisting }, actionLog);
+        setOutputs(result);
+        if (settings.summary)
+            await writeSummary(result);
+        const failure = conclude(result, settings.failOnError, actionLog);
+        if (failure)
+            setFailed(failure);
+    }
+    catch (error) {
+        // The main step already failed with the input's sentence.
+        if (error instanceof InputError)
+            return;
+        if (error instanceof EngineError)
+            return warning(`${error.message} The post step removed nothing more.`);
+        setFailed(error instanceof Error ? error.message : String(error));
+    }
+}
+
+;// CONCATENATED MODULE: ./src/index.ts
+
+
+
+// One bundle serves both steps; the state the main step saves tells them apart.
+if (isPost) {
+    void post();
+}
+else {
+    markMainStarted();
+    void main();
+}
 
 })();
 

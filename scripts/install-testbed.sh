@@ -1,11 +1,22 @@
 #!/usr/bin/env bash
-# Installs what the integration test bed needs on Debian bookworm, as root.
-# Idempotent: installs only missing packages, and starts no service, because the bed runs
-# its own private dockerd and a system one would be an engine the tests must never see.
+# Installs what the integration test bed needs on Debian bookworm, as root, for every engine
+# flavour the suite runs against (testbed/ENGINES.md):
+#   docker20, the bookworm docker.io package;
+#   docker26 and docker26-containerd, the dockerd of Debian trixie's docker.io package, fetched
+#     with `apt-get download` through a private, temporary apt configuration (the machine's own
+#     sources are neither read nor changed) and unpacked with `dpkg -x` into $DOCKER26_DIR; it
+#     runs with bookworm's containerd, runc and tini (docker-init), which docker.io brings;
+#   podman, the bookworm podman package (with conmon, containers-common and the CNI plugins).
+# Idempotent: installs only what is missing, and starts no service, because the bed runs its own
+# private engines and a system one would be an engine the tests must never see.
 set -euo pipefail
 
-PACKAGES=(docker.io docker-registry busybox-static)
+PACKAGES=(docker.io docker-registry busybox-static podman)
 POLICY=/usr/sbin/policy-rc.d
+# Where the trixie dockerd is unpacked; testbed/engine.ts reads the same default.
+DOCKER26_DIR=${RECLAIM_DOCKER26_DIR:-/opt/reclaim-testbed/docker26}
+DOCKER26_SUITE=trixie
+DOCKER26_MAJOR=26
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-testbed: run as root" >&2
@@ -44,15 +55,62 @@ else
 
   export DEBIAN_FRONTEND=noninteractive
   apt-get update
+  # No recommends: podman's would bring buildah, slirp4netns, fuse-overlayfs and uidmap, none of
+  # which a root engine on loopback needs.
   apt-get install -y --no-install-recommends "${missing[@]}"
+  restore_policy
+  trap - EXIT
+fi
+
+# The trixie dockerd, unpacked once per machine. A finished unpack leaves VERSION behind, so an
+# interrupted one is redone.
+docker26_ok() {
+  [[ -s $DOCKER26_DIR/VERSION && -x $DOCKER26_DIR/root/usr/sbin/dockerd ]] &&
+    "$DOCKER26_DIR/root/usr/sbin/dockerd" --version | grep -q "version ${DOCKER26_MAJOR}\."
+}
+
+if docker26_ok; then
+  echo "install-testbed: docker.io $(cat "$DOCKER26_DIR/VERSION") from $DOCKER26_SUITE already unpacked in $DOCKER26_DIR"
+else
+  apt_dir=$(mktemp -d /tmp/reclaim-apt-XXXXXX)
+  cleanup_apt() { rm -rf "$apt_dir"; }
+  trap cleanup_apt EXIT
+  mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/download"
+  printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n' \
+    "$DOCKER26_SUITE" >"$apt_dir/sources.list"
+  # Only this private list, lists directory and cache: the machine's apt state stays as it was.
+  apt_opts=(
+    -o "Dir::Etc::sourcelist=$apt_dir/sources.list"
+    -o "Dir::Etc::sourceparts=-"
+    -o "Dir::State::Lists=$apt_dir/lists"
+    -o "Dir::Cache=$apt_dir/cache"
+    -o "APT::Get::List-Cleanup=0"
+  )
+  # apt drops to the _apt user to download; it must be able to write there.
+  chown -R _apt:root "$apt_dir" 2>/dev/null || true
+  apt-get "${apt_opts[@]}" update
+  version=$(apt-cache "${apt_opts[@]}" show --no-all-versions docker.io | sed -n 's/^Version: //p' | head -n1)
+  if [[ $version != "$DOCKER26_MAJOR".* ]]; then
+    echo "install-testbed: $DOCKER26_SUITE's docker.io is '$version', not $DOCKER26_MAJOR.x" >&2
+    exit 1
+  fi
+  (cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download "docker.io=$version")
+  rm -rf "$DOCKER26_DIR"
+  mkdir -p "$DOCKER26_DIR"
+  dpkg -x "$apt_dir"/download/docker.io_*.deb "$DOCKER26_DIR/root"
+  echo "$version" >"$DOCKER26_DIR/VERSION"
+  cleanup_apt
+  trap - EXIT
+  docker26_ok || { echo "install-testbed: unpacked dockerd in $DOCKER26_DIR does not run" >&2; exit 1; }
+  echo "install-testbed: unpacked docker.io $version from $DOCKER26_SUITE into $DOCKER26_DIR"
 fi
 
 # The bed's dockerd would attach to a system containerd instead of starting a private one.
 # Only reported: a service this script did not start is not its to stop.
-for sock in /run/containerd/containerd.sock /run/docker.sock; do
+for sock in /run/containerd/containerd.sock /run/docker.sock /run/podman/podman.sock; do
   if [[ -S $sock ]]; then
     echo "install-testbed: warning: $sock exists; a system engine is running (not started by this script)" >&2
   fi
 done
 
-echo "install-testbed: ready ($(/usr/sbin/dockerd --version), $(/usr/bin/docker-registry --version | awk '{print $NF}'))"
+echo "install-testbed: ready ($(/usr/sbin/dockerd --version | sed 's/,.*//'); $("$DOCKER26_DIR/root/usr/sbin/dockerd" --version | sed 's/,.*//'); $(/usr/bin/podman --version); registry $(/usr/bin/docker-registry --version | awk '{print $NF}'))"

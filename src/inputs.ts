@@ -13,6 +13,8 @@ export interface Settings extends Selection {
   /** Engine endpoint; '' means DOCKER_HOST, then the docker context, then the default socket. */
   dockerHost: string
   summary: boolean
+  /** `job`: the main step records the images present, the post step removes only what the job added. */
+  scope: 'all' | 'job'
 }
 
 /** Every input action.yml declares, in its order. */
@@ -27,7 +29,8 @@ export const INPUT_NAMES = [
   'dry-run',
   'fail-on-error',
   'docker-host',
-  'summary'
+  'summary',
+  'scope'
 ] as const
 
 /** The raw strings of every input, as the runner passes them. */
@@ -46,7 +49,10 @@ export function getSettings(now = Date.now()): Settings {
 
 export function parseSettings(raw: RawInputs, now: number): Settings {
   const refs = refList(raw.refs, 'refs')
-  const prune = pruneMode(raw.prune, refs.length > 0)
+  const scope = scopeOf(raw.scope)
+  // With neither refs nor prune: dangling images, or in job scope all that the job added.
+  const everything = refs.length === 0 && raw.prune.trim() === ''
+  const prune = everything ? (scope === 'job' ? 'all' : 'dangling') : pruneMode(raw.prune)
   return {
     refs,
     filters: filterList(raw.filters, now),
@@ -58,7 +64,9 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     dryRun: flag(raw['dry-run'], 'dry-run', false),
     failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
     dockerHost: dockerHost(raw['docker-host']),
-    summary: flag(raw.summary, 'summary', true)
+    summary: flag(raw.summary, 'summary', true),
+    scope,
+    untagAdded: scope === 'job' && everything
   }
 }
 
@@ -83,11 +91,17 @@ function refList(value: string, input: string): RefSpec[] {
   return tokens(value).map(text => parseRefSpec(text) ?? fail(input, `has "${printable(text)}", which is not ${REF_FORMS}.`))
 }
 
-function pruneMode(value: string, hasRefs: boolean): Settings['prune'] {
+function pruneMode(value: string): Settings['prune'] {
   const text = value.trim()
-  if (text === '') return hasRefs ? 'none' : 'dangling'
+  if (text === '') return 'none'
   if (text === 'dangling' || text === 'all') return text
   return fail('prune', `must be dangling or all (or empty), not "${printable(text)}".`)
+}
+
+function scopeOf(value: string): Settings['scope'] {
+  const text = value.trim()
+  if (text === '' || text === 'all' || text === 'job') return text === 'job' ? 'job' : 'all'
+  return fail('scope', `must be all or job, not "${printable(text)}".`)
 }
 
 function filterList(value: string, now: number): Settings['filters'] {

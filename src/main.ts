@@ -1,19 +1,24 @@
 import * as core from '@actions/core'
 import { getSettings } from './inputs'
-import { reclaim } from './reclaim'
+import { actionLog } from './log'
+import { reclaim, snapshotImages } from './reclaim'
 import { conclude, setOutputs, writeSummary } from './report'
+import { saveSnapshot } from './state'
 
-async function main(): Promise<void> {
+/** The main step: remove what was asked, or in job scope only record what is there. */
+export async function main(): Promise<void> {
   try {
     const settings = getSettings()
-    const result = await reclaim(settings)
+    if (settings.scope === 'job') {
+      saveSnapshot(await snapshotImages(settings, actionLog))
+      return
+    }
+    const result = await reclaim(settings, actionLog)
     setOutputs(result)
     if (settings.summary) await writeSummary(result)
-    const failure = conclude(result, settings)
+    const failure = conclude(result, settings.failOnError, actionLog)
     if (failure) core.setFailed(failure)
   } catch (error) {
     core.setFailed(error instanceof Error ? error.message : String(error))
   }
 }
-
-void main()

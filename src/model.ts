@@ -53,3 +53,6 @@ export interface Skip {
   /** The user named this ref itself (not a pattern match, a prune candidate or a parent). */
   named: boolean
 }
+
+/** The images on the engine at one moment: ID to its tags and digests. */
+export type Snapshot = Map<string, Set<string>>

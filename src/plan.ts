@@ -1,7 +1,7 @@
 import { passes, type Anchors, type Filters } from './filters'
 import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
 import { Simulation, isSingleReference, shortId, type Outcome } from './simulation'
-import type { EngineState, Image, Skip, SkipReason } from './model'
+import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
 
 /** The part of the settings the planner reads. */
 export interface Selection {
@@ -13,6 +13,13 @@ export interface Selection {
   /** Milliseconds; images younger than this are kept. */
   keepDuration?: number
   keep: RefSpec[]
+  /**
+   * Job scope: the images present before the job. Only what appeared since,
+   * or tags added since, may go; the images themselves always stay.
+   */
+  preexisting?: Snapshot
+  /** Job scope with neither refs nor prune: also untag what the job tagged on older images. */
+  untagAdded?: boolean
 }
 
 /** One request to `DELETE /images/{target}?force=&noprune=1`, and what it will do. */
@@ -78,6 +85,7 @@ class Planner {
 
   run(): Plan {
     for (const spec of this.selection.refs) this.removeSpec(spec)
+    if (this.selection.untagAdded) this.untagAdded()
     if (this.selection.prune !== 'none') this.prune(this.selection.prune)
     const layerSizes = new Map<string, number>()
     for (const layers of this.state.layers.values()) for (const l of layers) layerSizes.set(l.chainId, l.size)
@@ -151,6 +159,7 @@ class Planner {
   private removeSpec(spec: RefSpec): void {
     if (spec.kind === 'pattern') {
       for (const match of this.patternMatches(spec.pattern)) {
+        if (this.isPreexisting(match.id, match.ref)) continue
         if (this.sim.refs(match.id).includes(match.ref)) this.selectAndRemove(match.ref, match.id, match.ref, false)
       }
       return
@@ -165,12 +174,41 @@ class Planner {
       this.filteredOut.push({ ref, id })
       return
     }
+    const older = this.olderThanJob(id, byName)
+    if (older) return this.skip(ref, id, 'kept', older, named)
     const protectedBy = this.protection(id)
     if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
     const force = this.selection.force
     const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
     if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
     this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named)
+  }
+
+  private isPreexisting(id: string, ref?: string): boolean {
+    const refs = this.selection.preexisting?.get(id)
+    return refs !== undefined && (ref === undefined || refs.has(ref))
+  }
+
+  /**
+   * Why job scope forbids this removal, if it does: an image older than the
+   * job may only lose a tag the job gave it, and only while it keeps another
+   * reference (the engine deletes an image whose last tag goes).
+   */
+  private olderThanJob(id: string, byName: string | undefined): string | undefined {
+    if (!this.isPreexisting(id)) return undefined
+    if (!byName || this.isPreexisting(id, byName)) return 'was on the engine before the job started'
+    const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName))
+    if (others.length > 0 || this.sim.hasChildren(id)) return undefined
+    return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it'
+  }
+
+  /** Every tag the job added to an image that was there before it. */
+  private untagAdded(): void {
+    for (const id of this.selection.preexisting?.keys() ?? []) {
+      for (const ref of this.sim.refs(id).filter(r => !this.isPreexisting(id, r) && !r.includes('@'))) {
+        this.selectAndRemove(ref, id, ref, false)
+      }
+    }
   }
 
   /** Our rules over the engine's: running containers, keep and keep-duration win over everything. */
@@ -200,7 +238,7 @@ class Planner {
    */
   private pruneParents(parentId: string): void {
     const id = parentId
-    if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id)) return
+    if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id)) return
     if (this.sim.usedBy(id).length > 0 || this.protection(id)) return
     this.record('parent', id, id, false, this.sim.removeById(id, false), true)
   }
@@ -208,6 +246,7 @@ class Planner {
   private prune(mode: 'dangling' | 'all'): void {
     const candidates = this.sim
       .images()
+      .filter(image => !this.isPreexisting(image.id))
       .filter(image => (mode === 'dangling' ? this.isDanglingHead(image.id) : this.isPrunable(image.id)))
       .filter(image => passes(image, this.selection.filters, this.anchors))
       .map(image => ({ id: image.id, depth: this.sim.depth(image.id) }))
@@ -254,6 +293,11 @@ class Planner {
   private skip(ref: string, id: string, reason: SkipReason, message: string, named: boolean): void {
     this.skipped.push({ ref, id, reason, message, named })
   }
+}
+
+/** A digest reference the engine drops along with the last tag of its repository. */
+function isSameRepoDigest(ref: string, tag: string): boolean {
+  return ref.includes('@') && parseNamed(ref)?.name === parseNamed(tag)?.name
 }
 
 const hexOf = (id: string): string => id.replace(/^sha256:/, '')

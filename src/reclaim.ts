@@ -1,12 +1,12 @@
-import * as core from '@actions/core'
 import { connect, type Engine } from './engine'
 import { resolveHost } from './endpoint'
-import { plan, type Plan } from './plan'
+import { plan, type Plan, type Selection } from './plan'
 import { execute, type Execution } from './remove'
 import { shortId } from './simulation'
 import { formatBytes } from './units'
 import type { Settings } from './inputs'
-import type { EngineState, Image, Skip, SkipReason } from './model'
+import type { Log } from './log'
+import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -20,6 +20,8 @@ export interface Row {
 export interface Result {
   endpoint: string
   dryRun: boolean
+  /** Only what the job added was considered (the post step of `scope: job`). */
+  jobScope: boolean
   /** Bytes of image storage freed (or, in a dry run, that would be). */
   bytes: number
   deleted: string[]
@@ -31,23 +33,32 @@ export interface Result {
   now: number
 }
 
+/** The images on the engine now, for job scope's post step to compare with. */
+export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
+  const engine = await connect(await resolveHost(settings.dockerHost))
+  const images = await engine.images()
+  log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
+  return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
+}
+
 /** The whole job: read the engine, plan, remove, and account for it. */
-export async function reclaim(settings: Settings, now = Date.now()): Promise<Result> {
+export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
   const endpoint = await resolveHost(settings.dockerHost)
   const engine = await connect(endpoint)
-  core.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
-  const { state, planned } = await core.group('Planning', () => planAgainst(engine, settings, now))
+  log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
+  const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const storageBefore = await engine.storage()
-  const execution = await core.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun))
+  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun, log))
   const storageAfter = settings.dryRun ? storageBefore - execution.bytes : await engine.storage()
-  return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now })
+  const jobScope = settings.preexisting !== undefined
+  return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope })
 }
 
 /**
  * Plans on the image list alone first; layer chains are read (one inspect
  * per image) only when something is to be deleted, to price it.
  */
-async function planAgainst(engine: Engine, settings: Settings, now: number): Promise<{ state: EngineState; planned: Plan }> {
+async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<{ state: EngineState; planned: Plan }> {
   const [images, containers] = await Promise.all([engine.images(), engine.containers()])
   const state: EngineState = { images, containers, layers: new Map() }
   let planned = plan(state, settings, now)
@@ -56,11 +67,11 @@ async function planAgainst(engine: Engine, settings: Settings, now: number): Pro
     planned = plan(state, settings, now)
   }
   const deletions = planned.steps.filter(step => step.deleted).length
-  core.info(
+  log.info(
     `${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
       `${deletions} images to delete, ${formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`
   )
-  for (const { ref, id } of planned.filteredOut) core.info(`${ref} (${shortId(id)}) is left out by the filters`)
+  for (const { ref, id } of planned.filteredOut) log.info(`${ref} (${shortId(id)}) is left out by the filters`)
   return { state, planned }
 }
 
@@ -70,7 +81,7 @@ function summarize(
   state: EngineState,
   planned: Plan,
   execution: Execution,
-  extra: { storageBefore: number; storageAfter: number; now: number }
+  extra: { storageBefore: number; storageAfter: number; now: number; jobScope: boolean }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
   const skipped = [...planned.skipped, ...execution.skipped]

@@ -1,7 +1,7 @@
-import * as core from '@actions/core'
 import { EngineError, type Engine, type RemovedItem } from './engine'
 import { shortId } from './simulation'
 import { formatBytes } from './units'
+import type { Log } from './log'
 import type { Plan, Step } from './plan'
 import type { Skip, SkipReason } from './model'
 
@@ -22,7 +22,7 @@ export interface Execution {
 const PROGRESS_EVERY = 25
 
 /** Sends the plan's requests in order; a refused request is reported and the rest still run. */
-export async function execute(engine: Engine, plan: Plan, dryRun: boolean): Promise<Execution> {
+export async function execute(engine: Engine, plan: Plan, dryRun: boolean, log: Log): Promise<Execution> {
   const done: Done[] = []
   const skipped: Skip[] = []
   const deletions = plan.steps.filter(step => step.deleted).length
@@ -31,14 +31,14 @@ export async function execute(engine: Engine, plan: Plan, dryRun: boolean): Prom
     const result = dryRun ? planned(step) : await send(engine, plan, step)
     if ('reason' in result) {
       skipped.push(result)
-      core.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`)
+      log.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`)
       continue
     }
     done.push(result)
-    logStep(result, dryRun)
+    logStep(result, dryRun, log)
     deletedSoFar += result.deletedImages.length
     if (deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && deletedSoFar % PROGRESS_EVERY === 0) {
-      core.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`)
+      log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`)
     }
   }
   return { done, skipped, bytes: done.reduce((sum, d) => sum + d.bytes, 0) }
@@ -83,9 +83,9 @@ function reasonOf(status: number | undefined, message: string): SkipReason {
   return 'error'
 }
 
-function logStep(done: Done, dryRun: boolean): void {
+function logStep(done: Done, dryRun: boolean, log: Log): void {
   const [untag, remove] = dryRun ? ['Would untag', 'Would delete'] : ['Untagged', 'Deleted']
-  for (const ref of done.untagged) core.info(`${untag}: ${ref}`)
+  for (const ref of done.untagged) log.info(`${untag}: ${ref}`)
   const cause = done.step.cause === 'prune' || done.step.cause === 'parent' ? `by ${done.step.cause}` : `for ${done.step.cause}`
-  for (const id of done.deletedImages) core.info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`)
+  for (const id of done.deletedImages) log.info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`)
 }

@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { shortId } from './simulation'
 import { formatAge, formatBytes } from './units'
 import type { Result, Row } from './reclaim'
-import type { Settings } from './inputs'
+import type { Log } from './log'
 import type { SkipReason } from './model'
 
 /** Reasons that mean a named ref could not be removed; keep rules are the user's own wish. */
@@ -21,15 +21,15 @@ export function setOutputs(result: Result): void {
 }
 
 /** Warns about each named ref that was skipped; returns the sentence to fail with, if any. */
-export function conclude(result: Result, settings: Settings): string | undefined {
+export function conclude(result: Result, failOnError: boolean, log: Log): string | undefined {
   const named = result.skipped.filter(skip => skip.named)
-  for (const skip of named) core.warning(`${skip.ref}: ${skip.reason}: ${skip.message}`)
+  for (const skip of named) log.warning(`${skip.ref}: ${skip.reason}: ${skip.message}`)
   const failures = named.filter(skip => FAILURES.includes(skip.reason))
-  core.info(
+  log.info(
     `${result.dryRun ? 'Would reclaim' : 'Reclaimed'} ${formatBytes(result.bytes)} (${result.bytes} bytes): ` +
       `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped`
   )
-  if (!settings.failOnError || failures.length === 0) return undefined
+  if (!failOnError || failures.length === 0) return undefined
   const refs = failures.map(f => f.ref).join(', ')
   return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`
 }
@@ -37,8 +37,9 @@ export function conclude(result: Result, settings: Settings): string | undefined
 /** The job summary: the total first, then every row, then the engine's storage. */
 export async function writeSummary(result: Result): Promise<void> {
   const title = result.dryRun ? 'Docker images: would reclaim' : 'Docker images: reclaimed'
+  const scope = result.jobScope ? ' from what this job added' : ''
   const summary = core.summary
-    .addHeading(`${title} ${formatBytes(result.bytes)}`, 2)
+    .addHeading(`${title} ${formatBytes(result.bytes)}${scope}`, 2)
     .addRaw(
       `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped ` +
         `on ${escape(result.endpoint)}${result.dryRun ? ' (dry run: nothing was changed)' : ''}.`,

@@ -50,8 +50,25 @@ describe('parseSettings: defaults', () => {
       dryRun: false,
       failOnError: false,
       dockerHost: '',
-      summary: true
+      summary: true,
+      scope: 'all',
+      untagAdded: false
     })
+  })
+
+  test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all', boolean]>([
+    [{ scope: 'job' }, 'all', true],
+    [{ scope: 'job', prune: 'dangling' }, 'dangling', false],
+    [{ scope: 'job', refs: 'app:*' }, 'none', false],
+    [{ scope: 'all' }, 'dangling', false]
+  ])('scope %j: prune %s, untag what the job added: %s', (inputs, prune, untagAdded) => {
+    const parsed = settings(inputs)
+    expect(parsed.prune).toBe(prune)
+    expect(parsed.untagAdded).toBe(untagAdded)
+  })
+
+  test.each(['jobs', 'ALL', 'step'])('scope %s is refused, naming the input', value => {
+    expect(() => settings({ scope: value })).toThrow(new InputError(`Input "scope" must be all or job, not "${value}".`))
   })
 
   test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all']>([
