@@ -101086,6 +101086,13 @@ const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@s
 const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://'];
 /** A mistake in the step's inputs: its message is the one sentence the user sees. */
 class InputError extends Error {
+    input;
+    problem;
+    constructor(input, problem) {
+        super(`Input "${input}" ${problem}`);
+        this.input = input;
+        this.problem = problem;
+    }
 }
 function getSettings(now = Date.now()) {
     const raw = Object.fromEntries(INPUT_NAMES.map(name => [name, getInput(name)]));
@@ -101113,8 +101120,8 @@ function parseSettings(raw, now) {
         untagAdded: scope === 'job' && everything
     };
 }
-function fail(input, message) {
-    throw new InputError(`Input "${input}" ${message}`);
+function fail(input, problem) {
+    throw new InputError(input, problem);
 }
 /** Accepts what YAML 1.2 and core.getBooleanInput accept; '' takes the default. */
 function flag(value, input, fallback) {

@@ -40,7 +40,14 @@ const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@s
 const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://']
 
 /** A mistake in the step's inputs: its message is the one sentence the user sees. */
-export class InputError extends Error {}
+export class InputError extends Error {
+  constructor(
+    readonly input: string,
+    readonly problem: string
+  ) {
+    super(`Input "${input}" ${problem}`)
+  }
+}
 
 export function getSettings(now = Date.now()): Settings {
   const raw = Object.fromEntries(INPUT_NAMES.map(name => [name, core.getInput(name)])) as RawInputs
@@ -70,8 +77,8 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
   }
 }
 
-function fail(input: string, message: string): never {
-  throw new InputError(`Input "${input}" ${message}`)
+function fail(input: string, problem: string): never {
+  throw new InputError(input, problem)
 }
 
 /** Accepts what YAML 1.2 and core.getBooleanInput accept; '' takes the default. */

@@ -1,11 +1,28 @@
+import { execFile, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { join } from 'node:path'
-import { api } from './api'
-import { sleep, spawnLogged, stopChild, waitUntilReady } from './process'
+import { api, apiJson } from './api'
+import { bedEnv, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
+
+/** The engines the one integration suite runs against (testbed/ENGINES.md). */
+export const FLAVOURS = ['docker20', 'docker26', 'docker26-containerd', 'podman'] as const
+export type Flavour = (typeof FLAVOURS)[number]
+/** How the engine keeps images: the graph driver, Docker's containerd image store, or containers/storage. */
+export type ImageStore = 'overlay2' | 'containerd' | 'podman'
+
+/** What the engine says it is, checked against the flavour asked for. */
+export interface EngineInfo {
+  flavour: Flavour
+  /** /version Version: 20.10.24+dfsg1, 26.1.5+dfsg1, 4.3.1. */
+  version: string
+  /** /version ApiVersion: the newest Docker Engine API version the engine speaks. */
+  apiVersion: string
+  imageStore: ImageStore
+}
 
 export interface Engine {
   root: string
@@ -13,6 +30,7 @@ export interface Engine {
   socket: string
   dataRoot: string
   pid: number
+  info: EngineInfo
   stop(): Promise<void>
 }
 
@@ -22,11 +40,40 @@ export interface Registry {
   stop(): Promise<void>
 }
 
+/** Chooses the flavour; scripts/test.sh sets it once per integration run. */
+export const ENGINE_ENV = 'RECLAIM_ENGINE'
+export const DEFAULT_FLAVOUR: Flavour = 'docker20'
+/** Where scripts/install-testbed.sh unpacks Debian trixie's docker.io (dockerd 26). */
+const DOCKER26_DIR = process.env.RECLAIM_DOCKER26_DIR || '/opt/reclaim-testbed/docker26'
+
 const READY_TIMEOUT_MS = 30_000
 const UNIX_PATH_MAX = 107
 // dockerd uses an already running system containerd (and its /var/lib/containerd) when this socket exists.
 const SYSTEM_CONTAINERD_SOCKET = '/run/containerd/containerd.sock'
 const SHIM_SOCKET_DIR = '/run/containerd/s'
+
+interface FlavourSpec {
+  versionPrefix: string
+  imageStore: ImageStore
+}
+
+const SPECS: Record<Flavour, FlavourSpec> = {
+  docker20: { versionPrefix: '20.10.', imageStore: 'overlay2' },
+  docker26: { versionPrefix: '26.', imageStore: 'overlay2' },
+  'docker26-containerd': { versionPrefix: '26.', imageStore: 'containerd' },
+  podman: { versionPrefix: '4.3.', imageStore: 'podman' }
+}
+
+export function isFlavour(name: string): name is Flavour {
+  return (FLAVOURS as readonly string[]).includes(name)
+}
+
+/** RECLAIM_ENGINE, or docker20 when unset; anything else is refused rather than silently replaced. */
+export function flavourFromEnv(env: NodeJS.ProcessEnv = process.env): Flavour {
+  const name = env[ENGINE_ENV]?.trim() || DEFAULT_FLAVOUR
+  if (!isFlavour(name)) throw new Error(`${ENGINE_ENV}=${name} is not an engine flavour: use one of ${FLAVOURS.join(', ')}`)
+  return name
+}
 
 /** A short root, because containerd's sockets live under it and unix socket paths are limited to 108 bytes. */
 export function makeRoot(): Promise<string> {
@@ -46,7 +93,20 @@ function enginePaths(root: string) {
 
 type EnginePaths = ReturnType<typeof enginePaths>
 
-function dockerdArgs(p: EnginePaths): string[] {
+function dockerdBinary(flavour: Flavour): string {
+  if (flavour === 'docker20') return '/usr/sbin/dockerd'
+  const binary = join(DOCKER26_DIR, 'root', 'usr', 'sbin', 'dockerd')
+  if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/install-testbed.sh, which unpacks Debian trixie's docker.io there`)
+  return binary
+}
+
+/** The private daemon.json: the containerd image store is the one difference between the two dockerd 26 flavours. */
+function daemonConfig(flavour: Flavour): object {
+  if (flavour === 'docker20') return {}
+  return { features: { 'containerd-snapshotter': flavour === 'docker26-containerd' } }
+}
+
+function dockerdArgs(p: EnginePaths, flavour: Flavour): string[] {
   return [
     `--data-root=${p.dataRoot}`,
     `--exec-root=${p.execRoot}`,
@@ -58,7 +118,8 @@ function dockerdArgs(p: EnginePaths): string[] {
     '--ip6tables=false',
     '--ip-forward=false',
     '--ip-masq=false',
-    '--storage-driver=overlay2'
+    // The containerd image store picks its snapshotter (overlayfs) itself; a graph driver name would be refused.
+    ...(SPECS[flavour].imageStore === 'containerd' ? [] : ['--storage-driver=overlay2'])
   ]
 }
 
@@ -77,48 +138,244 @@ async function pidfilePid(pidfile: string): Promise<number | undefined> {
   return text.trim() === '' ? undefined : Number(text)
 }
 
-/** A second dockerd on a live root dies at once, but the first one would answer its /_ping. */
-async function refuseRootInUse(p: EnginePaths): Promise<void> {
-  const pid = await pidfilePid(p.pidfile)
+/** A second daemon on a live root dies at once, but the first one would answer its /_ping. */
+async function refuseRootInUse(pidfile: string): Promise<void> {
+  const pid = await pidfilePid(pidfile)
   if (pid !== undefined && existsSync(`/proc/${pid}`)) {
-    throw new Error(`${p.pidfile} names running process ${pid}: this engine root is in use`)
+    throw new Error(`${pidfile} names running process ${pid}: this engine root is in use`)
   }
 }
 
-/** Answers only for our own dockerd: the pidfile must name it before its socket is trusted. */
-async function ready(p: EnginePaths, pid: number): Promise<boolean> {
-  if ((await pidfilePid(p.pidfile)) !== pid) return false
-  const res = await api(p.socket, 'GET', '/_ping', 2_000)
+/** Answers only for our own daemon: the pidfile must name it before its socket is trusted. */
+async function ready(pidfile: string, socket: string, pid: number): Promise<boolean> {
+  if ((await pidfilePid(pidfile)) !== pid) return false
+  const res = await api(socket, 'GET', '/_ping', 2_000)
   return res.status === 200 && res.body === 'OK'
 }
 
-export async function startEngine(root?: string): Promise<Engine> {
+interface VersionAnswer {
+  Version: string
+  ApiVersion: string
+  Components?: Array<{ Name: string }>
+}
+
+interface InfoAnswer {
+  Driver: string
+  DriverStatus: Array<[string, string]> | null
+}
+
+/** Asks the engine what it is, and refuses an engine that is not the flavour asked for. */
+export async function engineInfo(socket: string, flavour: Flavour): Promise<EngineInfo> {
+  const version = await apiJson<VersionAnswer>(socket, 'GET', '/version')
+  const info = await apiJson<InfoAnswer>(socket, 'GET', '/info')
+  const snapshotter = (info.DriverStatus ?? []).some(([k, v]) => k === 'driver-type' && v === 'io.containerd.snapshotter.v1')
+  const podman = (version.Components ?? []).some(c => c.Name === 'Podman Engine')
+  const imageStore: ImageStore = podman ? 'podman' : snapshotter ? 'containerd' : (info.Driver as ImageStore)
+  const found: EngineInfo = { flavour, version: version.Version, apiVersion: version.ApiVersion, imageStore }
+  const spec = SPECS[flavour]
+  if (!found.version.startsWith(spec.versionPrefix) || found.imageStore !== spec.imageStore) {
+    throw new Error(`flavour ${flavour} wants version ${spec.versionPrefix}x with the ${spec.imageStore} image store; the engine is ${JSON.stringify(found)} (driver ${info.Driver})`)
+  }
+  return found
+}
+
+/** Starts a private engine of the flavour (default: RECLAIM_ENGINE, else docker20) under root. */
+export async function startEngine(root?: string, flavour: Flavour = flavourFromEnv()): Promise<Engine> {
   const dir = root ?? (await makeRoot())
+  return flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour)
+}
+
+async function startDockerd(dir: string, flavour: Flavour): Promise<Engine> {
   const p = enginePaths(dir)
+  const binary = dockerdBinary(flavour)
   checkPaths(p)
   await mkdir(dir, { recursive: true })
-  await refuseRootInUse(p)
-  await writeFile(p.config, '{}\n')
-  const child = spawnLogged('/usr/sbin/dockerd', dockerdArgs(p), p.log)
+  await refuseRootInUse(p.pidfile)
+  await writeFile(p.config, `${JSON.stringify(daemonConfig(flavour))}\n`)
+  const child = spawnLogged(binary, dockerdArgs(p, flavour), p.log)
   const stop = async (): Promise<void> => {
     await stopChild(child, 'dockerd')
     await killLeftovers(p.execRoot)
   }
   try {
-    await waitUntilReady(child, 'dockerd', p.log, () => ready(p, child.pid as number), READY_TIMEOUT_MS)
+    await waitUntilReady(child, 'dockerd', p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
+    const info = await engineInfo(p.socket, flavour)
+    return { root: dir, host: `unix://${p.socket}`, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
   } catch (err) {
     await stop()
     throw err
   }
-  return { root: dir, host: `unix://${p.socket}`, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, stop }
 }
 
-async function processesMentioning(needle: string): Promise<Array<{ pid: number; argv: string[] }>> {
+function podmanPaths(root: string) {
+  const run = join(root, 'run')
+  return {
+    dataRoot: join(root, 'data'),
+    runRoot: run,
+    // runc keeps container state in /run/runc unless told otherwise: ours stays under the run root.
+    runtimeRoot: join(run, 'runc'),
+    tmp: join(root, 'tmp'),
+    cni: join(root, 'cni'),
+    home: join(root, 'home'),
+    socket: join(root, 'podman.sock'),
+    pidfile: join(root, 'podman.pid'),
+    containersConf: join(root, 'containers.conf'),
+    storageConf: join(root, 'storage.conf'),
+    registriesConf: join(root, 'registries.conf'),
+    authFile: join(root, 'auth.json'),
+    events: join(root, 'events.log'),
+    log: join(root, 'podman.log')
+  }
+}
+
+type PodmanPaths = ReturnType<typeof podmanPaths>
+
+const toml = (value: string | string[]): string => JSON.stringify(value)
+
+/**
+ * Every path podman would otherwise take from the machine (/var/lib/containers, /run/containers,
+ * /run/libpod, /etc/cni/net.d, /dev/shm locks, /run/runc) is set to a place under the bed root.
+ */
+async function writePodmanConfig(p: PodmanPaths): Promise<void> {
+  await writeFile(
+    p.containersConf,
+    [
+      '[containers]',
+      // Without these, runc cannot set the rlimits podman asks for by default on this machine.
+      `default_ulimits = ${toml(['nofile=1024:1024', 'nproc=1024:1024'])}`,
+      // A container that asks for no network gets none; nothing the bed starts has one beyond loopback.
+      'netns = "none"',
+      '[network]',
+      'network_backend = "cni"',
+      `network_config_dir = ${toml(p.cni)}`,
+      '[engine]',
+      'cgroup_manager = "cgroupfs"',
+      'events_logger = "file"',
+      `events_logfile_path = ${toml(p.events)}`,
+      // File locks under tmp_dir instead of the machine-wide /dev/shm/libpod_lock segment.
+      'lock_type = "file"',
+      `tmp_dir = ${toml(p.tmp)}`,
+      `static_dir = ${toml(join(p.dataRoot, 'libpod'))}`,
+      `volume_path = ${toml(join(p.dataRoot, 'volumes'))}`,
+      `image_copy_tmp_dir = ${toml(p.tmp)}`,
+      'runtime = "runc"',
+      ''
+    ].join('\n')
+  )
+  await writeFile(
+    p.storageConf,
+    ['[storage]', 'driver = "overlay"', `runroot = ${toml(p.runRoot)}`, `graphroot = ${toml(p.dataRoot)}`, ''].join('\n')
+  )
+  // No search registries: a short name never resolves to a remote registry, so nothing is ever pulled.
+  // 127.0.0.1 (any port) is plain HTTP, like Docker's default for loopback registries.
+  await writeFile(
+    p.registriesConf,
+    ['unqualified-search-registries = []', 'short-name-mode = "enforcing"', '', '[[registry]]', 'location = "127.0.0.1"', 'insecure = true', ''].join('\n')
+  )
+  await writeFile(p.authFile, '{}\n')
+}
+
+/** The podman service's environment: its private configuration files and nothing of root's own. */
+function podmanEnv(p: PodmanPaths): Record<string, string> {
+  return {
+    CONTAINERS_CONF: p.containersConf,
+    CONTAINERS_STORAGE_CONF: p.storageConf,
+    CONTAINERS_REGISTRIES_CONF: p.registriesConf,
+    REGISTRY_AUTH_FILE: p.authFile,
+    HOME: p.home,
+    XDG_CONFIG_HOME: join(p.home, '.config'),
+    XDG_DATA_HOME: join(p.home, '.local', 'share'),
+    TMPDIR: p.tmp
+  }
+}
+
+function podmanArgs(p: PodmanPaths): string[] {
+  return [
+    `--root=${p.dataRoot}`,
+    `--runroot=${p.runRoot}`,
+    '--storage-driver=overlay',
+    '--cgroup-manager=cgroupfs',
+    '--events-backend=file',
+    `--tmpdir=${p.tmp}`,
+    `--network-config-dir=${p.cni}`,
+    '--network-backend=cni',
+    '--runtime=runc',
+    `--runtime-flag=root=${p.runtimeRoot}`,
+    'system',
+    'service',
+    '--time=0',
+    `unix://${p.socket}`
+  ]
+}
+
+async function startPodman(dir: string): Promise<Engine> {
+  const p = podmanPaths(dir)
+  await mkdir(dir, { recursive: true })
+  await refuseRootInUse(p.pidfile)
+  if (existsSync(p.socket)) throw new Error(`${p.socket} exists: another podman service may own this root`)
+  for (const d of [p.tmp, p.cni, p.home, p.runRoot]) await mkdir(d, { recursive: true })
+  await writePodmanConfig(p)
+  const child = spawnLogged('/usr/bin/podman', podmanArgs(p), p.log, podmanEnv(p))
+  // podman system service writes no pidfile; ours names the child so that ready() trusts only its socket.
+  if (child.pid !== undefined) await writeFile(p.pidfile, String(child.pid))
+  const stop = async (): Promise<void> => {
+    await removePodmanContainers(p.socket, child)
+    await stopChild(child, 'podman')
+    await killLeftovers(p.dataRoot, p.runRoot, p.tmp)
+    await deleteRuncLeftovers(p.runtimeRoot)
+    await unmountUnder(dir)
+  }
+  try {
+    await waitUntilReady(child, 'podman', p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
+    const info = await engineInfo(p.socket, 'podman')
+    return { root: dir, host: `unix://${p.socket}`, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
+  } catch (err) {
+    await stop()
+    throw err
+  }
+}
+
+/** The podman service leaves containers running when it exits (conmon keeps them): remove them while it still answers. */
+async function removePodmanContainers(socket: string, child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return
+  const res = await api(socket, 'GET', '/containers/json?all=1', 10_000).catch(() => undefined)
+  if (res?.status !== 200) return
+  for (const c of JSON.parse(res.body) as Array<{ Id: string }>) {
+    await api(socket, 'DELETE', `/containers/${c.Id}?force=1&v=1`, 30_000).catch(() => undefined)
+  }
+}
+
+/** Containers whose conmon died with them unremoved: runc still knows them under our private runtime root. */
+async function deleteRuncLeftovers(runtimeRoot: string): Promise<void> {
+  const ids = await readdir(runtimeRoot).catch(() => [] as string[])
+  for (const id of ids) {
+    await new Promise<void>(resolve => execFile('/usr/bin/runc', [`--root=${runtimeRoot}`, 'delete', '--force', id], { env: bedEnv() }, () => resolve()))
+  }
+}
+
+/** Mounts a killed podman left under its own root, deepest first; never anything outside it. */
+async function unmountUnder(root: string): Promise<void> {
+  const points = mountsUnder(root, await readFile('/proc/self/mountinfo', 'utf8')).sort((a, b) => b.length - a.length)
+  for (const point of points) {
+    await new Promise<void>(resolve => execFile('/usr/bin/umount', [point], { env: bedEnv() }, () => resolve()))
+  }
+}
+
+export function mountsUnder(root: string, mountinfo: string): string[] {
+  return mountinfo
+    .split('\n')
+    .map(line => line.split(' ')[4] ?? '')
+    .filter(point => point === root || point.startsWith(`${root}/`))
+}
+
+/** Processes with an argument that is one of dirs or a path under one (also as --flag=<dir>). */
+async function processesUnder(dirs: string[]): Promise<Array<{ pid: number; argv: string[] }>> {
+  const ours = (arg: string): boolean => dirs.some(d => arg === d || arg.endsWith(`=${d}`) || arg.includes(`${d}/`))
   const pids = (await readdir('/proc')).filter(d => /^\d+$/.test(d)).map(Number)
   const hits: Array<{ pid: number; argv: string[] }> = []
   for (const pid of pids.filter(pid => pid !== process.pid)) {
     const argv = (await readFile(`/proc/${pid}/cmdline`, 'utf8').catch(() => '')).split('\0')
-    if (argv.some(arg => arg.includes(needle))) hits.push({ pid, argv })
+    if (argv.some(ours)) hits.push({ pid, argv })
   }
   return hits
 }
@@ -132,15 +389,16 @@ function shimSocket(argv: string[]): string | undefined {
 }
 
 /**
- * A killed dockerd leaves its containerd and shims behind; they are ours because their command
- * lines name this engine's private exec-root, which nothing else uses.
+ * A killed dockerd leaves its containerd and shims behind, a killed podman its conmons and
+ * cleanup processes; they are ours because their command lines name this engine's private
+ * directories (dockerd's exec-root; podman's root, run root and tmp dir), which nothing else uses.
  */
-async function killLeftovers(execRoot: string): Promise<void> {
-  const leftovers = await processesMentioning(`${execRoot}/`)
+async function killLeftovers(...dirs: string[]): Promise<void> {
+  const leftovers = await processesUnder(dirs)
   for (const { pid } of leftovers) process.kill(pid, 'SIGKILL')
   const deadline = Date.now() + 10_000
   while (leftovers.some(({ pid }) => existsSync(`/proc/${pid}`))) {
-    if (Date.now() > deadline) throw new Error(`processes under ${execRoot} survived SIGKILL: ${leftovers.map(l => l.pid).join(', ')}`)
+    if (Date.now() > deadline) throw new Error(`processes under ${dirs.join(', ')} survived SIGKILL: ${leftovers.map(l => l.pid).join(', ')}`)
     await sleep(100)
   }
   for (const { argv } of leftovers) {

@@ -68,7 +68,7 @@ describe('parseSettings: defaults', () => {
   })
 
   test.each(['jobs', 'ALL', 'step'])('scope %s is refused, naming the input', value => {
-    expect(() => settings({ scope: value })).toThrow(new InputError(`Input "scope" must be all or job, not "${value}".`))
+    expect(() => settings({ scope: value })).toThrow(`Input "scope" must be all or job, not "${value}".`)
   })
 
   test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all']>([
