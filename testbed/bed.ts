@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import type { Engine, Registry } from './engine'
+import { mountsUnder, type Engine, type EngineInfo, type Registry } from './engine'
 import { Scene } from './scene'
 
 /** Where the shared bed is; written by globalSetup, read by test workers. */
@@ -13,6 +13,8 @@ export interface BedCoordinates {
   registry: string
   enginePid: number
   registryPid: number
+  /** Which engine this is: flavour (RECLAIM_ENGINE), version, API version and image store. */
+  engine: EngineInfo
 }
 
 export interface Bed {
@@ -20,6 +22,7 @@ export interface Bed {
   host: string
   dataRoot: string
   registry: string
+  engine: EngineInfo
   scene: Scene
 }
 
@@ -43,7 +46,8 @@ export async function publishBed(handles: BedHandles): Promise<string> {
     dataRoot: engine.dataRoot,
     registry: registry.address,
     enginePid: engine.pid,
-    registryPid: registry.pid
+    registryPid: registry.pid,
+    engine: engine.info
   }
   const file = join(root, 'bed.json')
   await writeFile(file, JSON.stringify(coordinates, null, 2))
@@ -101,16 +105,10 @@ export function bed(): Bed {
   if (shared === undefined) {
     const c = bedCoordinates()
     claimForThisWorker(c.root)
-    shared = { root: c.root, host: c.host, dataRoot: c.dataRoot, registry: c.registry, scene: new Scene(c) }
+    const scene = new Scene({ host: c.host, dataRoot: c.dataRoot, info: c.engine })
+    shared = { root: c.root, host: c.host, dataRoot: c.dataRoot, registry: c.registry, engine: c.engine, scene }
   }
   return shared
-}
-
-function mountsUnder(root: string, mountinfo: string): string[] {
-  return mountinfo
-    .split('\n')
-    .map(line => line.split(' ')[4] ?? '')
-    .filter(point => point === root || point.startsWith(`${root}/`))
 }
 
 /** Refuses to recurse into mounts: rm -r through a leftover overlay or bind mount would delete what lies beneath it. */

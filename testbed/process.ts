@@ -4,21 +4,23 @@ import { closeSync, existsSync, openSync, readFileSync } from 'node:fs'
 const TERM_GRACE_MS = 20_000
 const KILL_GRACE_MS = 10_000
 
-// Variables that could send a daemon's traffic anywhere but loopback.
-const PROXY_VARS = /^(https?|ftp|all|no)_proxy$/i
+// Variables that could send a daemon's traffic anywhere but loopback, or point podman at another
+// engine (CONTAINER_HOST makes it a remote client) or at the machine's own containers configuration.
+const PROXY_VARS = /^((https?|ftp|all|no)_proxy|CONTAINER_HOST|CONTAINER_CONNECTION|CONTAINERS_[A-Z_]+|REGISTRY_AUTH_FILE)$/i
 // dockerd finds containerd, runc and docker-init on PATH; /usr/local/bin holds a different docker here.
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
 
-/** The environment of every process the bed starts: no proxies, and Debian's own binaries only. */
+/** The environment of every process the bed starts: no proxies, no podman redirection, and Debian's own binaries only. */
 export function bedEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !PROXY_VARS.test(k)))
   return { ...env, PATH: SYSTEM_PATH }
 }
 
-export function spawnLogged(command: string, args: string[], logFile: string): ChildProcess {
+/** Starts a daemon with bedEnv() (plus `env`), its output appended to logFile. */
+export function spawnLogged(command: string, args: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
   const fd = openSync(logFile, 'a')
   try {
-    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: bedEnv() })
+    const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: { ...bedEnv(), ...env } })
     // The test runner must not wait for the daemon; teardown stops it explicitly.
     child.unref()
     return child
