@@ -25,6 +25,7 @@ Options (each mirrors the GitHub Action input of the same name):
   --dry-run             change nothing; report what would go and the bytes it would free
   --fail-on-error       exit 1 when a named ref was not found or could not be removed
   --docker-host URL     engine endpoint (default: DOCKER_HOST, the docker context, the socket)
+  --timeout D           how long the engine may take to answer one request (default 60s)
   --json                print the result as JSON
   --verbose             log each step on stderr
   -h, --help            print this help
@@ -43,6 +44,7 @@ const OPTIONS = {
   'dry-run': { type: 'boolean' },
   'fail-on-error': { type: 'boolean' },
   'docker-host': { type: 'string' },
+  timeout: { type: 'string' },
   json: { type: 'boolean' },
   verbose: { type: 'boolean' },
   help: { type: 'boolean', short: 'h' }
@@ -64,7 +66,8 @@ function inputsOf(flags: Flags): RawInputs {
     'fail-on-error': String(Boolean(flags['fail-on-error'])),
     'docker-host': flags['docker-host'] ?? '',
     summary: 'false',
-    scope: 'all'
+    scope: 'all',
+    timeout: flags.timeout ?? ''
   }
 }
 

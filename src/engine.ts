@@ -27,30 +27,51 @@ export interface RemovedItem {
 export class EngineError extends Error {
   constructor(
     message: string,
-    readonly statusCode?: number
+    readonly statusCode?: number,
+    /** Worth asking again: a server error, a dropped connection, no answer. */
+    readonly transient = false,
+    /** Nothing listens at the endpoint any more. */
+    readonly unreachable = false
   ) {
     super(message)
   }
 }
 
+const UNREACHABLE = ['ECONNREFUSED', 'ENOENT']
+const DROPPED = ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']
+
 /** The newest API whose answers this code reads; older engines are asked in their own version. */
 const NEWEST_API = '1.45'
-const CONNECT_TIMEOUT_MS = 15_000
-const REQUEST_TIMEOUT_MS = 10 * 60_000
+/** An engine that does not answer its first request this fast is taken as unreachable. */
+const FIRST_CONTACT_MS = 10_000
 const PARALLEL_INSPECTS = 8
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
 
-export async function connect(endpoint: string): Promise<Engine> {
+/** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
+export async function connect(endpoint: string, timeoutMs: number): Promise<Engine> {
   const options = connectionOptions(endpoint)
-  const probe = new Docker({ ...options, timeout: CONNECT_TIMEOUT_MS })
+  const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
+  const probe = new Docker({ ...options, timeout: firstContact })
   let engineApi: string
   try {
-    engineApi = (await probe.version()).ApiVersion
+    engineApi = await withDeadline(
+      probe.version().then(v => v.ApiVersion),
+      firstContact,
+      `no answer within ${firstContact / 1000} s`
+    )
   } catch (error) {
     throw new EngineError(`Cannot reach the Docker engine at ${endpoint}: ${describe(error)}.`)
   }
   const apiVersion = olderVersion(engineApi, NEWEST_API)
-  return new DockerEngine(endpoint, apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: REQUEST_TIMEOUT_MS }))
+  return new DockerEngine(endpoint, apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
 }
 
 function connectionOptions(endpoint: string): Docker.DockerOptions {
@@ -127,14 +148,27 @@ class DockerEngine implements Engine {
 
   async layers(images: Image[]): Promise<Map<string, Layer[]>> {
     const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
-      const info = await this.call(() => this.docker.getImage(image.id).inspect())
-      return { id: image.id, size: image.size, chain: chainIds(info.RootFS?.Layers ?? []) }
+      const info = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
+      return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) }
     })
-    return sizeLayers(stacks, id => this.history(id))
+    return sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
+  }
+
+  /**
+   * Another process may remove an image between the listing and this
+   * request: it then holds nothing, and its removal will find it gone.
+   */
+  private async unlessGone<T>(request: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.call(request)
+    } catch (error) {
+      if (error instanceof EngineError && error.statusCode === 404) return undefined
+      throw error
+    }
   }
 
   private async history(id: string): Promise<HistoryEntry[]> {
-    const entries = await this.call(() => this.docker.getImage(id).history())
+    const entries = await this.docker.getImage(id).history()
     return (entries as { Size: number; CreatedBy: string }[]).map(e => ({ size: e.Size, createdBy: e.CreatedBy ?? '' })).reverse()
   }
 
@@ -168,7 +202,10 @@ class DockerEngine implements Engine {
     try {
       return await request()
     } catch (error) {
-      throw new EngineError(describe(error), (error as { statusCode?: number }).statusCode)
+      const { statusCode, code } = error as { statusCode?: number; code?: string }
+      const unreachable = UNREACHABLE.includes(code ?? '')
+      const transient = unreachable || DROPPED.includes(code ?? '') || (statusCode ?? 0) >= 500
+      throw new EngineError(describe(error), statusCode, transient, unreachable)
     }
   }
 }

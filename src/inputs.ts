@@ -15,6 +15,8 @@ export interface Settings extends Selection {
   summary: boolean
   /** `job`: the main step records the images present, the post step removes only what the job added. */
   scope: 'all' | 'job'
+  /** Milliseconds the engine may take to answer one request (retries included). */
+  timeout: number
 }
 
 /** Every input action.yml declares, in its order. */
@@ -30,7 +32,8 @@ export const INPUT_NAMES = [
   'fail-on-error',
   'docker-host',
   'summary',
-  'scope'
+  'scope',
+  'timeout'
 ] as const
 
 /** The raw strings of every input, as the runner passes them. */
@@ -73,7 +76,8 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     dockerHost: dockerHost(raw['docker-host']),
     summary: flag(raw.summary, 'summary', true),
     scope,
-    untagAdded: scope === 'job' && everything
+    untagAdded: scope === 'job' && everything,
+    timeout: timeout(raw.timeout)
   }
 }
 
@@ -129,6 +133,16 @@ function keepDuration(value: string): number | undefined {
   if (text === '') return undefined
   const ms = parseDuration(text)
   if (ms === undefined) return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`)
+  return ms
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000
+
+function timeout(value: string): number {
+  const text = value.trim()
+  if (text === '') return DEFAULT_TIMEOUT_MS
+  const ms = parseDuration(text)
+  if (ms === undefined || ms <= 0) return fail('timeout', `must be a positive duration such as 30s, 2m or 1m30s, not "${printable(text)}".`)
   return ms
 }
 

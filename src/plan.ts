@@ -178,7 +178,7 @@ class Planner {
     if (older) return this.skip(ref, id, 'kept', older, named)
     const protectedBy = this.protection(id)
     if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
-    const force = this.selection.force
+    const force = this.selection.force && this.sim.needsForce(id, byName)
     const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
     if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
     this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named)

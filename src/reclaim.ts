@@ -31,11 +31,13 @@ export interface Result {
   storageBefore: number
   storageAfter: number
   now: number
+  /** Set when the engine went away part-way: the step must fail after reporting what it did. */
+  interrupted?: string
 }
 
 /** The images on the engine now, for job scope's post step to compare with. */
 export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
-  const engine = await connect(await resolveHost(settings.dockerHost))
+  const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout)
   const images = await engine.images()
   log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
   return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
@@ -44,12 +46,15 @@ export async function snapshotImages(settings: Settings, log: Log): Promise<Snap
 /** The whole job: read the engine, plan, remove, and account for it. */
 export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
   const endpoint = await resolveHost(settings.dockerHost)
-  const engine = await connect(endpoint)
+  const engine = await connect(endpoint, settings.timeout)
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const storageBefore = await engine.storage()
-  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun, log))
-  const storageAfter = settings.dryRun ? storageBefore - execution.bytes : await engine.storage()
+  const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
+  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log))
+  const predicted = storageBefore - execution.bytes
+  // After an interrupted run the engine may not answer: the prediction stands in.
+  const storageAfter = settings.dryRun || execution.interrupted ? predicted : await engine.storage().catch(() => predicted)
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope })
 }
@@ -103,6 +108,7 @@ function summarize(
     untagged: execution.done.flatMap(done => done.untagged),
     skipped,
     rows,
+    interrupted: execution.interrupted,
     ...extra
   }
 }

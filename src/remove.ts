@@ -17,18 +17,33 @@ export interface Execution {
   done: Done[]
   skipped: Skip[]
   bytes: number
+  /** Why the run stopped before the end of the plan, when the engine went away. */
+  interrupted?: string
 }
 
 const PROGRESS_EVERY = 25
+const ATTEMPTS = 4
+const FIRST_BACKOFF_MS = 250
 
-/** Sends the plan's requests in order; a refused request is reported and the rest still run. */
-export async function execute(engine: Engine, plan: Plan, dryRun: boolean, log: Log): Promise<Execution> {
+/**
+ * Sends the plan's requests in order. A refused request is reported and the
+ * rest still run; an engine that stays unreachable ends the run, and what
+ * was done until then is still returned.
+ */
+export async function execute(engine: Engine, plan: Plan, options: { dryRun: boolean; timeoutMs: number }, log: Log): Promise<Execution> {
+  const { dryRun } = options
   const done: Done[] = []
   const skipped: Skip[] = []
   const deletions = plan.steps.filter(step => step.deleted).length
   let deletedSoFar = 0
-  for (const step of plan.steps) {
-    const result = dryRun ? planned(step) : await send(engine, plan, step)
+  for (const [index, step] of plan.steps.entries()) {
+    let result: Done | Skip
+    try {
+      result = dryRun ? planned(step) : await send(engine, plan, step, options.timeoutMs)
+    } catch (error) {
+      const interrupted = `The engine at ${engine.endpoint} stopped answering after ${index} of ${plan.steps.length} requests (${(error as Error).message}); run the step again once it is back.`
+      return { done, skipped, bytes: total(done), interrupted }
+    }
     if ('reason' in result) {
       skipped.push(result)
       log.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`)
@@ -41,18 +56,22 @@ export async function execute(engine: Engine, plan: Plan, dryRun: boolean, log: 
       log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`)
     }
   }
-  return { done, skipped, bytes: done.reduce((sum, d) => sum + d.bytes, 0) }
+  return { done, skipped, bytes: total(done) }
 }
+
+const total = (done: Done[]): number => done.reduce((sum, d) => sum + d.bytes, 0)
 
 function planned(step: Step): Done {
   return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId] : [], bytes: step.bytes }
 }
 
-async function send(engine: Engine, plan: Plan, step: Step): Promise<Done | Skip> {
+/** One request; throws only when the engine is gone, so the caller stops. */
+async function send(engine: Engine, plan: Plan, step: Step, timeoutMs: number): Promise<Done | Skip> {
   let items: RemovedItem[]
   try {
-    items = await engine.remove(step.target, step.force)
+    items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs)
   } catch (error) {
+    if (error instanceof EngineError && error.unreachable) throw error
     return refused(step, error)
   }
   const deleted = items.flatMap(item => (item.deleted ? [item.deleted] : []))
@@ -66,9 +85,25 @@ async function send(engine: Engine, plan: Plan, step: Step): Promise<Done | Skip
   }
 }
 
+/** Transient failures (a server error, a dropped connection) are asked again, with backoff, within the deadline. */
+async function withRetries<T>(request: () => Promise<T>, deadline: number): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await request()
+    } catch (error) {
+      const wait = FIRST_BACKOFF_MS * 2 ** (attempt - 1)
+      const retry = error instanceof EngineError && error.transient && attempt < ATTEMPTS && Date.now() + wait < deadline
+      if (!retry) throw error
+      await new Promise(resolve => setTimeout(resolve, wait))
+    }
+  }
+}
+
 function refused(step: Step, error: unknown): Skip {
   const message = error instanceof Error ? error.message : String(error)
   const status = error instanceof EngineError ? error.statusCode : undefined
+  // Between the listing and this request someone else removed it: the goal is met, nobody failed.
+  if (status === 404) return { ref: step.cause, id: step.imageId, reason: 'not-found', message: `already removed by another process (${message})`, named: false }
   return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named }
 }
 

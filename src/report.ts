@@ -20,7 +20,7 @@ export function setOutputs(result: Result): void {
   )
 }
 
-/** Warns about each named ref that was skipped; returns the sentence to fail with, if any. */
+/** Warns about each named ref that was skipped; returns the sentence to fail with, if any: an engine that went away, or failed refs under fail-on-error. */
 export function conclude(result: Result, failOnError: boolean, log: Log): string | undefined {
   const named = result.skipped.filter(skip => skip.named)
   for (const skip of named) log.warning(`${skip.ref}: ${skip.reason}: ${skip.message}`)
@@ -29,39 +29,53 @@ export function conclude(result: Result, failOnError: boolean, log: Log): string
     `${result.dryRun ? 'Would reclaim' : 'Reclaimed'} ${formatBytes(result.bytes)} (${result.bytes} bytes): ` +
       `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped`
   )
+  if (result.interrupted) return result.interrupted
   if (!failOnError || failures.length === 0) return undefined
   const refs = failures.map(f => f.ref).join(', ')
   return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`
 }
 
-/** The job summary: the total first, then every row, then the engine's storage. */
+/** What each outcome means, in the words of the person reading the summary. */
+const REMOVED_WORDS: Record<'deleted' | 'untagged', [real: string, dry: string]> = {
+  deleted: ['Deleted', 'Would be deleted'],
+  untagged: ['Untagged: only the tag was removed', 'Would be untagged: only the tag goes']
+}
+
+const SKIP_WORDS: Record<SkipReason, string> = {
+  'not-found': 'Not found: no image has this name or ID',
+  ambiguous: 'Ambiguous: this short ID matches several images',
+  'in-use': 'In use by a running container: never removed',
+  'in-use-stopped': 'Used by a stopped container',
+  'multiple-references': 'Has several tags: name one tag, or set force',
+  'has-children': 'Other images are built on it',
+  kept: 'Kept by a keep rule',
+  'too-recent': 'Newer than keep-duration',
+  error: 'The engine refused'
+}
+
+/** Skipped rows are grouped by reason, in this order: what needs the reader's attention first. */
+const SKIP_ORDER = Object.keys(SKIP_WORDS) as SkipReason[]
+
+interface SkipLine {
+  row: Row
+  message: string
+}
+
+/**
+ * The job summary, for people: the total first, then one table (what was removed, with its
+ * total, then what stayed and why), then the engine's image storage before and after.
+ * Everything is HTML without blank lines, so GitHub renders it as one HTML block and no
+ * Markdown inside it is interpreted; every string from the user or the engine is escaped.
+ */
 export async function writeSummary(result: Result): Promise<void> {
-  const title = result.dryRun ? 'Docker images: would reclaim' : 'Docker images: reclaimed'
-  const scope = result.jobScope ? ' from what this job added' : ''
-  const summary = core.summary
-    .addHeading(`${title} ${formatBytes(result.bytes)}${scope}`, 2)
-    .addRaw(
-      `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped ` +
-        `on ${escape(result.endpoint)}${result.dryRun ? ' (dry run: nothing was changed)' : ''}.`,
-      true
-    )
-  if (result.rows.length > 0) {
-    summary.addTable([
-      [
-        { data: 'Reference', header: true },
-        { data: 'Image', header: true },
-        { data: 'Age', header: true },
-        { data: 'Freed', header: true },
-        { data: 'Outcome', header: true }
-      ],
-      ...result.rows.map(row => rowCells(row, result.now))
-    ])
-  }
-  summary.addRaw(
-    `Image storage: ${formatBytes(result.storageBefore)} before, ${formatBytes(result.storageAfter)} after` +
-      `${result.dryRun ? ' (predicted)' : ''}.`,
-    true
-  )
+  const removals = result.rows.filter(row => row.outcome === 'deleted' || row.outcome === 'untagged')
+  const skips = skipLines(result)
+  const summary = core.summary.addHeading(headline(result), 2)
+  if (result.dryRun) summary.addQuote('<b>Dry run</b>: nothing was removed or untagged. This is what a real run would do.')
+  summary.addRaw(overview(result, skips.length), true)
+  if (removals.length + skips.length > 0) summary.addRaw(table(result, removals, skips), true)
+  else summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true)
+  summary.addRaw(storageLine(result), true)
   try {
     await summary.write()
   } catch (error) {
@@ -69,17 +83,87 @@ export async function writeSummary(result: Result): Promise<void> {
   }
 }
 
-function rowCells(row: Row, now: number): string[] {
-  return [
-    escape(row.ref),
-    row.id ? `<code>${shortId(row.id)}</code>` : '',
-    row.created === undefined ? '' : formatAge(row.created, now),
-    formatBytes(row.bytes),
-    row.outcome
-  ]
+function headline(result: Result): string {
+  const verb = result.dryRun ? 'would reclaim' : 'reclaimed'
+  const scope = result.jobScope ? ' from what this job added' : ''
+  return `Docker images: ${verb} ${formatBytes(result.bytes)}${scope}${result.dryRun ? ' (dry run)' : ''}`
 }
 
-/** Image names and messages come from the engine: none of it may become markup. */
+function overview(result: Result, left: number): string {
+  const bytes = `${result.bytes.toLocaleString('en-US')} byte${result.bytes === 1 ? '' : 's'}`
+  const counts = [
+    `<b>${result.deleted.length}</b> image${result.deleted.length === 1 ? '' : 's'} ${result.dryRun ? 'to delete' : 'deleted'}`,
+    `<b>${result.untagged.length}</b> tag${result.untagged.length === 1 ? '' : 's'} ${result.dryRun ? 'to remove' : 'removed'}`,
+    `<b>${left}</b> left in place`
+  ]
+  const freed = result.dryRun ? 'would be freed' : 'freed'
+  return `<p>Exactly <b>${bytes}</b> of image storage ${freed} on <code>${escape(result.endpoint)}</code>: ${counts.join(', ')}.</p>`
+}
+
+function storageLine(result: Result): string {
+  const before = formatBytes(result.storageBefore)
+  const after = formatBytes(result.storageAfter)
+  const predicted = result.dryRun ? ' (predicted)' : ''
+  return `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`
+}
+
+/** One skip per image and reason (a named ref can also be a prune candidate), grouped by reason. */
+function skipLines(result: Result): SkipLine[] {
+  const messages = new Map(result.skipped.map(skip => [skipKey(skip.ref, skip.id, skip.reason), skip.message]))
+  const seen = new Set<string>()
+  const lines: SkipLine[] = []
+  for (const row of result.rows) {
+    if (row.outcome === 'deleted' || row.outcome === 'untagged') continue
+    const key = skipKey(row.ref, row.id, row.outcome)
+    if (seen.has(key)) continue
+    seen.add(key)
+    lines.push({ row, message: messages.get(key) ?? '' })
+  }
+  const rank = (line: SkipLine): number => SKIP_ORDER.indexOf(line.row.outcome as SkipReason)
+  return lines.sort((a, b) => rank(a) - rank(b))
+}
+
+const skipKey = (ref: string, id: string, reason: string): string => `${ref}\u0000${id}\u0000${reason}`
+
+function table(result: Result, removals: Row[], skips: SkipLine[]): string {
+  const head =
+    '<thead><tr><th align="left">Image</th><th align="left">ID</th><th align="left">Age</th>' +
+    `<th align="right">${result.dryRun ? 'Would&nbsp;free' : 'Freed'}</th><th align="left">Outcome</th></tr></thead>`
+  const body: string[] = removals.map(row =>
+    tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(REMOVED_WORDS[row.outcome as 'deleted' | 'untagged'][result.dryRun ? 1 : 0]))
+  )
+  if (removals.length > 0) {
+    body.push(tr('<td colspan="3"><b>Total</b></td>', sizeCell(`<b>${formatBytes(result.bytes)}</b>`), td('')))
+  }
+  if (skips.length > 0) {
+    body.push(`<tr><th colspan="5" align="left">Left in place (${skips.length})</th></tr>`)
+    for (const { row, message } of skips) {
+      body.push(tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell('–'), td(skipWords(row.outcome as SkipReason, message))))
+    }
+  }
+  return `<table>${head}<tbody>\n${body.join('\n')}\n</tbody></table>`
+}
+
+function skipWords(reason: SkipReason, message: string): string {
+  const words = SKIP_WORDS[reason] ?? escape(reason)
+  // Only an error's message says something the reason does not; the others repeat it in engine terms.
+  return reason === 'error' && message ? `${words}: ${escape(message)}` : words
+}
+
+const td = (content: string): string => `<td>${content}</td>`
+const tr = (...cells: string[]): string => `<tr>${cells.join('')}</tr>`
+const sizeCell = (content: string): string => `<td align="right">${content}</td>`
+const idCell = (id: string): string => td(id ? `<code>${escape(shortId(id))}</code>` : '–')
+const ageCell = (row: Row, now: number): string => td(row.created === undefined ? '–' : nowrap(formatAge(row.created, now)))
+/** Short values stay on one line, so that only the outcome's words wrap in a narrow table. */
+const nowrap = (text: string): string => text.replace(/ /g, '&nbsp;')
+/** Untagged images have no name: `<none>`, as the docker CLI lists them. */
+const refCell = (ref: string): string => td(ref === '<none>' ? '<i>&#60;none&#62;</i>' : escape(ref))
+
+/**
+ * Image names and messages come from the user and the engine: none of it may become markup.
+ * Control characters (a newline could end GitHub's HTML block) become spaces.
+ */
 function escape(text: string): string {
-  return text.replace(/[&<>"'`|*_[\]\\]/g, ch => `&#${ch.charCodeAt(0)};`)
+  return text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/[&<>"'`|*_[\]\\]/g, ch => `&#${ch.charCodeAt(0)};`)
 }

@@ -87,6 +87,18 @@ export class Simulation {
     return depth
   }
 
+  /**
+   * Whether the engine would refuse this removal unless forced. Force is sent
+   * only then, so that an image which gains a container or a tag between the
+   * plan and the request is refused by the engine instead of forced away.
+   */
+  needsForce(id: string, byName?: string): boolean {
+    const refs = this.refs(id)
+    const used = this.usedBy(id).length > 0
+    if (byName) return used && isSingleReference(refs)
+    return used || (refs.length > 0 && !isSingleReference(refs))
+  }
+
   /** `DELETE /images/<ref>` where ref is a tag or digest the image carries. */
   removeByName(id: string, ref: string, force: boolean): Outcome {
     const node = this.nodes.get(id)

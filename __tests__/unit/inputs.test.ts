@@ -52,8 +52,21 @@ describe('parseSettings: defaults', () => {
       dockerHost: '',
       summary: true,
       scope: 'all',
-      untagAdded: false
+      untagAdded: false,
+      timeout: 60_000
     })
+  })
+
+  test.each([
+    ['30s', 30_000],
+    ['2m', 120_000],
+    ['1m30s', 90_000]
+  ])('timeout %s is %d ms', (value, ms) => {
+    expect(settings({ timeout: value }).timeout).toBe(ms)
+  })
+
+  test.each(['0', '-5s', 'soon', '10'])('timeout %s is refused, naming the input', value => {
+    expect(() => settings({ timeout: value })).toThrow(`Input "timeout" must be a positive duration such as 30s, 2m or 1m30s, not "${value}".`)
   })
 
   test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all', boolean]>([

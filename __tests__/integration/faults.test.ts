@@ -1,0 +1,204 @@
+import { createServer, type Socket } from 'node:net'
+import { execFile } from 'node:child_process'
+import { readFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { promisify } from 'node:util'
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
+import { makeRoot, startEngine } from '../../testbed/engine'
+import { removeRoot } from '../../testbed/bed'
+import { startProxy, type Fault, type Hook, type Proxy } from '../../testbed/proxy'
+import { runBundle } from '../../testbed/runner'
+import { Scene } from '../../testbed/scene'
+import { expectReclaimed, idsOf, parsed, storage, succeeded, tagsOf } from './checks'
+import { bed, runAction } from './harness'
+
+const { scene } = bed()
+const MB = 1_000_000
+let proxy: Proxy | undefined
+
+beforeEach(async () => {
+  await scene.wipe({ keepBusybox: true })
+})
+
+afterEach(async () => {
+  await proxy?.close()
+  proxy = undefined
+})
+
+/** The action pointed at a proxy in front of the bed's engine. */
+async function throughProxy(hook: Hook): Promise<string> {
+  proxy = await startProxy(scene.socket, join(bed().root, 'proxy.sock'), hook)
+  return proxy.host
+}
+
+/** A loopback port nobody listens on: taken, then let go. */
+async function refusedPort(): Promise<number> {
+  const server = createServer()
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port } = server.address() as { port: number }
+  await new Promise<void>(resolve => server.close(() => resolve()))
+  return port
+}
+
+/** A SIGKILLed dockerd leaves its mounts under its own root; they are this test's to undo. */
+async function unmountLeftovers(root: string): Promise<void> {
+  const mountinfo = await readFile('/proc/self/mountinfo', 'utf8')
+  const points = mountinfo
+    .split('\n')
+    .map(line => line.split(' ')[4])
+    .filter((point): point is string => point !== undefined && point.startsWith(`${root}/`))
+  for (const point of points.sort().reverse()) await promisify(execFile)('umount', ['-l', point])
+}
+
+const isDelete = (r: { method: string; url: string }): boolean => r.method === 'DELETE' && r.url.includes('/images/')
+
+describe('an engine that cannot be reached ends the step in bounded time, naming it', () => {
+  test('a refused TCP port', async () => {
+    const port = await refusedPort()
+    const run = await runAction({}, { env: { DOCKER_HOST: `tcp://127.0.0.1:${port}` } })
+    expect(run.code).not.toBe(0)
+    expect(run.stdout).toContain(`::error::Cannot reach the Docker engine at tcp://127.0.0.1:${port}`)
+  })
+
+  test('a socket that accepts and never answers: the timeout input bounds the wait', async () => {
+    const host = await throughProxy(() => 'hang')
+    const started = Date.now()
+    const run = await runAction({ timeout: '2s' }, { env: { DOCKER_HOST: host } })
+    expect(run.code).not.toBe(0)
+    expect(run.stdout).toContain(`::error::Cannot reach the Docker engine at ${host}: no answer within 2 s.`)
+    expect(Date.now() - started).toBeLessThan(10_000)
+  })
+
+  test('a socket that accepts and never answers: by default the first contact waits 10 s', async () => {
+    // It never reads, so it never sees the client go: its sockets are closed by hand.
+    const connections = new Set<Socket>()
+    const silent = createServer(connection => void connections.add(connection))
+    const socket = join(bed().root, 'silent.sock')
+    await new Promise<void>(resolve => silent.listen(socket, resolve))
+    try {
+      const started = Date.now()
+      const run = await runAction({}, { env: { DOCKER_HOST: `unix://${socket}` } })
+      expect(run.stdout).toContain('no answer within 10 s')
+      expect(Date.now() - started).toBeLessThan(20_000)
+    } finally {
+      for (const connection of connections) connection.destroy()
+      await new Promise<void>(resolve => silent.close(() => resolve()))
+    }
+  })
+})
+
+describe('transient failures are retried, and one image failing never stops the rest', () => {
+  test('HTTP 500 and dropped connections on removals are asked again', async () => {
+    await scene.build('flaky:1', { bytes: MB })
+    await scene.build('flaky:2', { bytes: MB })
+    const tries = new Map<string, number>()
+    const host = await throughProxy(r => {
+      if (!isDelete(r)) return 'forward'
+      const n = (tries.get(r.url) ?? 0) + 1
+      tries.set(r.url, n)
+      if (n === 1) return { status: 500, message: 'injected server error' }
+      return n === 2 ? 'reset' : 'forward'
+    })
+    const before = await storage(scene)
+    const out = succeeded(await runAction({ refs: 'flaky:1 flaky:2' }, { env: { DOCKER_HOST: host } }))
+    expect(out.bytes).toBe(2 * MB)
+    expect([...tries.values()]).toEqual([3, 3])
+    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
+  })
+
+  test('an image that keeps failing is skipped with reason error after bounded retries', async () => {
+    await scene.build('broken:1', { bytes: MB })
+    await scene.build('fine:1', { bytes: MB })
+    const host = await throughProxy(r => (isDelete(r) && r.url.includes('broken') ? { status: 500, message: 'disk on fire' } : 'forward'))
+    const out = succeeded(await runAction({ refs: 'broken:1 fine:1' }, { env: { DOCKER_HOST: host } }))
+    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'broken:1', reason: 'error', message: expect.stringContaining('disk on fire') })])
+    expect(proxy?.seen.filter(line => line.startsWith('DELETE') && line.includes('broken'))).toHaveLength(4)
+    expect(await tagsOf(scene)).toContain('broken:1')
+    expect(await tagsOf(scene)).not.toContain('fine:1')
+  })
+})
+
+describe('other processes acting between the listing and the removals', () => {
+  test('an image someone else deleted first is not an error and not counted', async () => {
+    await scene.build('mine:1', { bytes: MB })
+    await scene.build('theirs:1', { bytes: 2 * MB })
+    let raced = false
+    const host = await throughProxy(async (r): Promise<Fault> => {
+      if (isDelete(r) && !raced) {
+        raced = true
+        await scene.rmi('theirs:1')
+      }
+      return 'forward'
+    })
+    const before = await storage(scene)
+    const run = await runAction({ refs: 'mine:1 theirs:1', 'fail-on-error': 'true' }, { env: { DOCKER_HOST: host } })
+    const out = succeeded(run)
+    expect(out.bytes).toBe(MB)
+    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'theirs:1', reason: 'not-found', message: expect.stringContaining('already removed') })])
+    expect(before.layers - (await storage(scene)).layers).toBe(3 * MB)
+  })
+
+  test('an image that gains a container or a tag meanwhile is not removed, even with force', async () => {
+    await scene.build('first:1', { bytes: MB })
+    const contained = await scene.build('contained:1', { from: 'testbed/busybox:static', bytes: MB })
+    const retagged = await scene.build('retagged:1', { bytes: MB })
+    let raced = false
+    const host = await throughProxy(async (r): Promise<Fault> => {
+      if (isDelete(r) && !raced) {
+        raced = true
+        await scene.runContainer('contained:1', { running: false })
+        await scene.tag('retagged:1', 'precious:1')
+      }
+      return 'forward'
+    })
+    const out = parsed(await runAction({ refs: 'first:1 contained:1 retagged:1', force: 'true' }, { env: { DOCKER_HOST: host } }))
+    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'contained:1', reason: 'in-use-stopped' })])
+    expect(out.untagged).toContain('retagged:1')
+    expect(await idsOf(scene)).toEqual(expect.arrayContaining([contained, retagged]))
+  })
+
+  test('two copies of the action on one engine at once: no crash, no double counting', async () => {
+    await scene.many('shared', 80, 20_000)
+    const before = await storage(scene)
+    const [a, b] = await Promise.all([runAction({ refs: 'shared:*' }), runAction({ refs: 'shared:*' })])
+    const [outA, outB] = [succeeded(a), succeeded(b)]
+    const deleted = [...outA.deleted, ...outB.deleted]
+    expect(new Set(deleted).size).toBe(deleted.length)
+    expect(deleted).toHaveLength(80)
+    expect(outA.bytes + outB.bytes).toBe(80 * 20_000)
+    expectReclaimed(outA.bytes + outB.bytes, before, await storage(scene), 80)
+  })
+})
+
+describe('an engine killed in the middle of a long removal', () => {
+  test('the step reports what it deleted, fails in one sentence, and a second run finishes', async () => {
+    const root = await makeRoot()
+    let engine = await startEngine(root)
+    try {
+      const own = new Scene(engine)
+      await own.many('doomed', 300, 10_000)
+      const run = runBundle({ refs: 'doomed:*' }, { host: engine.host })
+      while ((await own.images()).length > 240) await new Promise(resolve => setTimeout(resolve, 20))
+      process.kill(engine.pid, 'SIGKILL')
+      const first = await run
+      expect(first.code).not.toBe(0)
+      expect(first.stdout).toMatch(/::error::The engine at unix:\/\/\S+ stopped answering after \d+ of \d+ requests/)
+      const partial = parsed(first)
+      expect(partial.deleted.length).toBeGreaterThanOrEqual(50)
+      expect(partial.deleted.length).toBeLessThan(300)
+      expect(partial.bytes).toBe(partial.deleted.length * 10_000)
+      expect(first.summary).toContain(first.outputs.reclaimed)
+      expect(first.summary).toMatch(new RegExp(`\\b${partial.deleted.length}\\b`))
+
+      await engine.stop()
+      engine = await startEngine(root)
+      const second = succeeded(await runBundle({ refs: 'doomed:*' }, { host: engine.host }))
+      expect(await new Scene(engine).images()).toEqual([])
+      expect(partial.deleted.length + second.deleted.length).toBeGreaterThanOrEqual(299)
+    } finally {
+      await engine.stop()
+      await unmountLeftovers(root)
+      await removeRoot(root)
+    }
+  })
+})

@@ -1,0 +1,36 @@
+import { NO_FILTERS } from '../../src/filters'
+import { plan, type Selection } from '../../src/plan'
+import { parseRefSpec, type RefSpec } from '../../src/reference'
+import type { Container, EngineState, Image } from '../../src/model'
+
+const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
+const id = (prefix: string): string => `sha256:${prefix.padEnd(64, '0')}`
+const spec = (text: string): RefSpec => parseRefSpec(text) as RefSpec
+
+function state(images: Partial<Image>[], containers: Container[] = []): EngineState {
+  const full = images.map(i => ({ parentId: '', tags: [], digests: [], created: NOW - 86_400_000, size: 10, labels: {}, id: '', ...i }))
+  return { images: full, containers, layers: new Map(full.map(i => [i.id, [{ chainId: `L-${i.id}`, size: 10 }]])) }
+}
+
+function forced(engine: EngineState, refs: string[]): boolean[] {
+  const selection: Selection = { refs: refs.map(spec), keep: [], filters: NO_FILTERS, prune: 'none', force: true, noPrune: false }
+  return plan(engine, selection, NOW).steps.map(step => step.force)
+}
+
+describe('force is sent only where the engine would refuse without it', () => {
+  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false }
+
+  test('an unused image with one tag is removed unforced, by tag or by ID', () => {
+    expect(forced(state([{ id: id('a'), tags: ['one:1'] }]), ['one:1'])).toEqual([false])
+    expect(forced(state([{ id: id('a'), tags: ['one:1'] }]), [id('a')])).toEqual([false])
+  })
+
+  test('an ID with several tags, or an image of a stopped container, is forced', () => {
+    expect(forced(state([{ id: id('a'), tags: ['one:1', 'two:1'] }]), [id('a')])).toEqual([true])
+    expect(forced(state([{ id: id('b'), tags: ['used:1'] }], [stopped]), ['used:1'])).toEqual([true])
+  })
+
+  test('a tag of a multi-tagged image of a stopped container is only untagged, unforced', () => {
+    expect(forced(state([{ id: id('b'), tags: ['used:1', 'used:2'] }], [stopped]), ['used:1'])).toEqual([false])
+  })
+})
