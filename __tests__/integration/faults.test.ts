@@ -176,16 +176,16 @@ describe('an engine killed in the middle of a long removal', () => {
     let engine = await startEngine(root)
     try {
       const own = new Scene(engine)
-      await own.many('doomed', 300, 10_000)
+      await own.many('doomed', 200, 10_000)
       const run = runBundle({ refs: 'doomed:*' }, { host: engine.host })
-      while ((await own.images()).length > 240) await new Promise(resolve => setTimeout(resolve, 20))
+      while ((await own.images()).length > 160) await new Promise(resolve => setTimeout(resolve, 100))
       process.kill(engine.pid, 'SIGKILL')
       const first = await run
       expect(first.code).not.toBe(0)
       expect(first.stdout).toMatch(/::error::The engine at unix:\/\/\S+ stopped answering after \d+ of \d+ requests/)
       const partial = parsed(first)
-      expect(partial.deleted.length).toBeGreaterThanOrEqual(50)
-      expect(partial.deleted.length).toBeLessThan(300)
+      expect(partial.deleted.length).toBeGreaterThanOrEqual(40)
+      expect(partial.deleted.length).toBeLessThan(200)
       expect(partial.bytes).toBe(partial.deleted.length * 10_000)
       expect(first.summary).toContain(first.outputs.reclaimed)
       expect(first.summary).toMatch(new RegExp(`\\b${partial.deleted.length}\\b`))
@@ -194,11 +194,12 @@ describe('an engine killed in the middle of a long removal', () => {
       engine = await startEngine(root)
       const second = succeeded(await runBundle({ refs: 'doomed:*' }, { host: engine.host }))
       expect(await new Scene(engine).images()).toEqual([])
-      expect(partial.deleted.length + second.deleted.length).toBeGreaterThanOrEqual(299)
+      // The request in flight when the engine died may have finished unseen.
+      expect(partial.deleted.length + second.deleted.length).toBeGreaterThanOrEqual(199)
     } finally {
       await engine.stop()
       await unmountLeftovers(root)
       await removeRoot(root)
     }
-  })
+  }, 300_000)
 })
