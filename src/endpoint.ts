@@ -25,3 +25,19 @@ async function contextHost(): Promise<string | undefined> {
     return undefined
   }
 }
+
+/** The password an endpoint URL carries (tcp://user:secret@host), which must never be shown. */
+export function credentials(endpoint: string | undefined): string[] {
+  if (!endpoint) return []
+  try {
+    const password = decodeURIComponent(new URL(endpoint).password)
+    return password ? [password] : []
+  } catch {
+    return []
+  }
+}
+
+/** The endpoint as logs, errors and the summary may show it. */
+export function shown(endpoint: string): string {
+  return credentials(endpoint).reduce((text, secret) => text.split(encodeURIComponent(secret)).join('***').split(secret).join('***'), endpoint)
+}

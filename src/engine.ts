@@ -1,12 +1,14 @@
 import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import Docker from 'dockerode'
+import { shown } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { parseNamed } from './reference'
 import type { Container, Image, Layer } from './model'
 
 /** The only part of the Engine API the action uses. */
 export interface Engine {
+  /** As it may be shown: any password in it is ***. */
   readonly endpoint: string
   readonly apiVersion: string
   images(): Promise<Image[]>
@@ -60,10 +62,10 @@ export async function connect(endpoint: string, timeoutMs: number): Promise<Engi
       `no answer within ${firstContact / 1000} s`
     )
   } catch (error) {
-    throw new EngineError(`Cannot reach the Docker engine at ${endpoint}: ${describe(error)}.`)
+    throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`)
   }
   const apiVersion = olderVersion(engineApi, NEWEST_API)
-  return new DockerEngine(endpoint, apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
+  return new DockerEngine(shown(endpoint), apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {

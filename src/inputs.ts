@@ -1,5 +1,6 @@
 import * as core from '@actions/core'
 import { parseDuration } from './duration'
+import { credentials } from './endpoint'
 import { FilterError, parseFilters } from './filters'
 import { parseRefSpec, type RefSpec } from './reference'
 import type { Selection } from './plan'
@@ -54,6 +55,8 @@ export class InputError extends Error {
 
 export function getSettings(now = Date.now()): Settings {
   const raw = Object.fromEntries(INPUT_NAMES.map(name => [name, core.getInput(name)])) as RawInputs
+  // Masked before anything can print them, valid input or not.
+  for (const secret of [...credentials(raw['docker-host']), ...credentials(process.env.DOCKER_HOST)]) core.setSecret(secret)
   return parseSettings(raw, now)
 }
 

@@ -45,8 +45,8 @@ export async function snapshotImages(settings: Settings, log: Log): Promise<Snap
 
 /** The whole job: read the engine, plan, remove, and account for it. */
 export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
-  const endpoint = await resolveHost(settings.dockerHost)
-  const engine = await connect(endpoint, settings.timeout)
+  const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout)
+  const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const storageBefore = await engine.storage()

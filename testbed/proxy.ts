@@ -15,10 +15,10 @@ export interface Proxy {
 }
 
 /**
- * A unix-socket HTTP proxy in front of a real engine, so that faults happen
+ * An HTTP proxy, on a unix socket or a loopback TCP port (0: any free one), in front of a real engine, so that faults happen
  * at a chosen request while everything else is the engine's own behaviour.
  */
-export async function startProxy(engineSocket: string, socket: string, hook: Hook): Promise<Proxy> {
+export async function startProxy(engineSocket: string, listenOn: string | number, hook: Hook): Promise<Proxy> {
   const seen: string[] = []
   const hanging = new Set<ServerResponse>()
   const server = createServer((req, res) => {
@@ -30,10 +30,15 @@ export async function startProxy(engineSocket: string, socket: string, hook: Hoo
       res.writeHead(fault.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: fault.message }))
     })
   })
-  await rm(socket, { force: true })
-  await new Promise<void>(resolve => server.listen(socket, resolve))
+  const tcp = typeof listenOn === 'number'
+  if (tcp) await new Promise<void>(resolve => server.listen(listenOn, '127.0.0.1', resolve))
+  else {
+    await rm(listenOn, { force: true })
+    await new Promise<void>(resolve => server.listen(listenOn, resolve))
+  }
+  const port = tcp ? (server.address() as { port: number }).port : 0
   return {
-    host: `unix://${socket}`,
+    host: tcp ? `tcp://127.0.0.1:${port}` : `unix://${listenOn}`,
     seen,
     close: async () => {
       for (const res of hanging) res.socket?.destroy()
