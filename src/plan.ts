@@ -66,6 +66,7 @@ class Planner {
   private readonly kept: Set<string>
   private readonly anchors: Anchors
   private readonly running: Set<string>
+  private readonly byId: Map<string, Image>
 
   constructor(
     private readonly state: EngineState,
@@ -73,6 +74,7 @@ class Planner {
     private readonly now: number
   ) {
     this.sim = new Simulation(state)
+    this.byId = new Map(state.images.map(image => [image.id, image]))
     this.kept = new Set(
       selection.keep.flatMap(spec => (spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec)))
     )
@@ -101,7 +103,7 @@ class Planner {
   }
 
   private image(id: string): Image {
-    return this.state.images.find(image => image.id === id) as Image
+    return this.byId.get(id) as Image
   }
 
   /**
@@ -236,8 +238,7 @@ class Planner {
    * The engine's parent pruning, sent as requests of our own (the engine is
    * always asked with noprune=1) so that keep rules hold for parents too.
    */
-  private pruneParents(parentId: string): void {
-    const id = parentId
+  private pruneParents(id: string): void {
     if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id)) return
     if (this.sim.usedBy(id).length > 0 || this.protection(id)) return
     this.record('parent', id, id, false, this.sim.removeById(id, false), true)

@@ -100858,6 +100858,51 @@ function isCalendarDate(text) {
     return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour < 24 && minute < 60 && second < 60;
 }
 
+;// CONCATENATED MODULE: ./src/endpoint.ts
+
+const DEFAULT_HOST = process.platform === 'win32' ? 'npipe:////./pipe/docker_engine' : 'unix:///var/run/docker.sock';
+/**
+ * The engine to talk to, in the docker CLI's order of precedence: the
+ * input, DOCKER_HOST, the active docker context, the platform default.
+ */
+async function endpoint_resolveHost(input, env = process.env) {
+    if (input)
+        return input;
+    if (env.DOCKER_HOST)
+        return env.DOCKER_HOST;
+    return (await contextHost()) ?? DEFAULT_HOST;
+}
+/** The active context's endpoint; undefined when there is no docker CLI or it says nothing. */
+async function contextHost() {
+    try {
+        const { exitCode, stdout } = await getExecOutput('docker', ['context', 'inspect', '--format', '{{.Endpoints.docker.Host}}'], {
+            silent: true,
+            ignoreReturnCode: true
+        });
+        const host = stdout.trim();
+        return exitCode === 0 && host ? host : undefined;
+    }
+    catch {
+        return undefined;
+    }
+}
+/** The password an endpoint URL carries (tcp://user:secret@host), which must never be shown. */
+function endpoint_credentials(endpoint) {
+    if (!endpoint)
+        return [];
+    try {
+        const password = decodeURIComponent(new URL(endpoint).password);
+        return password ? [password] : [];
+    }
+    catch {
+        return [];
+    }
+}
+/** The endpoint as logs, errors and the summary may show it. */
+function shown(endpoint) {
+    return endpoint_credentials(endpoint).reduce((text, secret) => text.split(encodeURIComponent(secret)).join('***').split(secret).join('***'), endpoint);
+}
+
 ;// CONCATENATED MODULE: ./src/reference.ts
 // Docker's reference grammar (github.com/distribution/reference, regexp.go),
 // so that only well-formed names ever reach the engine.
@@ -101070,6 +101115,7 @@ function passes(image, filters, anchors) {
 
 
 
+
 /** Every input action.yml declares, in its order. */
 const INPUT_NAMES = (/* unused pure expression or super */ null && ([
     'refs',
@@ -101083,7 +101129,8 @@ const INPUT_NAMES = (/* unused pure expression or super */ null && ([
     'fail-on-error',
     'docker-host',
     'summary',
-    'scope'
+    'scope',
+    'timeout'
 ]));
 const REF_FORMS = 'a short or full image ID, sha256:<id>, name, name:tag, name@sha256:<digest>, or a pattern with * and ?';
 const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://'];
@@ -101099,6 +101146,9 @@ class InputError extends Error {
 }
 function getSettings(now = Date.now()) {
     const raw = Object.fromEntries(INPUT_NAMES.map(name => [name, core.getInput(name)]));
+    // Masked before anything can print them, valid input or not.
+    for (const secret of [...credentials(raw['docker-host']), ...credentials(process.env.DOCKER_HOST)])
+        core.setSecret(secret);
     return parseSettings(raw, now);
 }
 function parseSettings(raw, now) {
@@ -101120,7 +101170,8 @@ function parseSettings(raw, now) {
         dockerHost: dockerHost(raw['docker-host']),
         summary: flag(raw.summary, 'summary', true),
         scope,
-        untagAdded: scope === 'job' && everything
+        untagAdded: scope === 'job' && everything,
+        timeout: timeout(raw.timeout)
     };
 }
 function fail(input, problem) {
@@ -101178,6 +101229,16 @@ function keepDuration(value) {
     const ms = parseDuration(text);
     if (ms === undefined)
         return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`);
+    return ms;
+}
+const DEFAULT_TIMEOUT_MS = 60_000;
+function timeout(value) {
+    const text = value.trim();
+    if (text === '')
+        return DEFAULT_TIMEOUT_MS;
+    const ms = parseDuration(text);
+    if (ms === undefined || ms <= 0)
+        return fail('timeout', `must be a positive duration such as 30s, 2m or 1m30s, not "${printable(text)}".`);
     return ms;
 }
 function dockerHost(value) {
@@ -101290,32 +101351,52 @@ function alignHistory(stack, entries, known) {
 
 
 
+
 /** A refusal or failure the engine answered with, or its silence. */
 class EngineError extends Error {
     statusCode;
-    constructor(message, statusCode) {
+    transient;
+    unreachable;
+    constructor(message, statusCode, 
+    /** Worth asking again: a server error, a dropped connection, no answer. */
+    transient = false, 
+    /** Nothing listens at the endpoint any more. */
+    unreachable = false) {
         super(message);
         this.statusCode = statusCode;
+        this.transient = transient;
+        this.unreachable = unreachable;
     }
 }
+const UNREACHABLE = ['ECONNREFUSED', 'ENOENT'];
+const DROPPED = ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN'];
 /** The newest API whose answers this code reads; older engines are asked in their own version. */
 const NEWEST_API = '1.45';
-const CONNECT_TIMEOUT_MS = 15_000;
-const REQUEST_TIMEOUT_MS = 10 * 60_000;
+/** An engine that does not answer its first request this fast is taken as unreachable. */
+const FIRST_CONTACT_MS = 10_000;
 const PARALLEL_INSPECTS = 8;
 const engine_FULL_ID = /^sha256:[0-9a-f]{64}$/;
-async function engine_connect(endpoint) {
+/** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
+async function engine_connect(endpoint, timeoutMs) {
     const options = connectionOptions(endpoint);
-    const probe = new (docker_default())({ ...options, timeout: CONNECT_TIMEOUT_MS });
+    const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS);
+    const probe = new (docker_default())({ ...options, timeout: firstContact });
     let engineApi;
     try {
-        engineApi = (await probe.version()).ApiVersion;
+        engineApi = await withDeadline(probe.version().then(v => v.ApiVersion), firstContact, `no answer within ${firstContact / 1000} s`);
     }
     catch (error) {
-        throw new EngineError(`Cannot reach the Docker engine at ${endpoint}: ${describe(error)}.`);
+        throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`);
     }
     const apiVersion = olderVersion(engineApi, NEWEST_API);
-    return new DockerEngine(endpoint, apiVersion, new (docker_default())({ ...options, version: `v${apiVersion}`, timeout: REQUEST_TIMEOUT_MS }));
+    return new DockerEngine(shown(endpoint), apiVersion, new (docker_default())({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }));
+}
+function withDeadline(work, ms, message) {
+    let timer;
+    const deadline = new Promise((_, reject) => {
+        timer = setTimeout(() => reject(new Error(message)), ms);
+    });
+    return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
 }
 function connectionOptions(endpoint) {
     const url = new URL(endpoint);
@@ -101386,13 +101467,27 @@ class DockerEngine {
     }
     async layers(images) {
         const stacks = await inBatches(images, PARALLEL_INSPECTS, async (image) => {
-            const info = await this.call(() => this.docker.getImage(image.id).inspect());
-            return { id: image.id, size: image.size, chain: chainIds(info.RootFS?.Layers ?? []) };
+            const info = await this.unlessGone(() => this.docker.getImage(image.id).inspect());
+            return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) };
         });
-        return sizeLayers(stacks, id => this.history(id));
+        return sizeLayers(stacks, async (id) => (await this.unlessGone(() => this.history(id))) ?? []);
+    }
+    /**
+     * Another process may remove an image between the listing and this
+     * request: it then holds nothing, and its removal will find it gone.
+     */
+    async unlessGone(request) {
+        try {
+            return await this.call(request);
+        }
+        catch (error) {
+            if (error instanceof EngineError && error.statusCode === 404)
+                return undefined;
+            throw error;
+        }
     }
     async history(id) {
-        const entries = await this.call(() => this.docker.getImage(id).history());
+        const entries = await this.docker.getImage(id).history();
         return entries.map(e => ({ size: e.Size, createdBy: e.CreatedBy ?? '' })).reverse();
     }
     async remove(target, force) {
@@ -101414,7 +101509,10 @@ class DockerEngine {
             return await request();
         }
         catch (error) {
-            throw new EngineError(describe(error), error.statusCode);
+            const { statusCode, code } = error;
+            const unreachable = UNREACHABLE.includes(code ?? '');
+            const transient = unreachable || DROPPED.includes(code ?? '') || (statusCode ?? 0) >= 500;
+            throw new EngineError(describe(error), statusCode, transient, unreachable);
         }
     }
 }
@@ -101429,35 +101527,6 @@ async function inBatches(items, width, work) {
     };
     await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker));
     return results;
-}
-
-;// CONCATENATED MODULE: ./src/endpoint.ts
-
-const DEFAULT_HOST = process.platform === 'win32' ? 'npipe:////./pipe/docker_engine' : 'unix:///var/run/docker.sock';
-/**
- * The engine to talk to, in the docker CLI's order of precedence: the
- * input, DOCKER_HOST, the active docker context, the platform default.
- */
-async function endpoint_resolveHost(input, env = process.env) {
-    if (input)
-        return input;
-    if (env.DOCKER_HOST)
-        return env.DOCKER_HOST;
-    return (await contextHost()) ?? DEFAULT_HOST;
-}
-/** The active context's endpoint; undefined when there is no docker CLI or it says nothing. */
-async function contextHost() {
-    try {
-        const { exitCode, stdout } = await getExecOutput('docker', ['context', 'inspect', '--format', '{{.Endpoints.docker.Host}}'], {
-            silent: true,
-            ignoreReturnCode: true
-        });
-        const host = stdout.trim();
-        return exitCode === 0 && host ? host : undefined;
-    }
-    catch {
-        return undefined;
-    }
 }
 
 ;// CONCATENATED MODULE: ./src/simulation.ts
@@ -101527,6 +101596,18 @@ class Simulation {
         for (let p = this.parent(id); p && this.nodes.has(p); p = this.parent(p))
             depth++;
         return depth;
+    }
+    /**
+     * Whether the engine would refuse this removal unless forced. Force is sent
+     * only then, so that an image which gains a container or a tag between the
+     * plan and the request is refused by the engine instead of forced away.
+     */
+    needsForce(id, byName) {
+        const refs = this.refs(id);
+        const used = this.usedBy(id).length > 0;
+        if (byName)
+            return used && isSingleReference(refs);
+        return used || (refs.length > 0 && !isSingleReference(refs));
     }
     /** `DELETE /images/<ref>` where ref is a tag or digest the image carries. */
     removeByName(id, ref, force) {
@@ -101652,11 +101733,13 @@ class Planner {
     kept;
     anchors;
     running;
+    byId;
     constructor(state, selection, now) {
         this.state = state;
         this.selection = selection;
         this.now = now;
         this.sim = new Simulation(state);
+        this.byId = new Map(state.images.map(image => [image.id, image]));
         this.kept = new Set(selection.keep.flatMap(spec => (spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec))));
         this.running = new Set(state.containers.filter(c => c.running).map(c => c.imageId));
         this.anchors = {
@@ -101686,7 +101769,7 @@ class Planner {
         return this.image(found.id).created;
     }
     image(id) {
-        return this.state.images.find(image => image.id === id);
+        return this.byId.get(id);
     }
     /**
      * The images a spec names, for `keep`: every match, not only a unique one,
@@ -101769,7 +101852,7 @@ class Planner {
         const protectedBy = this.protection(id);
         if (protectedBy)
             return this.skip(ref, id, protectedBy.reason, protectedBy.message, named);
-        const force = this.selection.force;
+        const force = this.selection.force && this.sim.needsForce(id, byName);
         const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force);
         if (!outcome.ok)
             return this.skip(ref, id, outcome.reason, outcome.message, named);
@@ -101828,8 +101911,7 @@ class Planner {
      * The engine's parent pruning, sent as requests of our own (the engine is
      * always asked with noprune=1) so that keep rules hold for parents too.
      */
-    pruneParents(parentId) {
-        const id = parentId;
+    pruneParents(id) {
         if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id))
             return;
         if (this.sim.usedBy(id).length > 0 || this.protection(id))
@@ -101939,14 +102021,28 @@ function units_formatAge(created, now) {
 
 
 const PROGRESS_EVERY = 25;
-/** Sends the plan's requests in order; a refused request is reported and the rest still run. */
-async function execute(engine, plan, dryRun, log) {
+const ATTEMPTS = 4;
+const FIRST_BACKOFF_MS = 250;
+/**
+ * Sends the plan's requests in order. A refused request is reported and the
+ * rest still run; an engine that stays unreachable ends the run, and what
+ * was done until then is still returned.
+ */
+async function execute(engine, plan, options, log) {
+    const { dryRun } = options;
     const done = [];
     const skipped = [];
     const deletions = plan.steps.filter(step => step.deleted).length;
     let deletedSoFar = 0;
-    for (const step of plan.steps) {
-        const result = dryRun ? planned(step) : await send(engine, plan, step);
+    for (const [index, step] of plan.steps.entries()) {
+        let result;
+        try {
+            result = dryRun ? planned(step) : await send(engine, plan, step, options.timeoutMs);
+        }
+        catch (error) {
+            const interrupted = `The engine at ${engine.endpoint} stopped answering after ${index} of ${plan.steps.length} requests (${error.message}); run the step again once it is back.`;
+            return { done, skipped, bytes: total(done), interrupted };
+        }
         if ('reason' in result) {
             skipped.push(result);
             log.warning(`${step.cause === 'parent' ? simulation_shortId(step.imageId) : step.cause}: ${result.message}`);
@@ -101959,17 +102055,21 @@ async function execute(engine, plan, dryRun, log) {
             log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`);
         }
     }
-    return { done, skipped, bytes: done.reduce((sum, d) => sum + d.bytes, 0) };
+    return { done, skipped, bytes: total(done) };
 }
+const total = (done) => done.reduce((sum, d) => sum + d.bytes, 0);
 function planned(step) {
     return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId] : [], bytes: step.bytes };
 }
-async function send(engine, plan, step) {
+/** One request; throws only when the engine is gone, so the caller stops. */
+async function send(engine, plan, step, timeoutMs) {
     let items;
     try {
-        items = await engine.remove(step.target, step.force);
+        items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs);
     }
     catch (error) {
+        if (error instanceof EngineError && error.unreachable)
+            throw error;
         return refused(step, error);
     }
     const deleted = items.flatMap(item => (item.deleted ? [item.deleted] : []));
@@ -101982,9 +102082,27 @@ async function send(engine, plan, step) {
         bytes: layers.reduce((sum, id) => sum + (plan.layerSizes.get(id) ?? 0), 0)
     };
 }
+/** Transient failures (a server error, a dropped connection) are asked again, with backoff, within the deadline. */
+async function withRetries(request, deadline) {
+    for (let attempt = 1;; attempt++) {
+        try {
+            return await request();
+        }
+        catch (error) {
+            const wait = FIRST_BACKOFF_MS * 2 ** (attempt - 1);
+            const retry = error instanceof EngineError && error.transient && attempt < ATTEMPTS && Date.now() + wait < deadline;
+            if (!retry)
+                throw error;
+            await new Promise(resolve => setTimeout(resolve, wait));
+        }
+    }
+}
 function refused(step, error) {
     const message = error instanceof Error ? error.message : String(error);
     const status = error instanceof EngineError ? error.statusCode : undefined;
+    // Between the listing and this request someone else removed it: the goal is met, nobody failed.
+    if (status === 404)
+        return { ref: step.cause, id: step.imageId, reason: 'not-found', message: `already removed by another process (${message})`, named: false };
     return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named };
 }
 /** Maps the engine's refusal texts (moby image_delete.go) onto our reasons. */
@@ -102021,20 +102139,23 @@ function logStep(done, dryRun, log) {
 
 /** The images on the engine now, for job scope's post step to compare with. */
 async function snapshotImages(settings, log) {
-    const engine = await connect(await resolveHost(settings.dockerHost));
+    const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout);
     const images = await engine.images();
     log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`);
     return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]));
 }
 /** The whole job: read the engine, plan, remove, and account for it. */
 async function reclaim(settings, log, now = Date.now()) {
-    const endpoint = await endpoint_resolveHost(settings.dockerHost);
-    const engine = await engine_connect(endpoint);
+    const engine = await engine_connect(await endpoint_resolveHost(settings.dockerHost), settings.timeout);
+    const { endpoint } = engine;
     log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
     const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
     const storageBefore = await engine.storage();
-    const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, settings.dryRun, log));
-    const storageAfter = settings.dryRun ? storageBefore - execution.bytes : await engine.storage();
+    const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
+    const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log));
+    const predicted = storageBefore - execution.bytes;
+    // After an interrupted run the engine may not answer: the prediction stands in.
+    const storageAfter = settings.dryRun || execution.interrupted ? predicted : await engine.storage().catch(() => predicted);
     const jobScope = settings.preexisting !== undefined;
     return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope });
 }
@@ -102078,6 +102199,7 @@ function summarize(endpoint, dryRun, state, planned, execution, extra) {
         untagged: execution.done.flatMap(done => done.untagged),
         skipped,
         rows,
+        interrupted: execution.interrupted,
         ...extra
     };
 }
@@ -102096,7 +102218,7 @@ function setOutputs(result) {
     core.setOutput('untagged', JSON.stringify(result.untagged));
     core.setOutput('skipped', JSON.stringify(result.skipped.map(({ ref, id, reason, message }) => ({ ref, id, reason, message }))));
 }
-/** Warns about each named ref that was skipped; returns the sentence to fail with, if any. */
+/** Warns about each named ref that was skipped; returns the sentence to fail with, if any: an engine that went away, or failed refs under fail-on-error. */
 function conclude(result, failOnError, log) {
     const named = result.skipped.filter(skip => skip.named);
     for (const skip of named)
@@ -102104,33 +102226,49 @@ function conclude(result, failOnError, log) {
     const failures = named.filter(skip => FAILURES.includes(skip.reason));
     log.info(`${result.dryRun ? 'Would reclaim' : 'Reclaimed'} ${units_formatBytes(result.bytes)} (${result.bytes} bytes): ` +
         `${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped`);
+    if (result.interrupted)
+        return result.interrupted;
     if (!failOnError || failures.length === 0)
         return undefined;
     const refs = failures.map(f => f.ref).join(', ');
     return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`;
 }
-/** The job summary: the total first, then every row, then the engine's storage. */
+/** What each outcome means, in the words of the person reading the summary. */
+const REMOVED_WORDS = {
+    deleted: ['Deleted', 'Would be deleted'],
+    untagged: ['Untagged: only the tag was removed', 'Would be untagged: only the tag goes']
+};
+const SKIP_WORDS = {
+    'not-found': 'Not found: no image has this name or ID',
+    ambiguous: 'Ambiguous: this short ID matches several images',
+    'in-use': 'In use by a running container: never removed',
+    'in-use-stopped': 'Used by a stopped container',
+    'multiple-references': 'Has several tags: name one tag, or set force',
+    'has-children': 'Other images are built on it',
+    kept: 'Kept by a keep rule',
+    'too-recent': 'Newer than keep-duration',
+    error: 'The engine refused'
+};
+/** Skipped rows are grouped by reason, in this order: what needs the reader's attention first. */
+const SKIP_ORDER = Object.keys(SKIP_WORDS);
+/**
+ * The job summary, for people: the total first, then one table (what was removed, with its
+ * total, then what stayed and why), then the engine's image storage before and after.
+ * Everything is HTML without blank lines, so GitHub renders it as one HTML block and no
+ * Markdown inside it is interpreted; every string from the user or the engine is escaped.
+ */
 async function writeSummary(result) {
-    const title = result.dryRun ? 'Docker images: would reclaim' : 'Docker images: reclaimed';
-    const scope = result.jobScope ? ' from what this job added' : '';
-    const summary = core.summary
-        .addHeading(`${title} ${formatBytes(result.bytes)}${scope}`, 2)
-        .addRaw(`${result.deleted.length} deleted, ${result.untagged.length} untagged, ${result.skipped.length} skipped ` +
-        `on ${report_escape(result.endpoint)}${result.dryRun ? ' (dry run: nothing was changed)' : ''}.`, true);
-    if (result.rows.length > 0) {
-        summary.addTable([
-            [
-                { data: 'Reference', header: true },
-                { data: 'Image', header: true },
-                { data: 'Age', header: true },
-                { data: 'Freed', header: true },
-                { data: 'Outcome', header: true }
-            ],
-            ...result.rows.map(row => rowCells(row, result.now))
-        ]);
-    }
-    summary.addRaw(`Image storage: ${formatBytes(result.storageBefore)} before, ${formatBytes(result.storageAfter)} after` +
-        `${result.dryRun ? ' (predicted)' : ''}.`, true);
+    const removals = result.rows.filter(row => row.outcome === 'deleted' || row.outcome === 'untagged');
+    const skips = skipLines(result);
+    const summary = core.summary.addHeading(headline(result), 2);
+    if (result.dryRun)
+        summary.addQuote('<b>Dry run</b>: nothing was removed or untagged. This is what a real run would do.');
+    summary.addRaw(overview(result, skips.length), true);
+    if (removals.length + skips.length > 0)
+        summary.addRaw(table(result, removals, skips), true);
+    else
+        summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true);
+    summary.addRaw(storageLine(result), true);
     try {
         await summary.write();
     }
@@ -102138,18 +102276,80 @@ async function writeSummary(result) {
         core.warning(`Could not write the job summary: ${error.message}`);
     }
 }
-function rowCells(row, now) {
-    return [
-        report_escape(row.ref),
-        row.id ? `<code>${shortId(row.id)}</code>` : '',
-        row.created === undefined ? '' : formatAge(row.created, now),
-        formatBytes(row.bytes),
-        row.outcome
-    ];
+function headline(result) {
+    const verb = result.dryRun ? 'would reclaim' : 'reclaimed';
+    const scope = result.jobScope ? ' from what this job added' : '';
+    return `Docker images: ${verb} ${formatBytes(result.bytes)}${scope}${result.dryRun ? ' (dry run)' : ''}`;
 }
-/** Image names and messages come from the engine: none of it may become markup. */
+function overview(result, left) {
+    const bytes = `${result.bytes.toLocaleString('en-US')} byte${result.bytes === 1 ? '' : 's'}`;
+    const counts = [
+        `<b>${result.deleted.length}</b> image${result.deleted.length === 1 ? '' : 's'} ${result.dryRun ? 'to delete' : 'deleted'}`,
+        `<b>${result.untagged.length}</b> tag${result.untagged.length === 1 ? '' : 's'} ${result.dryRun ? 'to remove' : 'removed'}`,
+        `<b>${left}</b> left in place`
+    ];
+    const freed = result.dryRun ? 'would be freed' : 'freed';
+    return `<p>Exactly <b>${bytes}</b> of image storage ${freed} on <code>${report_escape(result.endpoint)}</code>: ${counts.join(', ')}.</p>`;
+}
+function storageLine(result) {
+    const before = formatBytes(result.storageBefore);
+    const after = formatBytes(result.storageAfter);
+    const predicted = result.dryRun ? ' (predicted)' : '';
+    return `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`;
+}
+/** One skip per image and reason (a named ref can also be a prune candidate), grouped by reason. */
+function skipLines(result) {
+    const messages = new Map(result.skipped.map(skip => [skipKey(skip.ref, skip.id, skip.reason), skip.message]));
+    const seen = new Set();
+    const lines = [];
+    for (const row of result.rows) {
+        if (row.outcome === 'deleted' || row.outcome === 'untagged')
+            continue;
+        const key = skipKey(row.ref, row.id, row.outcome);
+        if (seen.has(key))
+            continue;
+        seen.add(key);
+        lines.push({ row, message: messages.get(key) ?? '' });
+    }
+    const rank = (line) => SKIP_ORDER.indexOf(line.row.outcome);
+    return lines.sort((a, b) => rank(a) - rank(b));
+}
+const skipKey = (ref, id, reason) => `${ref}\u0000${id}\u0000${reason}`;
+function table(result, removals, skips) {
+    const head = '<thead><tr><th align="left">Image</th><th align="left">ID</th><th align="left">Age</th>' +
+        `<th align="right">${result.dryRun ? 'Would&nbsp;free' : 'Freed'}</th><th align="left">Outcome</th></tr></thead>`;
+    const body = removals.map(row => tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(REMOVED_WORDS[row.outcome][result.dryRun ? 1 : 0])));
+    if (removals.length > 0) {
+        body.push(tr('<td colspan="3"><b>Total</b></td>', sizeCell(`<b>${formatBytes(result.bytes)}</b>`), td('')));
+    }
+    if (skips.length > 0) {
+        body.push(`<tr><th colspan="5" align="left">Left in place (${skips.length})</th></tr>`);
+        for (const { row, message } of skips) {
+            body.push(tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell('–'), td(skipWords(row.outcome, message))));
+        }
+    }
+    return `<table>${head}<tbody>\n${body.join('\n')}\n</tbody></table>`;
+}
+function skipWords(reason, message) {
+    const words = SKIP_WORDS[reason] ?? report_escape(reason);
+    // Only an error's message says something the reason does not; the others repeat it in engine terms.
+    return reason === 'error' && message ? `${words}: ${report_escape(message)}` : words;
+}
+const td = (content) => `<td>${content}</td>`;
+const tr = (...cells) => `<tr>${cells.join('')}</tr>`;
+const sizeCell = (content) => `<td align="right">${content}</td>`;
+const idCell = (id) => td(id ? `<code>${report_escape(shortId(id))}</code>` : '–');
+const ageCell = (row, now) => td(row.created === undefined ? '–' : nowrap(formatAge(row.created, now)));
+/** Short values stay on one line, so that only the outcome's words wrap in a narrow table. */
+const nowrap = (text) => text.replace(/ /g, '&nbsp;');
+/** Untagged images have no name: `<none>`, as the docker CLI lists them. */
+const refCell = (ref) => td(ref === '<none>' ? '<i>&#60;none&#62;</i>' : report_escape(ref));
+/**
+ * Image names and messages come from the user and the engine: none of it may become markup.
+ * Control characters (a newline could end GitHub's HTML block) become spaces.
+ */
 function report_escape(text) {
-    return text.replace(/[&<>"'`|*_[\]\\]/g, ch => `&#${ch.charCodeAt(0)};`);
+    return text.replace(/[\u0000-\u001f\u007f]/g, ' ').replace(/[&<>"'`|*_[\]\\]/g, ch => `&#${ch.charCodeAt(0)};`);
 }
 
 ;// CONCATENATED MODULE: ./src/cli.ts
@@ -102178,6 +102378,7 @@ Options (each mirrors the GitHub Action input of the same name):
   --dry-run             change nothing; report what would go and the bytes it would free
   --fail-on-error       exit 1 when a named ref was not found or could not be removed
   --docker-host URL     engine endpoint (default: DOCKER_HOST, the docker context, the socket)
+  --timeout D           how long the engine may take to answer one request (default 60s)
   --json                print the result as JSON
   --verbose             log each step on stderr
   -h, --help            print this help
@@ -102195,6 +102396,7 @@ const OPTIONS = {
     'dry-run': { type: 'boolean' },
     'fail-on-error': { type: 'boolean' },
     'docker-host': { type: 'string' },
+    timeout: { type: 'string' },
     json: { type: 'boolean' },
     verbose: { type: 'boolean' },
     help: { type: 'boolean', short: 'h' }
@@ -102213,7 +102415,8 @@ function inputsOf(flags) {
         'fail-on-error': String(Boolean(flags['fail-on-error'])),
         'docker-host': flags['docker-host'] ?? '',
         summary: 'false',
-        scope: 'all'
+        scope: 'all',
+        timeout: flags.timeout ?? ''
     };
 }
 function report(result) {
