@@ -101378,15 +101378,16 @@ async function connect(endpoint, timeoutMs) {
     const options = connectionOptions(endpoint);
     const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS);
     const probe = new (docker_default())({ ...options, timeout: firstContact });
-    let engineApi;
+    let version;
     try {
-        engineApi = await withDeadline(probe.version().then(v => v.ApiVersion), firstContact, `no answer within ${firstContact / 1000} s`);
+        version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`);
     }
     catch (error) {
         throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`);
     }
-    const apiVersion = olderVersion(engineApi, NEWEST_API);
-    return new DockerEngine(shown(endpoint), apiVersion, new (docker_default())({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }));
+    const apiVersion = olderVersion(version.ApiVersion, NEWEST_API);
+    const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name));
+    return new DockerEngine(shown(endpoint), apiVersion, podman, new (docker_default())({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }));
 }
 function withDeadline(work, ms, message) {
     let timer;
@@ -101436,10 +101437,12 @@ function realRefs(values) {
 class DockerEngine {
     endpoint;
     apiVersion;
+    forceRemovesContainers;
     docker;
-    constructor(endpoint, apiVersion, docker) {
+    constructor(endpoint, apiVersion, forceRemovesContainers, docker) {
         this.endpoint = endpoint;
         this.apiVersion = apiVersion;
+        this.forceRemovesContainers = forceRemovesContainers;
         this.docker = docker;
     }
     async images() {
@@ -101850,6 +101853,11 @@ class Planner {
         if (protectedBy)
             return this.skip(ref, id, protectedBy.reason, protectedBy.message, named);
         const force = this.selection.force && this.sim.needsForce(id, byName);
+        const stopped = this.sim.usedBy(id)[0];
+        if (force && stopped && this.state.forceRemovesContainers) {
+            const message = `image is being used by stopped container ${shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`;
+            return this.skip(ref, id, 'in-use-stopped', message, named);
+        }
         const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force);
         if (!outcome.ok)
             return this.skip(ref, id, outcome.reason, outcome.message, named);
@@ -102162,7 +102170,7 @@ async function reclaim(settings, log, now = Date.now()) {
  */
 async function planAgainst(engine, settings, now, log) {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()]);
-    const state = { images, containers, layers: new Map() };
+    const state = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers };
     let planned = plan(state, settings, now);
     if (planned.steps.some(step => step.deleted)) {
         state.layers = await engine.layers(images);
@@ -102329,8 +102337,17 @@ function table(result, removals, skips) {
 }
 function skipWords(reason, message) {
     const words = SKIP_WORDS[reason] ?? report_escape(reason);
-    // Only an error's message says something the reason does not; the others repeat it in engine terms.
-    return reason === 'error' && message ? `${words}: ${report_escape(message)}` : words;
+    const detail = skipDetail(reason, message);
+    return detail ? `${words} (${detail})` : words;
+}
+/** The part of a skip's message that the reason's words do not already say, if any. */
+function skipDetail(reason, message) {
+    const container = /container ([0-9a-f]{12})/.exec(message)?.[1];
+    if ((reason === 'in-use' || reason === 'in-use-stopped') && container)
+        return `container <code>${container}</code>`;
+    // A not-found is either the planner's "No such image" or a race with another process.
+    const worthSaying = reason === 'error' || reason === 'ambiguous' || (reason === 'not-found' && !message.startsWith('No such image'));
+    return worthSaying && message ? report_escape(message) : '';
 }
 const td = (content) => `<td>${content}</td>`;
 const tr = (...cells) => `<tr>${cells.join('')}</tr>`;

@@ -11,6 +11,8 @@ export interface Engine {
   /** As it may be shown: any password in it is ***. */
   readonly endpoint: string
   readonly apiVersion: string
+  /** Podman: a forced removal deletes the image's containers too, running or not. */
+  readonly forceRemovesContainers: boolean
   images(): Promise<Image[]>
   containers(): Promise<Container[]>
   layers(images: Image[]): Promise<Map<string, Layer[]>>
@@ -54,18 +56,15 @@ export async function connect(endpoint: string, timeoutMs: number): Promise<Engi
   const options = connectionOptions(endpoint)
   const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
   const probe = new Docker({ ...options, timeout: firstContact })
-  let engineApi: string
+  let version: Docker.DockerVersion
   try {
-    engineApi = await withDeadline(
-      probe.version().then(v => v.ApiVersion),
-      firstContact,
-      `no answer within ${firstContact / 1000} s`
-    )
+    version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`)
   } catch (error) {
     throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`)
   }
-  const apiVersion = olderVersion(engineApi, NEWEST_API)
-  return new DockerEngine(shown(endpoint), apiVersion, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
+  const apiVersion = olderVersion(version.ApiVersion, NEWEST_API)
+  const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name))
+  return new DockerEngine(shown(endpoint), apiVersion, podman, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
@@ -123,6 +122,7 @@ class DockerEngine implements Engine {
   constructor(
     readonly endpoint: string,
     readonly apiVersion: string,
+    readonly forceRemovesContainers: boolean,
     private readonly docker: Docker
   ) {}
 

@@ -32,6 +32,8 @@ export interface EngineState {
   containers: Container[]
   /** Layer chains by image ID: needed only once something may be deleted. */
   layers: Map<string, Layer[]>
+  /** Podman: forcing the removal of an image deletes its containers too. */
+  forceRemovesContainers?: boolean
 }
 
 export type SkipReason =

@@ -181,6 +181,11 @@ class Planner {
     const protectedBy = this.protection(id)
     if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
     const force = this.selection.force && this.sim.needsForce(id, byName)
+    const stopped = this.sim.usedBy(id)[0]
+    if (force && stopped && this.state.forceRemovesContainers) {
+      const message = `image is being used by stopped container ${shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`
+      return this.skip(ref, id, 'in-use-stopped', message, named)
+    }
     const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
     if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
     this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named)

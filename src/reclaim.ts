@@ -65,7 +65,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<{ state: EngineState; planned: Plan }> {
   const [images, containers] = await Promise.all([engine.images(), engine.containers()])
-  const state: EngineState = { images, containers, layers: new Map() }
+  const state: EngineState = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers }
   let planned = plan(state, settings, now)
   if (planned.steps.some(step => step.deleted)) {
     state.layers = await engine.layers(images)

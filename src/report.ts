@@ -146,8 +146,17 @@ function table(result: Result, removals: Row[], skips: SkipLine[]): string {
 
 function skipWords(reason: SkipReason, message: string): string {
   const words = SKIP_WORDS[reason] ?? escape(reason)
-  // Only an error's message says something the reason does not; the others repeat it in engine terms.
-  return reason === 'error' && message ? `${words}: ${escape(message)}` : words
+  const detail = skipDetail(reason, message)
+  return detail ? `${words} (${detail})` : words
+}
+
+/** The part of a skip's message that the reason's words do not already say, if any. */
+function skipDetail(reason: SkipReason, message: string): string {
+  const container = /container ([0-9a-f]{12})/.exec(message)?.[1]
+  if ((reason === 'in-use' || reason === 'in-use-stopped') && container) return `container <code>${container}</code>`
+  // A not-found is either the planner's "No such image" or a race with another process.
+  const worthSaying = reason === 'error' || reason === 'ambiguous' || (reason === 'not-found' && !message.startsWith('No such image'))
+  return worthSaying && message ? escape(message) : ''
 }
 
 const td = (content: string): string => `<td>${content}</td>`

@@ -6,11 +6,13 @@ export interface ApiResponse {
 }
 
 // Pinned so answers keep the shape the bed parses whatever the engine's newest API is.
-const API_VERSION = 'v1.41'
+// Every engine the bed runs speaks it: Docker 20.10 (1.41), Docker 26 (1.24-1.45), Podman 4.3 (1.41 compat).
+export const API_VERSION = 'v1.41'
 
-export function api(socket: string, method: string, path: string, timeoutMs = 30_000): Promise<ApiResponse> {
+/** One request on the engine socket; `path` as given, with no version prefix (/_ping, /v1.45/..., /v4.3.1/libpod/...). */
+export function rawApi(socket: string, method: string, path: string, timeoutMs = 30_000): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method, path: `/${API_VERSION}${path}`, timeout: timeoutMs }, res => {
+    const req = request({ socketPath: socket, method, path, timeout: timeoutMs }, res => {
       const chunks: Buffer[] = []
       res.on('data', (c: Buffer) => chunks.push(c))
       res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks).toString('utf8') }))
@@ -20,6 +22,11 @@ export function api(socket: string, method: string, path: string, timeoutMs = 30
     req.on('error', reject)
     req.end()
   })
+}
+
+/** A request at the pinned API version. */
+export function api(socket: string, method: string, path: string, timeoutMs = 30_000): Promise<ApiResponse> {
+  return rawApi(socket, method, `/${API_VERSION}${path}`, timeoutMs)
 }
 
 export async function apiJson<T>(socket: string, method: string, path: string): Promise<T> {

@@ -1,7 +1,7 @@
 import { readFileSync, writeFileSync } from 'node:fs'
 import { readFile, rm, writeFile } from 'node:fs/promises'
 import { join } from 'node:path'
-import { mountsUnder, type Engine, type EngineInfo, type Registry } from './engine'
+import { BED_ENV, mountsUnder, type Engine, type EngineInfo, type Registry } from './engine'
 import { Scene } from './scene'
 
 /** Where the shared bed is; written by globalSetup, read by test workers. */
@@ -32,7 +32,6 @@ export interface BedHandles {
   registry: Registry
 }
 
-const BED_ENV = 'RECLAIM_TESTBED'
 const HANDLES_KEY = '__reclaimTestbedHandles'
 
 type WithHandles = typeof globalThis & { [HANDLES_KEY]?: BedHandles }

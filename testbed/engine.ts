@@ -1,10 +1,10 @@
 import { execFile, type ChildProcess } from 'node:child_process'
-import { existsSync } from 'node:fs'
+import { appendFileSync, existsSync, readFileSync } from 'node:fs'
 import { createHash } from 'node:crypto'
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises'
 import { get } from 'node:http'
 import { createServer } from 'node:net'
-import { join } from 'node:path'
+import { dirname, join } from 'node:path'
 import { api, apiJson } from './api'
 import { bedEnv, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
 
@@ -182,7 +182,71 @@ export async function engineInfo(socket: string, flavour: Flavour): Promise<Engi
 /** Starts a private engine of the flavour (default: RECLAIM_ENGINE, else docker20) under root. */
 export async function startEngine(root?: string, flavour: Flavour = flavourFromEnv()): Promise<Engine> {
   const dir = root ?? (await makeRoot())
-  return flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour)
+  const engine = await (flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour))
+  recordForTeardown(engine)
+  return engine
+}
+
+/** Set by the bed's globalSetup to its bed.json; engines that tests start themselves are listed beside it. */
+export const BED_ENV = 'RECLAIM_TESTBED'
+const STARTED_FILE = 'engines-started.jsonl'
+
+interface StartedEngine {
+  pid: number
+  root: string
+  flavour: Flavour
+}
+
+/**
+ * A test that starts an engine of its own and times out never reaches its `finally`, and the
+ * engine would outlive the run (and keep Jest from exiting). Each one is therefore written down
+ * for the bed's teardown, which stops whatever is still running (stopStrayEngines).
+ */
+function recordForTeardown(engine: Engine): void {
+  const bedFile = process.env[BED_ENV]
+  if (!bedFile) return
+  const entry: StartedEngine = { pid: engine.pid, root: engine.root, flavour: engine.info.flavour }
+  appendFileSync(join(dirname(bedFile), STARTED_FILE), `${JSON.stringify(entry)}\n`)
+}
+
+function running(pid: number, root: string): boolean {
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8')
+    if (/^\d+ \(.*\) Z /.test(stat)) return false
+    return readFileSync(`/proc/${pid}/cmdline`, 'utf8').includes(root)
+  } catch {
+    return false
+  }
+}
+
+/**
+ * Stops, by pid, every engine a test started under this bed and left running, with its
+ * containerd, shims, conmons and containers, and removes its root. Returns what it stopped.
+ */
+export async function stopStrayEngines(bedRoot: string): Promise<string[]> {
+  const text = await readFile(join(bedRoot, STARTED_FILE), 'utf8').catch(() => '')
+  const stopped: string[] = []
+  for (const line of text.split('\n').filter(Boolean)) {
+    const { pid, root, flavour } = JSON.parse(line) as StartedEngine
+    if (!running(pid, root)) continue
+    process.kill(pid, 'SIGTERM')
+    const deadline = Date.now() + 20_000
+    while (running(pid, root) && Date.now() < deadline) await sleep(100)
+    if (running(pid, root)) process.kill(pid, 'SIGKILL')
+    while (running(pid, root)) await sleep(100)
+    if (flavour === 'podman') {
+      const p = podmanPaths(root)
+      await killLeftovers(p.dataRoot, p.runRoot, p.tmp)
+      await deleteRuncLeftovers(p.runtimeRoot)
+      await unmountUnder(root)
+    } else {
+      await killLeftovers(enginePaths(root).execRoot)
+    }
+    const mounts = mountsUnder(root, await readFile('/proc/self/mountinfo', 'utf8'))
+    if (mounts.length === 0) await rm(root, { recursive: true, force: true })
+    stopped.push(`${flavour} engine ${pid} under ${root}${mounts.length > 0 ? ' (root left in place: still mounted)' : ''}`)
+  }
+  return stopped
 }
 
 async function startDockerd(dir: string, flavour: Flavour): Promise<Engine> {
@@ -212,8 +276,9 @@ function podmanPaths(root: string) {
   return {
     dataRoot: join(root, 'data'),
     runRoot: run,
-    // runc keeps container state in /run/runc unless told otherwise: ours stays under the run root.
-    runtimeRoot: join(run, 'runc'),
+    // Bound over /var/lib/containers and /run/runc in the service's own mount namespace (see below).
+    shadowVarLib: join(root, 'shadow', 'var-lib-containers'),
+    runtimeRoot: join(root, 'shadow', 'run-runc'),
     tmp: join(root, 'tmp'),
     cni: join(root, 'cni'),
     home: join(root, 'home'),
@@ -300,7 +365,6 @@ function podmanArgs(p: PodmanPaths): string[] {
     `--network-config-dir=${p.cni}`,
     '--network-backend=cni',
     '--runtime=runc',
-    `--runtime-flag=root=${p.runtimeRoot}`,
     'system',
     'service',
     '--time=0',
@@ -308,14 +372,43 @@ function podmanArgs(p: PodmanPaths): string[] {
   ]
 }
 
+/**
+ * Podman 4.3 still writes to two machine-wide places whatever its configuration says: the build,
+ * load and push paths of the compat API keep containers/image's blob-info cache in
+ * /var/lib/containers/cache, and runc calls that podman makes without its runtime flags (container
+ * cleanup) use /run/runc. The service therefore runs in a mount namespace of its own in which our
+ * private directories are bound over those two, so nothing it does reaches the machine's.
+ * Its overlay mounts live and die in that namespace too.
+ */
+const PODMAN_NAMESPACE_SCRIPT = [
+  'set -e',
+  'mount --bind "$1" /var/lib/containers',
+  'mount --bind "$2" /run/runc',
+  'shift 2',
+  'exec /usr/bin/podman "$@"'
+].join('\n')
+const SHADOWED = ['/var/lib/containers', '/run/runc']
+
+/**
+ * Mount points must exist: an empty directory is made where none is, and left there. Removing it
+ * would detach the binds of every other bed's podman still running (rmdir of a mount point
+ * lazily unmounts it in all namespaces), and that podman would then write to the machine's own.
+ */
+async function makeMountPoints(): Promise<void> {
+  for (const point of SHADOWED) await mkdir(point, { recursive: true, mode: 0o700 })
+}
+
 async function startPodman(dir: string): Promise<Engine> {
   const p = podmanPaths(dir)
   await mkdir(dir, { recursive: true })
   await refuseRootInUse(p.pidfile)
-  if (existsSync(p.socket)) throw new Error(`${p.socket} exists: another podman service may own this root`)
-  for (const d of [p.tmp, p.cni, p.home, p.runRoot]) await mkdir(d, { recursive: true })
+  // The pidfile named no live process: a socket left behind is a killed service's, not another's.
+  await rm(p.socket, { force: true })
+  for (const d of [p.tmp, p.cni, p.home, p.runRoot, p.shadowVarLib, p.runtimeRoot]) await mkdir(d, { recursive: true })
   await writePodmanConfig(p)
-  const child = spawnLogged('/usr/bin/podman', podmanArgs(p), p.log, podmanEnv(p))
+  await makeMountPoints()
+  const args = ['--mount', '--propagation=private', '--', '/bin/sh', '-c', PODMAN_NAMESPACE_SCRIPT, 'podman-ns', p.shadowVarLib, p.runtimeRoot, ...podmanArgs(p)]
+  const child = spawnLogged('/usr/bin/unshare', args, p.log, podmanEnv(p))
   // podman system service writes no pidfile; ours names the child so that ready() trusts only its socket.
   if (child.pid !== undefined) await writeFile(p.pidfile, String(child.pid))
   const stop = async (): Promise<void> => {

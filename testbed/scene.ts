@@ -3,17 +3,22 @@ import { createHash, randomBytes } from 'node:crypto'
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { api, apiJson } from './api'
+import type { EngineInfo } from './engine'
 import { bedEnv } from './process'
 
 export const BUSYBOX = 'testbed/busybox:static'
 const DOCKER = '/usr/bin/docker'
 const CLI_TIMEOUT_MS = 120_000
+const SETTLE_STEP_MS = 200
+const SETTLE_WINDOW_MS = 4_000
 
 export interface SceneTarget {
   host: string
   dataRoot: string
   /** Build contexts and the private DOCKER_CONFIG go here; defaults to a sibling of dataRoot (the engine's root). */
   workDir?: string
+  /** The engine's flavour and image store; absent means a docker20-like overlay2 engine. */
+  info?: EngineInfo
 }
 
 export interface BuildOptions {
@@ -22,6 +27,11 @@ export interface BuildOptions {
   labels?: Record<string, string>
 }
 
+/**
+ * An image as a docker user sees it, whatever the engine: tags and digests in Docker's familiar
+ * form (Podman's docker.io/library/app:1 is app:1), parent as sha256:<hex> or ''. The engine's own
+ * spelling is in GET /images/json, which testbed/ENGINES.md describes per flavour.
+ */
 export interface ImageInfo {
   id: string
   tags: string[]
@@ -53,7 +63,19 @@ interface ApiContainer {
 const sha256 = (data: Buffer): string => createHash('sha256').update(data).digest('hex')
 const blobName = (): string => `blob-${randomBytes(6).toString('hex')}`
 const asList = (tags: string[] | string): string[] => (Array.isArray(tags) ? tags : [tags])
-const real = (refs: string[] | null): string[] => (refs ?? []).filter(r => !r.startsWith('<none>'))
+const real = (refs: string[] | null): string[] => (refs ?? []).filter(r => !r.startsWith('<none>')).map(familiar)
+
+/** Docker's familiar form of a reference: docker.io/library/x:1 -> x:1, docker.io/org/x:1 -> org/x:1. */
+export function familiar(ref: string): string {
+  if (ref.startsWith('docker.io/library/')) return ref.slice('docker.io/library/'.length)
+  if (ref.startsWith('docker.io/')) return ref.slice('docker.io/'.length)
+  return ref
+}
+
+/** Podman 4.3 answers ParentId and some IDs as bare hex; every other engine as sha256:<hex>. */
+export function asImageId(id: string): string {
+  return /^[0-9a-f]{64}$/.test(id) ? `sha256:${id}` : id
+}
 
 /** name:tag or name@digest -> name; the registry host's port colon is not a tag separator. */
 function repoOf(ref: string): string {
@@ -65,6 +87,19 @@ function repoOf(ref: string): string {
 
 function withTag(ref: string): string {
   return repoOf(ref) === ref ? `${ref}:latest` : ref
+}
+
+/**
+ * The fully qualified name Docker normalises a familiar one to (x:1 -> docker.io/library/x:1).
+ * Archives name their images this way: Docker shows them familiar again, while Podman would
+ * otherwise file a short name under localhost/ when it loads an archive (but under docker.io/
+ * when it builds or tags through the compat API).
+ */
+function qualified(ref: string): string {
+  const slash = ref.indexOf('/')
+  const first = slash < 0 ? '' : ref.slice(0, slash)
+  if (first.includes('.') || first.includes(':') || first === 'localhost') return ref
+  return slash < 0 ? `docker.io/library/${ref}` : `docker.io/${ref}`
 }
 
 function labelLine(labels: Record<string, string> | undefined): string[] {
@@ -81,14 +116,19 @@ export class Scene {
   readonly host: string
   readonly socket: string
   readonly dataRoot: string
+  readonly info: EngineInfo | undefined
   private readonly workDir: string
   private readonly env: NodeJS.ProcessEnv
+  /** When the last build ended; see settled(). */
+  private lastBuild = 0
+  private settling: Promise<number> | undefined
 
   constructor(target: SceneTarget) {
     if (!target.host.startsWith('unix://')) throw new Error(`Scene needs a unix:// engine host, got ${target.host}`)
     this.host = target.host
     this.socket = target.host.slice('unix://'.length)
     this.dataRoot = target.dataRoot
+    this.info = target.info
     this.workDir = target.workDir ?? join(dirname(target.dataRoot), 'scene')
     this.env = this.cliEnv()
   }
@@ -127,7 +167,7 @@ export class Scene {
   }
 
   async imageId(ref: string): Promise<string> {
-    return (await apiJson<{ Id: string }>(this.socket, 'GET', `/images/${ref}/json`)).Id
+    return asImageId((await apiJson<{ Id: string }>(this.socket, 'GET', `/images/${ref}/json`)).Id)
   }
 
   async build(tags: string[] | string, opts: BuildOptions = {}): Promise<string> {
@@ -147,8 +187,11 @@ export class Scene {
       for (const [name, data] of Object.entries(files)) await writeFile(join(ctx, name), data, { mode: 0o755 })
       const tagArgs = tags.length > 0 ? ['-t', tags[0]] : []
       const out = await this.docker(['build', '-q', '--network=none', ...tagArgs, ctx])
-      const id = out.match(/sha256:[0-9a-f]{64}/g)?.pop()
-      if (id === undefined) throw new Error(`docker build printed no image ID: ${out}`)
+      this.lastBuild = Date.now()
+      // Podman prints the bare hex; the engine's inspect answers the ID in its own canonical form.
+      const printed = out.match(/(?:sha256:)?[0-9a-f]{64}/g)?.pop()
+      if (printed === undefined) throw new Error(`docker build printed no image ID: ${out}`)
+      const id = await this.imageId(asImageId(printed))
       for (const tag of tags.slice(1)) await this.tag(id, tag)
       return id
     } finally {
@@ -170,10 +213,10 @@ export class Scene {
   /** Returns the repo digest (name@sha256:…) the engine recorded for the push. */
   async push(ref: string): Promise<string> {
     await this.docker(['push', ref])
-    const out = await this.docker(['image', 'inspect', '--format', '{{json .RepoDigests}}', ref])
+    const digests = (await apiJson<{ RepoDigests: string[] | null }>(this.socket, 'GET', `/images/${ref}/json`)).RepoDigests
     const repo = repoOf(ref)
-    const digest = (JSON.parse(out) as string[]).find(d => d.startsWith(`${repo}@`))
-    if (digest === undefined) throw new Error(`no RepoDigest for ${repo} after pushing ${ref}: ${out}`)
+    const digest = real(digests).find(d => d.startsWith(`${repo}@`))
+    if (digest === undefined) throw new Error(`no RepoDigest for ${repo} after pushing ${ref}: ${JSON.stringify(digests)}`)
     return digest
   }
 
@@ -194,6 +237,8 @@ export class Scene {
     if (opts.running) return this.docker(['run', '-d', '--network=none', ...sleeper])
     const id = await this.docker(['create', '--network=none', image, '/bin/busybox', 'true'])
     await this.docker(['start', '--attach', id])
+    // Docker 26 ends the attach stream before it records the exit: wait until the state says exited.
+    await this.docker(['wait', id])
     return id
   }
 
@@ -219,13 +264,16 @@ export class Scene {
         const config = Buffer.from(JSON.stringify(oldConfig(image.createdIso, `sha256:${sha256(layer)}`)))
         const id = sha256(config)
         await writeFile(join(dir, 'img', `${id}.json`), config)
-        manifest.push({ Config: `${id}.json`, RepoTags: [withTag(image.tag)], Layers: [layerPath] })
+        manifest.push({ Config: `${id}.json`, RepoTags: [qualified(withTag(image.tag))], Layers: [layerPath] })
       }
       await writeFile(join(dir, 'img', 'manifest.json'), JSON.stringify(manifest))
       const archive = join(dir, 'image.tar')
       await tar(['-cf', archive, '-C', join(dir, 'img'), '.'])
       await this.docker(['load', '-q', '-i', archive])
-      return manifest.map(entry => `sha256:${entry.Config.replace(/\.json$/, '')}`)
+      // The config digest is the ID on overlay2 and Podman; the containerd store names images by manifest digest.
+      const ids: string[] = []
+      for (const entry of manifest) ids.push(await this.imageId(entry.RepoTags[0]))
+      return ids
     } finally {
       await rm(dir, { recursive: true, force: true })
     }
@@ -252,24 +300,61 @@ export class Scene {
   async images(): Promise<ImageInfo[]> {
     const list = await apiJson<ApiImage[]>(this.socket, 'GET', '/images/json?all=1')
     return list.map(i => ({
-      id: i.Id,
+      id: asImageId(i.Id),
       tags: real(i.RepoTags),
       digests: real(i.RepoDigests),
-      parent: i.ParentId,
+      parent: asImageId(i.ParentId ?? ''),
       created: i.Created
     }))
   }
 
   async containers(): Promise<ContainerInfo[]> {
     const list = await apiJson<ApiContainer[]>(this.socket, 'GET', '/containers/json?all=1')
-    return list.map(c => ({ id: c.Id, image: c.ImageID, state: c.State }))
+    return list.map(c => ({ id: c.Id, image: asImageId(c.ImageID), state: c.State }))
   }
 
   async layersSize(): Promise<number> {
+    return this.settled()
+  }
+
+  private async rawLayersSize(): Promise<number> {
     return (await apiJson<{ LayersSize: number }>(this.socket, 'GET', '/system/df')).LayersSize
   }
 
+  /**
+   * LayersSize once storage is at rest. On the containerd image store the legacy builder's
+   * snapshots outlive `docker build` by about a second, until containerd's garbage collector takes
+   * them (right after a 1 MB COPY, LayersSize and the disk show 1 MB too much): measuring then
+   * would count them as images' bytes. So for a few seconds after a build, wait for that fall.
+   * Other stores, and loads, are at rest when the request returns.
+   */
+  private settled(): Promise<number> {
+    // Docker answers a second /system/df while one runs with 500 "a disk usage operation is
+    // already running": layersSize() and diskBytes() in parallel share one.
+    this.settling ??= this.settle().finally(() => {
+      this.settling = undefined
+    })
+    return this.settling
+  }
+
+  private async settle(): Promise<number> {
+    let last = await this.rawLayersSize()
+    if (this.info?.imageStore !== 'containerd') return last
+    while (Date.now() < this.lastBuild + SETTLE_WINDOW_MS) {
+      await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
+      const now = await this.rawLayersSize()
+      if (now < last) {
+        // One collection takes every snapshot no image holds, however many builds left them.
+        this.lastBuild = 0
+        return now
+      }
+      last = now
+    }
+    return last
+  }
+
   async diskBytes(): Promise<number> {
+    if (this.info?.imageStore === 'containerd') await this.settled()
     const out = await new Promise<string>((resolve, reject) => {
       execFile('du', ['-sbx', this.dataRoot], (err, stdout, stderr) => (err ? reject(new Error(`du: ${stderr}`)) : resolve(stdout)))
     })
@@ -294,11 +379,18 @@ export class Scene {
     await this.untagKeptExtras(keep)
   }
 
-  /** Tags or pushes a test gave the busybox image would otherwise outlive the test. */
+  /**
+   * Tags or pushes a test gave the busybox image would otherwise outlive the test. Tags go first:
+   * the containerd store and Podman list a name@digest for every tagged name, and deleting such a
+   * digest reference there deletes the whole image. What digests remain after that belong to no
+   * tag of the image (Docker's overlay2 store after a push) and are untagged one by one.
+   */
   private async untagKeptExtras(keep: Set<string>): Promise<void> {
+    const tagged = (await this.images()).filter(i => keep.has(i.id))
+    for (const ref of tagged.flatMap(i => i.tags).filter(ref => ref !== BUSYBOX)) await this.remove(`/images/${ref}`)
     const kept = (await this.images()).filter(i => keep.has(i.id))
-    const extras = kept.flatMap(i => [...i.tags, ...i.digests]).filter(ref => ref !== BUSYBOX)
-    for (const ref of extras) await this.remove(`/images/${ref}`)
+    const digests = kept.flatMap(i => i.digests.filter(d => !i.tags.some(t => repoOf(t) === repoOf(d))))
+    for (const ref of digests) await this.remove(`/images/${ref}`)
   }
 
   private async leaves(keep: Set<string>): Promise<string[]> {

@@ -84,7 +84,9 @@ describe('refs follow docker image rm to the letter', () => {
     expect(out.deleted).toContain(id)
   })
 
-  test('an image of a stopped container needs force, and then frees nothing while the container holds its layers', async () => {
+  const onPodman = bed().engine.flavour === 'podman'
+
+  ;(onPodman ? test.skip : test)('an image of a stopped container needs force, and then frees nothing while the container holds its layers', async () => {
     const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
     await scene.runContainer('stopped:1', { running: false })
     const refused = succeeded(await runAction({ refs: 'stopped:1' }))
@@ -96,6 +98,15 @@ describe('refs follow docker image rm to the letter', () => {
     const after = await storage(scene)
     expect(before.layers - after.layers).toBe(MB)
     expectReclaimed(0, before, after, forced.deleted.length, { containerKeepsLayers: true })
+  })
+
+  ;(onPodman ? test : test.skip)('on Podman, force never removes a stopped container\'s image: Podman would delete the container with it', async () => {
+    const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
+    const container = await scene.runContainer('stopped:1', { running: false })
+    const out = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
+    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'stopped:1', reason: 'in-use-stopped', message: expect.stringContaining('Podman') })])
+    expect(await idsOf(scene)).toContain(id)
+    expect((await scene.containers()).map(c => c.id)).toContain(container)
   })
 
   test('an image of a running container is neither deleted nor untagged, even with force (docker rmi -f untags it)', async () => {

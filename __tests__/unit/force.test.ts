@@ -12,9 +12,10 @@ function state(images: Partial<Image>[], containers: Container[] = []): EngineSt
   return { images: full, containers, layers: new Map(full.map(i => [i.id, [{ chainId: `L-${i.id}`, size: 10 }]])) }
 }
 
+const selection = (refs: string[]): Selection => ({ refs: refs.map(spec), keep: [], filters: NO_FILTERS, prune: 'none', force: true, noPrune: false })
+
 function forced(engine: EngineState, refs: string[]): boolean[] {
-  const selection: Selection = { refs: refs.map(spec), keep: [], filters: NO_FILTERS, prune: 'none', force: true, noPrune: false }
-  return plan(engine, selection, NOW).steps.map(step => step.force)
+  return plan(engine, selection(refs), NOW).steps.map(step => step.force)
 }
 
 describe('force is sent only where the engine would refuse without it', () => {
@@ -32,5 +33,22 @@ describe('force is sent only where the engine would refuse without it', () => {
 
   test('a tag of a multi-tagged image of a stopped container is only untagged, unforced', () => {
     expect(forced(state([{ id: id('b'), tags: ['used:1', 'used:2'] }], [stopped]), ['used:1'])).toEqual([false])
+  })
+})
+
+describe('on Podman, where forcing deletes the containers too', () => {
+  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false }
+
+  test('an image a stopped container uses is skipped, never forced', () => {
+    const engine = { ...state([{ id: id('b'), tags: ['used:1'] }], [stopped]), forceRemovesContainers: true }
+    const planned = plan(engine, selection(['used:1', id('b')]), NOW)
+    expect(planned.steps).toEqual([])
+    expect(planned.skipped.map(s => s.reason)).toEqual(['in-use-stopped', 'in-use-stopped'])
+    expect(planned.skipped[0].message).toContain('Podman')
+  })
+
+  test('an image no container uses is still forced where it must be', () => {
+    const engine = { ...state([{ id: id('a'), tags: ['one:1', 'two:1'] }]), forceRemovesContainers: true }
+    expect(forced(engine, [id('a')])).toEqual([true])
   })
 })
