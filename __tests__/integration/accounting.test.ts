@@ -60,8 +60,11 @@ describe('reclaimed-bytes is what left the engine', () => {
     expect(run.outputs['deleted-count']).toBe(String(out.deleted.length))
     const lines = run.summary.trim().split('\n')
     expect(lines[0]).toBe('<h2>Docker images: reclaimed 1.23MB</h2>')
-    expect(run.summary).toMatch(/<td>summary:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td><td>[^<]+<\/td><td>1.23MB<\/td><td>deleted<\/td>/)
-    expect(run.summary).toMatch(/<td>missing:1<\/td>.*<td>not-found<\/td>/)
-    expect(run.summary).toMatch(/Image storage: [\d.]+[kMG]?B before, [\d.]+[kMG]?B after/)
+    expect(lines[1]).toContain('Exactly <b>1,230,000 bytes</b> of image storage freed')
+    expect(run.summary).toMatch(
+      /<tr><td>summary:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td><td>[^<]+<\/td><td align="right">1.23MB<\/td><td>Deleted<\/td><\/tr>/
+    )
+    expect(run.summary).toMatch(/<tr><td>missing:1<\/td>.*<td>Not found: no image has this name or ID<\/td><\/tr>/)
+    expect(run.summary).toMatch(/Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\./)
   })
 })
