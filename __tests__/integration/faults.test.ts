@@ -3,32 +3,26 @@ import { execFile } from 'node:child_process'
 import { readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
-import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
+import { beforeEach, describe, expect, test } from '@jest/globals'
 import { makeRoot, startEngine } from '../../testbed/engine'
 import { removeRoot } from '../../testbed/bed'
-import { startProxy, type Fault, type Hook, type Proxy } from '../../testbed/proxy'
+import type { Fault, Hook, Proxy } from '../../testbed/proxy'
 import { runBundle } from '../../testbed/runner'
 import { Scene } from '../../testbed/scene'
 import { expectReclaimed, idsOf, parsed, storage, succeeded, tagsOf } from './checks'
-import { bed, runAction } from './harness'
+import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
 const MB = 1_000_000
-let proxy: Proxy | undefined
+const proxy = proxiesPerTest()
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
 })
 
-afterEach(async () => {
-  await proxy?.close()
-  proxy = undefined
-})
-
-/** The action pointed at a proxy in front of the bed's engine. */
-async function throughProxy(hook: Hook): Promise<string> {
-  proxy = await startProxy(scene.socket, join(bed().root, 'proxy.sock'), hook)
-  return proxy.host
+/** A proxy in front of the bed's engine, on a socket of its own. */
+function throughProxy(hook: Hook): Promise<Proxy> {
+  return proxy(join(bed().root, 'proxy.sock'), hook)
 }
 
 /** A loopback port nobody listens on: taken, then let go. */
@@ -61,7 +55,7 @@ describe('an engine that cannot be reached ends the step in bounded time, naming
   })
 
   test('a socket that accepts and never answers: the timeout input bounds the wait', async () => {
-    const host = await throughProxy(() => 'hang')
+    const { host } = await throughProxy(() => 'hang')
     const started = Date.now()
     const run = await runAction({ timeout: '2s' }, { env: { DOCKER_HOST: host } })
     expect(run.code).not.toBe(0)
@@ -92,7 +86,7 @@ describe('transient failures are retried, and one image failing never stops the 
     await scene.build('flaky:1', { bytes: MB })
     await scene.build('flaky:2', { bytes: MB })
     const tries = new Map<string, number>()
-    const host = await throughProxy(r => {
+    const { host } = await throughProxy(r => {
       if (!isDelete(r)) return 'forward'
       const n = (tries.get(r.url) ?? 0) + 1
       tries.set(r.url, n)
@@ -109,10 +103,11 @@ describe('transient failures are retried, and one image failing never stops the 
   test('an image that keeps failing is skipped with reason error after bounded retries', async () => {
     await scene.build('broken:1', { bytes: MB })
     await scene.build('fine:1', { bytes: MB })
-    const host = await throughProxy(r => (isDelete(r) && r.url.includes('broken') ? { status: 500, message: 'disk on fire' } : 'forward'))
+    const flaky = await throughProxy(r => (isDelete(r) && r.url.includes('broken') ? { status: 500, message: 'disk on fire' } : 'forward'))
+    const host = flaky.host
     const out = succeeded(await runAction({ refs: 'broken:1 fine:1' }, { env: { DOCKER_HOST: host } }))
     expect(out.skipped).toEqual([expect.objectContaining({ ref: 'broken:1', reason: 'error', message: expect.stringContaining('disk on fire') })])
-    expect(proxy?.seen.filter(line => line.startsWith('DELETE') && line.includes('broken'))).toHaveLength(4)
+    expect(flaky.seen.filter(line => line.startsWith('DELETE') && line.includes('broken'))).toHaveLength(4)
     expect(await tagsOf(scene)).toContain('broken:1')
     expect(await tagsOf(scene)).not.toContain('fine:1')
   })
@@ -123,7 +118,7 @@ describe('other processes acting between the listing and the removals', () => {
     await scene.build('mine:1', { bytes: MB })
     await scene.build('theirs:1', { bytes: 2 * MB })
     let raced = false
-    const host = await throughProxy(async (r): Promise<Fault> => {
+    const { host } = await throughProxy(async (r): Promise<Fault> => {
       if (isDelete(r) && !raced) {
         raced = true
         await scene.rmi('theirs:1')
@@ -143,7 +138,7 @@ describe('other processes acting between the listing and the removals', () => {
     const contained = await scene.build('contained:1', { from: 'testbed/busybox:static', bytes: MB })
     const retagged = await scene.build('retagged:1', { bytes: MB })
     let raced = false
-    const host = await throughProxy(async (r): Promise<Fault> => {
+    const { host } = await throughProxy(async (r): Promise<Fault> => {
       if (isDelete(r) && !raced) {
         raced = true
         await scene.runContainer('contained:1', { running: false })

@@ -1,19 +1,13 @@
-import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
-import { startProxy, type Proxy } from '../../testbed/proxy'
+import { beforeEach, describe, expect, test } from '@jest/globals'
 import { succeeded } from './checks'
-import { bed, runAction, type ActionRun } from './harness'
+import { bed, proxiesPerTest, runAction, type ActionRun } from './harness'
 
 const { scene } = bed()
 const SECRET = 's3cr3t-Pa55'
-let proxy: Proxy | undefined
+const proxy = proxiesPerTest()
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
-})
-
-afterEach(async () => {
-  await proxy?.close()
-  proxy = undefined
 })
 
 /** Everything a run shows anyone, but the mask command that tells the runner to hide the secret. */
@@ -28,13 +22,13 @@ function shownText(run: ActionRun): string {
 describe('credentials in an endpoint are masked and never shown', () => {
   test('a password in docker-host is masked at once, and shown as *** when the engine answers', async () => {
     await scene.dangling('secretive')
-    proxy = await startProxy(scene.socket, 0, () => 'forward')
-    const host = proxy.host.replace('tcp://', `tcp://ci:${SECRET}@`)
+    const { host: plain } = await proxy(0, () => 'forward')
+    const host = plain.replace('tcp://', `tcp://ci:${SECRET}@`)
     const run = await runAction({ 'docker-host': host })
     expect(succeeded(run).deleted).toHaveLength(1)
     expect(run.stdout).toContain(`::add-mask::${SECRET}`)
     expect(shownText(run)).not.toContain(SECRET)
-    expect(run.stdout).toContain(`Engine: ${proxy.host.replace('tcp://', 'tcp://ci:***@')}`)
+    expect(run.stdout).toContain(`Engine: ${plain.replace('tcp://', 'tcp://ci:***@')}`)
   })
 
   test('and when it does not: the error names the endpoint without the password', async () => {
