@@ -1,0 +1,481 @@
+/**
+ * "Fast at any size": the action against the docker CLI on a private engine.
+ *
+ *   npx tsx bench/run.ts            full: N = 300 and 3,000 (dry-run curve also at 1,000), ~10 min
+ *   BENCH_QUICK=1 npx tsx bench/run.ts   (or --quick) N = 300 only, fewer repetitions, ~2 min
+ *
+ * Every timed run is one whole process, from spawn to exit, under GNU time (peak RSS): the action
+ * is `node dist/index.js` with the environment testbed/runner.ts gives it (summary on, default
+ * inputs, GITHUB_STEP_SUMMARY in a temp file); the CLI is /usr/bin/docker with a private
+ * DOCKER_CONFIG against the same engine. Destructive repetitions start from a copy of the same
+ * data-root snapshot, and alternate which side goes first (ABBA), so drift falls on both sides.
+ * Results: bench/results.json, a table and a Markdown table on stdout.
+ */
+import { writeFile } from 'node:fs/promises'
+import { join } from 'node:path'
+import { BENCH_DIR, Bed, BUNDLE, ensureGnuTime, exists, loadAverage, log, machine, median, runAction, runCli, stopOnSignals, type Machine, type Sample } from './lib'
+import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
+
+const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
+const REPS_OVERRIDE = Number(process.env.BENCH_REPS || 0)
+
+type ScenarioName = 'remove' | 'prune' | 'nothing' | 'dryrun'
+
+interface Scenario {
+  name: ScenarioName
+  title: string
+  inputs: Record<string, string>
+  cli?: string
+  destructive: boolean
+}
+
+const SCENARIOS: Record<ScenarioName, Scenario> = {
+  remove: {
+    name: 'remove',
+    title: '(1) remove by pattern',
+    inputs: { refs: `${REPO}:*` },
+    cli: `/usr/bin/docker rmi $(/usr/bin/docker images -q ${REPO})`,
+    destructive: true
+  },
+  prune: { name: 'prune', title: '(2) prune all', inputs: { prune: 'all' }, cli: '/usr/bin/docker image prune -a -f', destructive: true },
+  nothing: { name: 'nothing', title: '(3) nothing to do', inputs: {}, cli: '/usr/bin/docker image prune -f', destructive: false },
+  dryrun: { name: 'dryrun', title: '(4) dry run', inputs: { refs: `${REPO}:*`, 'dry-run': 'true' }, destructive: false }
+}
+
+interface Plan {
+  sizes: number[]
+  runs: Array<{ n: number; scenario: ScenarioName; reps: number }>
+}
+
+function plan(): Plan {
+  const d = (n: number): number => REPS_OVERRIDE || n
+  if (QUICK) {
+    return {
+      sizes: [300],
+      runs: [
+        { n: 0, scenario: 'nothing', reps: d(5) },
+        { n: 0, scenario: 'dryrun', reps: d(5) },
+        { n: 300, scenario: 'nothing', reps: d(5) },
+        { n: 300, scenario: 'dryrun', reps: d(5) },
+        { n: 300, scenario: 'remove', reps: d(2) },
+        { n: 300, scenario: 'prune', reps: d(2) }
+      ]
+    }
+  }
+  return {
+    sizes: [300, 1000, 3000],
+    runs: [
+      { n: 0, scenario: 'nothing', reps: d(7) },
+      { n: 0, scenario: 'dryrun', reps: d(7) },
+      { n: 300, scenario: 'nothing', reps: d(7) },
+      { n: 300, scenario: 'dryrun', reps: d(7) },
+      { n: 300, scenario: 'remove', reps: d(4) },
+      { n: 300, scenario: 'prune', reps: d(4) },
+      { n: 1000, scenario: 'nothing', reps: d(5) },
+      { n: 1000, scenario: 'dryrun', reps: d(5) },
+      { n: 3000, scenario: 'nothing', reps: d(5) },
+      { n: 3000, scenario: 'dryrun', reps: d(5) },
+      { n: 3000, scenario: 'remove', reps: d(3) },
+      { n: 3000, scenario: 'prune', reps: d(3) }
+    ]
+  }
+}
+
+// ---------------------------------------------------------------- measuring
+
+interface Run {
+  ms: number
+  maxRssKb: number
+  code: number
+  /** Set when the run did not do what it should have: its time then means nothing. */
+  problem?: string
+  outputs?: { deletedCount?: string; reclaimedBytes?: string }
+  restoreMs?: number
+  /** 1-minute load average just before the run. */
+  load?: number
+}
+
+interface Rep {
+  rep: number
+  first: 'action' | 'cli'
+  action: Run
+  cli?: Run
+  /** Dry runs: the same step against an empty engine, run next to it (alternating), for the curve. */
+  baseline?: Run
+  /** action / cli, this repetition. */
+  ratio?: number
+}
+
+interface Result {
+  n: number
+  scenario: ScenarioName
+  title: string
+  inputs: Record<string, string>
+  cliCommand?: string
+  reps: Rep[]
+  action: Stats
+  cli?: Stats
+  /** Median of the pairwise ratios, and their range. */
+  ratio?: { median: number; min: number; max: number }
+  /** Median 1-minute load average before the runs (2 CPUs: above 2 means other work was queued). */
+  loadAverage: number
+  problems: string[]
+}
+
+interface Stats {
+  medianMs: number
+  minMs: number
+  maxMs: number
+  maxRssMB: number
+  medianRssMB: number
+}
+
+const MB = 1e6
+const kbToMB = (kb: number): number => (kb * 1024) / MB
+
+function stats(runs: Run[]): Stats {
+  const ms = runs.map(r => r.ms)
+  const rss = runs.map(r => kbToMB(r.maxRssKb))
+  return { medianMs: median(ms), minMs: Math.min(...ms), maxMs: Math.max(...ms), maxRssMB: Math.max(...rss), medianRssMB: median(rss) }
+}
+
+function asRun(sample: Sample, problem: string | undefined, extra: Partial<Run> = {}): Run {
+  const p = problem ?? (sample.code !== 0 ? `exit code ${sample.code}: ${(sample.stderr || sample.stdout).trim().split('\n').slice(-3).join(' | ')}` : undefined)
+  return { ms: sample.ms, maxRssKb: sample.maxRssKb, code: sample.code, ...(p ? { problem: p } : {}), ...extra }
+}
+
+class Bench {
+  readonly results: Result[] = []
+  constructor(
+    private readonly bed: Bed,
+    /** A second private engine that stays empty: N=0 runs, and the paired baseline of the dry-run curve. */
+    private readonly empty: Bed,
+    private readonly scenes: Scenes
+  ) {}
+
+  private on(n: number): Bed {
+    return n === 0 ? this.empty : this.bed
+  }
+
+  private async sceneCheck(n: number): Promise<void> {
+    const count = await this.on(n).imageCount()
+    if (count !== n) throw new Error(`expected the scene of ${n} images, the engine holds ${count}`)
+  }
+
+  private async restore(n: number): Promise<number> {
+    return this.bed.restore(this.scenes.snapshotDir(n))
+  }
+
+  private async action(s: Scenario, n: number): Promise<Run> {
+    const sample = await runAction(s.inputs, this.on(n).host)
+    const deletedCount = sample.outputs['deleted-count']
+    const reclaimedBytes = sample.outputs['reclaimed-bytes']
+    const expected = s.name === 'nothing' ? 0 : n
+    let problem: string | undefined
+    if (sample.code === 0 && deletedCount !== String(expected)) problem = `deleted-count ${deletedCount}, expected ${expected}`
+    if (!problem && sample.code === 0) problem = await this.after(s, n)
+    return asRun(sample, problem, { outputs: { deletedCount, reclaimedBytes } })
+  }
+
+  private async cli(s: Scenario, n: number): Promise<Run> {
+    const sample = await runCli(this.on(n), s.cli as string)
+    return asRun(sample, sample.code === 0 ? await this.after(s, n) : undefined)
+  }
+
+  /** What the engine must hold after a run: nothing of the scene after (1) and (2), all of it otherwise. */
+  private async after(s: Scenario, n: number): Promise<string | undefined> {
+    const left = await this.on(n).imageCount()
+    const want = s.destructive ? 0 : n
+    return left === want ? undefined : `the engine holds ${left} images afterwards, expected ${want}`
+  }
+
+  async scenario(n: number, name: ScenarioName, reps: number): Promise<void> {
+    const s = SCENARIOS[name]
+    log(`${s.title}, N=${n}: ${reps} repetition${reps > 1 ? 's' : ''}${s.cli ? ' of each side, alternating' : ''}`)
+    const out: Rep[] = []
+    for (let rep = 0; rep < reps; rep++) {
+      const first = rep % 2 === 0 ? 'action' : 'cli'
+      const other = s.cli ? 'cli' : n > 0 && name === 'dryrun' ? 'baseline' : undefined
+      const order: Array<'action' | 'cli' | 'baseline'> = other ? (first === 'action' ? ['action', other] : [other, 'action']) : ['action']
+      const entry: Partial<Rep> = { rep, first: first as Rep['first'] }
+      for (const side of order) {
+        let restoreMs: number | undefined
+        if (s.destructive) restoreMs = await this.restore(n)
+        else await this.sceneCheck(n)
+        const load = loadAverage()
+        const r = side === 'action' ? await this.action(s, n) : side === 'cli' ? await this.cli(s, n) : await this.action(s, 0)
+        r.load = load
+        if (restoreMs !== undefined) r.restoreMs = restoreMs
+        entry[side] = r
+        if (r.problem) log(`  ${side} rep ${rep}: PROBLEM ${r.problem}`)
+      }
+      const e = entry as Rep
+      if (e.cli) e.ratio = e.action.ms / e.cli.ms
+      log(
+        `  rep ${rep}: action ${e.action.ms.toFixed(0)} ms (${kbToMB(e.action.maxRssKb).toFixed(0)} MB)` +
+          (e.cli ? `, cli ${e.cli.ms.toFixed(0)} ms, ratio ${e.ratio?.toFixed(2)}` : '') +
+          (e.baseline ? `, same step on an empty engine ${e.baseline.ms.toFixed(0)} ms` : '')
+      )
+      out.push(e)
+    }
+    const problems = out.flatMap(r => [r.action.problem, r.cli?.problem, r.baseline?.problem].filter((p): p is string => p !== undefined))
+    const ratios = out.flatMap(r => (r.ratio === undefined ? [] : [r.ratio]))
+    this.results.push({
+      n,
+      scenario: name,
+      title: s.title,
+      inputs: s.inputs,
+      cliCommand: s.cli,
+      reps: out,
+      action: stats(out.map(r => r.action)),
+      cli: s.cli ? stats(out.map(r => r.cli as Run)) : undefined,
+      ratio: ratios.length ? { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) } : undefined,
+      loadAverage: median(out.flatMap(r => [r.action.load, r.cli?.load]).filter((l): l is number => l !== undefined)),
+      problems
+    })
+  }
+
+  find(n: number, name: ScenarioName): Result | undefined {
+    return this.results.find(r => r.n === n && r.scenario === name)
+  }
+}
+
+// ---------------------------------------------------------------- targets
+
+interface Target {
+  target: string
+  measured: string
+  met: boolean | null
+}
+
+function nlogn(n: number): number {
+  return n * Math.log(n)
+}
+
+interface CurvePoint {
+  n: number
+  medianMs: number
+  netMs: number
+  growth?: number
+  nlognGrowth?: number
+}
+
+/** Dry-run medians, and net of the paired empty-engine run of each repetition (start-up, connect, summary). */
+function curve(bench: Bench): CurvePoint[] {
+  const points = bench.results.filter(r => r.scenario === 'dryrun' && r.n > 0).sort((a, b) => a.n - b.n)
+  const net = (r: Result): number => median(r.reps.map(rep => rep.action.ms - (rep.baseline?.ms ?? 0)))
+  return points.map((r, i) => {
+    const point: CurvePoint = { n: r.n, medianMs: r.action.medianMs, netMs: net(r) }
+    if (i > 0) {
+      const prev = points[i - 1]
+      point.growth = point.netMs / net(prev)
+      point.nlognGrowth = nlogn(r.n) / nlogn(prev.n)
+    }
+    return point
+  })
+}
+
+/** A segment may grow up to this much faster than N log N before it counts as worse: medians of whole processes still carry noise. */
+const CURVE_TOLERANCE = 1.15
+
+function targets(bench: Bench, sizes: number[]): Target[] {
+  const out: Target[] = []
+  for (const name of ['remove', 'prune'] as const) {
+    for (const n of [300, 3000]) {
+      const r = bench.find(n, name)
+      const label = `${SCENARIOS[name].title}: action/CLI ratio <= 1.0 at N=${n}`
+      if (!r || !r.ratio) {
+        out.push({ target: label, measured: sizes.includes(n) ? 'not measured' : 'not measured (quick mode)', met: null })
+        continue
+      }
+      const bad = r.problems.length > 0 ? ` (INVALID: ${r.problems[0]})` : ''
+      out.push({
+        target: label,
+        measured: `median ratio ${r.ratio.median.toFixed(2)} (range ${r.ratio.min.toFixed(2)}-${r.ratio.max.toFixed(2)}); ${fmtMs(r.action.medianMs)} vs ${fmtMs(r.cli?.medianMs ?? NaN)}${bad}`,
+        met: r.problems.length === 0 && r.ratio.median <= 1.0
+      })
+    }
+  }
+  const nothing = bench.results.filter(r => r.scenario === 'nothing')
+  for (const r of nothing) {
+    out.push({
+      target: `(3) nothing to do: whole process < 250 ms (engine holding ${r.n} images)`,
+      measured: `median ${fmtMs(r.action.medianMs)} (CLI ${fmtMs(r.cli?.medianMs ?? NaN)})`,
+      met: r.problems.length === 0 && r.action.medianMs < 250
+    })
+  }
+  const dry = bench.find(3000, 'dryrun')
+  out.push({
+    target: '(4) dry run over 3,000 images < 2 s',
+    measured: dry ? `median ${fmtMs(dry.action.medianMs)}` : 'not measured (quick mode)',
+    met: dry ? dry.problems.length === 0 && dry.action.medianMs < 2000 : null
+  })
+  const c = curve(bench)
+  if (c.length >= 3) {
+    const segments = c.filter(p => p.growth !== undefined)
+    const worst = segments.map(p => `${p.n}: x${p.growth?.toFixed(2)} vs N log N x${p.nlognGrowth?.toFixed(2)}`).join('; ')
+    out.push({
+      target: `(4) dry-run cost (net of a paired empty-engine run) grows no worse than N log N (each step within x${CURVE_TOLERANCE} of it)`,
+      measured: worst,
+      met: segments.every(p => (p.growth as number) <= (p.nlognGrowth as number) * CURVE_TOLERANCE)
+    })
+  } else {
+    out.push({ target: '(4) dry-run cost grows no worse than N log N over 300, 1,000, 3,000', measured: 'not measured (quick mode)', met: null })
+  }
+  const at3000 = bench.results.filter(r => r.n === 3000)
+  if (at3000.length > 0) {
+    const peak = Math.max(...at3000.map(r => r.action.maxRssMB))
+    const which = at3000.find(r => r.action.maxRssMB === peak)
+    out.push({ target: '(5) peak memory of the action < 100 MB at N=3,000', measured: `${peak.toFixed(1)} MB (${which?.title})`, met: peak < 100 })
+  } else {
+    const peak = Math.max(...bench.results.map(r => r.action.maxRssMB))
+    out.push({ target: '(5) peak memory of the action < 100 MB at N=3,000', measured: `not measured at 3,000 (quick mode); ${peak.toFixed(1)} MB at 300`, met: null })
+  }
+  return out
+}
+
+// ---------------------------------------------------------------- printing
+
+const fmtMs = (ms: number): string => (Number.isNaN(ms) ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`)
+const metText = (met: boolean | null): string => (met === null ? 'n/a' : met ? 'met' : 'NOT met')
+
+function pad(rows: string[][]): string {
+  const widths = rows[0].map((_, i) => Math.max(...rows.map(r => r[i].length)))
+  return rows.map(r => r.map((c, i) => c.padEnd(widths[i])).join('  ')).join('\n')
+}
+
+function tableRows(bench: Bench): string[][] {
+  const header = ['scenario', 'N', 'reps', 'action median', 'action range', 'CLI median', 'CLI range', 'ratio (median of pairs)', 'ratio range', 'action peak RSS', 'CLI peak RSS', 'load avg']
+  const rows = bench.results.map(r => [
+    r.title + (r.problems.length ? ' (INVALID)' : ''),
+    String(r.n),
+    String(r.reps.length),
+    fmtMs(r.action.medianMs),
+    `${fmtMs(r.action.minMs)}-${fmtMs(r.action.maxMs)}`,
+    r.cli ? fmtMs(r.cli.medianMs) : '-',
+    r.cli ? `${fmtMs(r.cli.minMs)}-${fmtMs(r.cli.maxMs)}` : '-',
+    r.ratio ? r.ratio.median.toFixed(2) : '-',
+    r.ratio ? `${r.ratio.min.toFixed(2)}-${r.ratio.max.toFixed(2)}` : '-',
+    `${r.action.maxRssMB.toFixed(1)} MB`,
+    r.cli ? `${r.cli.maxRssMB.toFixed(1)} MB` : '-',
+    r.loadAverage.toFixed(1)
+  ])
+  return [header, ...rows]
+}
+
+function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, restoreMs: Record<number, number>): string {
+  const lines: string[] = []
+  lines.push(`Benchmark (\`npm run bench\`${QUICK ? ', quick mode' : ''}), ${m.date.slice(0, 10)}: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, ${m.kernel}; ` +
+    `engine ${m.engineVersion} (API ${m.engineApi}), ${m.cli}; ${m.node}. Medians of whole processes (spawn to exit); ` +
+    `ratio = median of per-repetition action/CLI ratios, sides alternated.`)
+  lines.push('')
+  lines.push('| scenario | N | action | docker CLI | ratio | action peak RSS | load avg |')
+  lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
+  for (const r of bench.results) {
+    const cli = r.cli ? `${fmtMs(r.cli.medianMs)} (\`${(r.cliCommand ?? '').replace(/\/usr\/bin\//g, '')}\`)` : '-'
+    lines.push(`| ${r.title}${r.problems.length ? ' (invalid)' : ''} | ${r.n.toLocaleString('en')} | ${fmtMs(r.action.medianMs)} | ${cli} | ${r.ratio ? r.ratio.median.toFixed(2) : '-'} | ${r.action.maxRssMB.toFixed(0)} MB | ${r.loadAverage.toFixed(1)} |`)
+  }
+  const c = curve(bench)
+  if (c.length > 0) {
+    lines.push('')
+    lines.push('Dry-run curve (net = median of, per repetition, the dry run minus the same step on an empty engine run next to it):')
+    lines.push('')
+    lines.push('| N | dry run | net | net growth | N log N growth |')
+    lines.push('| ---: | ---: | ---: | ---: | ---: |')
+    for (const p of c) lines.push(`| ${p.n.toLocaleString('en')} | ${fmtMs(p.medianMs)} | ${fmtMs(p.netMs)} | ${p.growth ? `x${p.growth.toFixed(2)}` : '-'} | ${p.nlognGrowth ? `x${p.nlognGrowth.toFixed(2)}` : '-'} |`)
+  }
+  lines.push('')
+  lines.push('| target | measured | |')
+  lines.push('| --- | --- | --- |')
+  for (const t of ts) lines.push(`| ${t.target} | ${t.measured} | ${metText(t.met)} |`)
+  lines.push('')
+  const made = setup.generateMs !== undefined ? `making the largest scene once (Scene.many in chunks + builds, their loads included) took ${fmtMs(setup.generateMs)}` : ''
+  const loaded = setup.loadMs !== undefined ? `docker load of its ${setup.loadImages}-image archive into an empty engine takes ${fmtMs(setup.loadMs)}` : ''
+  const load = [made, loaded].filter(Boolean).join('; ') || 'scene setup times not recorded'
+  lines.push(`Scenes: N images in \`bench\`, ${BIG} of them with a ${BIG_BYTES / 1e6} MB layer, the rest a distinct ${SMALL_BYTES / 1e3} kB layer each; ${load} (${setup.source}); ` +
+    `each destructive run starts from a copy of the engine's data root (restore + restart: ${Object.entries(restoreMs).map(([n, ms]) => `${fmtMs(ms)} at ${n}`).join(', ')}).`)
+  return lines.join('\n')
+}
+
+// ---------------------------------------------------------------- main
+
+let bed: Bed | undefined
+let empty: Bed | undefined
+
+async function main(): Promise<void> {
+  const started = Date.now()
+  if (!exists(BUNDLE)) throw new Error(`${BUNDLE} is missing: npm run build first`)
+  const installed = await ensureGnuTime()
+  const m = await machine()
+  const p = plan()
+  log(`mode ${QUICK ? 'quick' : 'full'}; ${m.nproc} CPUs, ${m.memoryGiB} GiB, ${m.kernel}, ${m.node}`)
+  stopOnSignals(() => [bed, empty])
+  bed = await Bed.start()
+  empty = await Bed.start()
+  log(`private engines: pid ${bed.pid} at ${bed.host} (scenes), pid ${empty.pid} at ${empty.host} (stays empty)`)
+  const version = await bed.engineVersion()
+  m.engineVersion = version.Version
+  m.engineApi = version.ApiVersion
+  const scenes = new Scenes(bed)
+  await scenes.init()
+  const bench = new Bench(bed, empty, scenes)
+
+  // Warm the page cache for node, the bundle and the docker binary before anything is timed.
+  for (let i = 0; i < 2; i++) {
+    await runAction({}, bed.host)
+    await runCli(bed, SCENARIOS.nothing.cli as string)
+  }
+
+  const restoreMs: Record<number, number[]> = {}
+  const setupStart = Date.now()
+  let setup: SetupCosts = { source: 'none' }
+  for (const n of [0, ...p.sizes]) {
+    if (n > 0) {
+      if (setup.source === 'none') {
+        setup = await scenes.ensure(p.sizes)
+        log(`scenes ready in ${((Date.now() - setupStart) / 1000).toFixed(0)} s`)
+      }
+      ;(restoreMs[n] ??= []).push(await bed.restore(scenes.snapshotDir(n)))
+    }
+    for (const r of p.runs.filter(r => r.n === n)) await bench.scenario(r.n, r.scenario, r.reps)
+    for (const r of bench.results.filter(r => r.n === n)) for (const rep of r.reps) for (const side of [rep.action, rep.cli]) if (side?.restoreMs) restoreMs[n].push(side.restoreMs)
+  }
+  await bed.stop()
+  bed = undefined
+  await empty.stop()
+  empty = undefined
+  const snapshotProblems = await scenes.verify(p.sizes)
+  for (const problem of snapshotProblems) log(`WARNING ${problem}`)
+
+  const ts = targets(bench, p.sizes)
+  const restoreMedian = Object.fromEntries(Object.entries(restoreMs).filter(([n]) => n !== '0').map(([n, v]) => [n, median(v)]))
+  const md = markdown(bench, m, ts, setup, restoreMedian)
+  const elapsed = (Date.now() - started) / 1000
+  const out = {
+    mode: QUICK ? 'quick' : 'full',
+    machine: m,
+    gnuTimeInstalled: installed ?? null,
+    elapsedSeconds: Math.round(elapsed),
+    scene: { repo: REPO, big: BIG, bigBytes: BIG_BYTES, smallBytes: SMALL_BYTES },
+    setup,
+    restoreMsMedian: restoreMedian,
+    snapshotProblems,
+    results: bench.results,
+    dryRunCurve: curve(bench),
+    targets: ts,
+    markdown: md
+  }
+  const file = join(BENCH_DIR, QUICK ? 'results-quick.json' : 'results.json')
+  await writeFile(file, `${JSON.stringify(out, null, 2)}\n`)
+
+  process.stdout.write(`\n${pad(tableRows(bench))}\n\n`)
+  process.stdout.write(`${pad([['target', 'measured', ''], ...ts.map(t => [t.target, t.measured, metText(t.met)])])}\n\n`)
+  process.stdout.write(`--- Markdown (for the README) ---\n\n${md}\n\n`)
+  process.stdout.write(`results: ${file}; ${elapsed.toFixed(0)} s in all${installed ? `; ${installed}` : ''}\n`)
+}
+
+main().catch(async (error: unknown) => {
+  process.stderr.write(`${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`)
+  process.exitCode = 1
+  for (const b of [bed, empty]) await b?.stop().catch(e => process.stderr.write(`stopping an engine: ${String(e)}\n`))
+})
