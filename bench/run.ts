@@ -1,8 +1,9 @@
 /**
  * "Fast at any size": the action against the docker CLI on a private engine.
  *
- *   npx tsx bench/run.ts            full: N = 300 and 3,000 (dry-run curve also at 1,000), ~10 min
- *   BENCH_QUICK=1 npx tsx bench/run.ts   (or --quick) N = 300 only, fewer repetitions, ~2 min
+ *   npx tsx bench/run.ts            full: N = 300 and 3,000 (dry-run curve also at 1,000), 7-10 min
+ *                                   once the scenes are cached (the first run makes them: ~8 min more)
+ *   BENCH_QUICK=1 npx tsx bench/run.ts   (or --quick) N = 300 only, fewer repetitions, ~1 min
  *
  * Every timed run is one whole process, from spawn to exit, under GNU time (peak RSS): the action
  * is `node dist/index.js` with the environment testbed/runner.ts gives it (summary on, default
