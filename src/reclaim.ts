@@ -35,9 +35,14 @@ export interface Result {
   interrupted?: string
 }
 
+/** The engine the settings name, agreed on and answering. */
+async function connectTo(settings: Settings): Promise<Engine> {
+  return connect(await resolveHost(settings.dockerHost), settings.timeout)
+}
+
 /** The images on the engine now, for job scope's post step to compare with. */
 export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
-  const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout)
+  const engine = await connectTo(settings)
   const images = await engine.images()
   log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
   return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
@@ -45,7 +50,7 @@ export async function snapshotImages(settings: Settings, log: Log): Promise<Snap
 
 /** The whole job: read the engine, plan, remove, and account for it. */
 export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
-  const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout)
+  const engine = await connectTo(settings)
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
