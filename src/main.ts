@@ -2,7 +2,7 @@ import * as core from '@actions/core'
 import { getSettings } from './inputs'
 import { actionLog } from './log'
 import { reclaim, snapshotImages } from './reclaim'
-import { conclude, setOutputs, writeSummary } from './report'
+import { publish } from './report'
 import { saveSnapshot } from './state'
 
 /** The main step: remove what was asked, or in job scope only record what is there. */
@@ -14,10 +14,7 @@ export async function main(): Promise<void> {
       return
     }
     const result = await reclaim(settings, actionLog)
-    setOutputs(result)
-    if (settings.summary) await writeSummary(result)
-    const failure = conclude(result, settings.failOnError, actionLog)
-    if (failure) core.setFailed(failure)
+    await publish(result, settings)
   } catch (error) {
     core.setFailed(error instanceof Error ? error.message : String(error))
   }

@@ -3,7 +3,7 @@ import { EngineError } from './engine'
 import { getSettings, InputError } from './inputs'
 import { actionLog } from './log'
 import { reclaim } from './reclaim'
-import { conclude, setOutputs, writeSummary } from './report'
+import { publish } from './report'
 import { loadSnapshot } from './state'
 
 /**
@@ -21,10 +21,7 @@ export async function post(): Promise<void> {
       return
     }
     const result = await reclaim({ ...settings, preexisting }, actionLog)
-    setOutputs(result)
-    if (settings.summary) await writeSummary(result)
-    const failure = conclude(result, settings.failOnError, actionLog)
-    if (failure) core.setFailed(failure)
+    await publish(result, settings)
   } catch (error) {
     // The main step already failed with the input's sentence.
     if (error instanceof InputError) return

@@ -2,13 +2,13 @@ import * as core from '@actions/core'
 import { shortId } from './simulation'
 import { formatAge, formatBytes } from './units'
 import type { Result, Row } from './reclaim'
-import type { Log } from './log'
+import { actionLog, type Log } from './log'
 import type { SkipReason } from './model'
 
 /** Reasons that mean a named ref could not be removed; keep rules are the user's own wish. */
 const FAILURES: SkipReason[] = ['not-found', 'ambiguous', 'in-use', 'in-use-stopped', 'multiple-references', 'has-children', 'error']
 
-export function setOutputs(result: Result): void {
+function setOutputs(result: Result): void {
   core.setOutput('reclaimed-bytes', String(result.bytes))
   core.setOutput('reclaimed', formatBytes(result.bytes))
   core.setOutput('deleted', JSON.stringify(result.deleted))
@@ -33,6 +33,14 @@ export function conclude(result: Result, failOnError: boolean, log: Log): string
   if (!failOnError || failures.length === 0) return undefined
   const refs = failures.map(f => f.ref).join(', ')
   return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`
+}
+
+/** Everything a step shows of a finished run: outputs, summary, warnings, and its failure if any. */
+export async function publish(result: Result, settings: { summary: boolean; failOnError: boolean }): Promise<void> {
+  setOutputs(result)
+  if (settings.summary) await writeSummary(result)
+  const failure = conclude(result, settings.failOnError, actionLog)
+  if (failure) core.setFailed(failure)
 }
 
 /** What each outcome means, in the words of the person reading the summary. */
@@ -67,7 +75,7 @@ interface SkipLine {
  * Everything is HTML without blank lines, so GitHub renders it as one HTML block and no
  * Markdown inside it is interpreted; every string from the user or the engine is escaped.
  */
-export async function writeSummary(result: Result): Promise<void> {
+async function writeSummary(result: Result): Promise<void> {
   const removals = result.rows.filter(row => row.outcome === 'deleted' || row.outcome === 'untagged')
   const skips = skipLines(result)
   const summary = core.summary.addHeading(headline(result), 2)
