@@ -102142,16 +102142,20 @@ function logStep(done, dryRun, log) {
 
 
 
+/** The engine the settings name, agreed on and answering. */
+async function connectTo(settings) {
+    return connect(await resolveHost(settings.dockerHost), settings.timeout);
+}
 /** The images on the engine now, for job scope's post step to compare with. */
 async function snapshotImages(settings, log) {
-    const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout);
+    const engine = await connectTo(settings);
     const images = await engine.images();
     log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`);
     return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]));
 }
 /** The whole job: read the engine, plan, remove, and account for it. */
 async function reclaim(settings, log, now = Date.now()) {
-    const engine = await connect(await resolveHost(settings.dockerHost), settings.timeout);
+    const engine = await connectTo(settings);
     const { endpoint } = engine;
     log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
     const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
@@ -102159,8 +102163,11 @@ async function reclaim(settings, log, now = Date.now()) {
     const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
     const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log));
     const predicted = storageBefore - execution.bytes;
-    // After an interrupted run the engine may not answer: the prediction stands in.
-    const storageAfter = settings.dryRun || execution.interrupted ? predicted : await engine.storage().catch(() => predicted);
+    // The engine is asked again only when this run changed something it could measure: never in a
+    // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
+    // interrupted run, where it may not answer. Otherwise the prediction stands in.
+    const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0;
+    const storageAfter = changed ? await engine.storage().catch(() => predicted) : predicted;
     const jobScope = settings.preexisting !== undefined;
     return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope });
 }
@@ -102213,6 +102220,7 @@ function summarize(endpoint, dryRun, state, planned, execution, extra) {
 
 
 
+
 /** Reasons that mean a named ref could not be removed; keep rules are the user's own wish. */
 const FAILURES = ['not-found', 'ambiguous', 'in-use', 'in-use-stopped', 'multiple-references', 'has-children', 'error'];
 function setOutputs(result) {
@@ -102237,6 +102245,15 @@ function conclude(result, failOnError, log) {
         return undefined;
     const refs = failures.map(f => f.ref).join(', ');
     return `${failures.length} of the named refs could not be removed (${refs}); see the warnings above.`;
+}
+/** Everything a step shows of a finished run: outputs, summary, warnings, and its failure if any. */
+async function publish(result, settings) {
+    setOutputs(result);
+    if (settings.summary)
+        await writeSummary(result);
+    const failure = conclude(result, settings.failOnError, actionLog);
+    if (failure)
+        setFailed(failure);
 }
 /** What each outcome means, in the words of the person reading the summary. */
 const REMOVED_WORDS = {
@@ -102409,12 +102426,7 @@ async function main() {
             return;
         }
         const result = await reclaim(settings, actionLog);
-        setOutputs(result);
-        if (settings.summary)
-            await writeSummary(result);
-        const failure = conclude(result, settings.failOnError, actionLog);
-        if (failure)
-            setFailed(failure);
+        await publish(result, settings);
     }
     catch (error) {
         setFailed(error instanceof Error ? error.message : String(error));
@@ -102445,12 +102457,7 @@ async function post() {
             return;
         }
         const result = await reclaim({ ...settings, preexisting }, actionLog);
-        setOutputs(result);
-        if (settings.summary)
-            await writeSummary(result);
-        const failure = conclude(result, settings.failOnError, actionLog);
-        if (failure)
-            setFailed(failure);
+        await publish(result, settings);
     }
     catch (error) {
         // The main step already failed with the input's sentence.

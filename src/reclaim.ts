@@ -58,8 +58,11 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log))
   const predicted = storageBefore - execution.bytes
-  // After an interrupted run the engine may not answer: the prediction stands in.
-  const storageAfter = settings.dryRun || execution.interrupted ? predicted : await engine.storage().catch(() => predicted)
+  // The engine is asked again only when this run changed something it could measure: never in a
+  // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
+  // interrupted run, where it may not answer. Otherwise the prediction stands in.
+  const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
+  const storageAfter = changed ? await engine.storage().catch(() => predicted) : predicted
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope })
 }
