@@ -101107,7 +101107,57 @@ function passes(image, filters, anchors) {
     return true;
 }
 
+;// CONCATENATED MODULE: ./src/units.ts
+const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
+/** Decimal sizes to four significant digits, as the docker CLI prints them (go-units HumanSize). */
+function formatBytes(bytes) {
+    let size = bytes;
+    let unit = 0;
+    while (size >= 1000 && unit < UNITS.length - 1) {
+        size /= 1000;
+        unit++;
+    }
+    return `${Number(size.toPrecision(4))}${UNITS[unit]}`;
+}
+/** A rough age such as the docker CLI's "3 weeks ago", without the "ago". */
+function formatAge(created, now) {
+    const seconds = Math.max(0, Math.round((now - created) / 1000));
+    const steps = [
+        [365 * 86400, 'year'],
+        [30 * 86400, 'month'],
+        [7 * 86400, 'week'],
+        [86400, 'day'],
+        [3600, 'hour'],
+        [60, 'minute'],
+        [1, 'second']
+    ];
+    for (const [span, name] of steps) {
+        const count = Math.floor(seconds / span);
+        if (count >= 1)
+            return `${count} ${name}${count > 1 ? 's' : ''}`;
+    }
+    return 'just now';
+}
+const SIZE = /^(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?)b?$/i;
+const POWERS = ['', 'k', 'm', 'g', 't', 'p'];
+/**
+ * Reads a size as `docker` users write one: decimal units as go-units'
+ * FromHumanSize reads them (`20GB`, `20g`, `500MB`), binary ones with an `i`
+ * (`18.5GiB`, Kubernetes' `18Gi`), or plain bytes. Returns whole bytes, or undefined.
+ */
+function parseSize(text) {
+    const match = SIZE.exec(text.trim());
+    if (!match)
+        return undefined;
+    const [, value, prefix, binary] = match;
+    if (binary && !prefix)
+        return undefined;
+    const base = binary ? 1024 : 1000;
+    return Math.floor(Number(value) * base ** POWERS.indexOf(prefix.toLowerCase()));
+}
+
 ;// CONCATENATED MODULE: ./src/inputs.ts
+
 
 
 
@@ -101122,6 +101172,10 @@ const INPUT_NAMES = [
     'no-prune',
     'keep-duration',
     'keep',
+    'keep-last',
+    'age-basis',
+    'max-storage',
+    'min-free',
     'dry-run',
     'fail-on-error',
     'docker-host',
@@ -101162,6 +101216,9 @@ function parseSettings(raw, now) {
         noPrune: flag(raw['no-prune'], 'no-prune', false),
         keepDuration: keepDuration(raw['keep-duration']),
         keep: refList(raw.keep, 'keep'),
+        keepLast: keepLast(raw['keep-last']),
+        ageBasis: ageBasis(raw['age-basis']),
+        targets: targets(raw['max-storage'], raw['min-free'], raw['docker-host']),
         dryRun: flag(raw['dry-run'], 'dry-run', false),
         failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
         dockerHost: dockerHost(raw['docker-host']),
@@ -101228,6 +101285,41 @@ function keepDuration(value) {
         return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`);
     return ms;
 }
+function keepLast(value) {
+    const text = value.trim();
+    if (text === '')
+        return 0;
+    if (!/^\d{1,6}$/.test(text))
+        return fail('keep-last', `must be a whole number of images such as 3 (0 keeps none), not "${printable(text)}".`);
+    return Number(text);
+}
+function ageBasis(value) {
+    const text = value.trim();
+    if (text === '' || text === 'created' || text === 'last-used')
+        return text === 'last-used' ? 'last-used' : 'created';
+    return fail('age-basis', `must be created or last-used, not "${printable(text)}".`);
+}
+const SIZE_FORMS = 'a size such as 20GB, 18.5GiB, 500MB or a number of bytes';
+function size(value, input) {
+    const text = value.trim();
+    if (text === '')
+        return undefined;
+    return parseSize(text) ?? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`);
+}
+function targets(maxStorage, minFree, host) {
+    const wanted = { maxStorage: size(maxStorage, 'max-storage'), minFree: size(minFree, 'min-free') };
+    if (wanted.minFree !== undefined && host.trim() !== '')
+        requireLocal(host.trim());
+    if (wanted.maxStorage === undefined && wanted.minFree === undefined)
+        return undefined;
+    return wanted;
+}
+/** Free space is read from the runner's own filesystem, so it means something only for an engine on this machine. */
+function requireLocal(endpoint) {
+    if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://'))
+        return;
+    fail('min-free', `needs an engine on this machine (a unix:// or npipe:// endpoint), not ${endpoint.split('://')[0]}://: use max-storage for a remote engine.`);
+}
 const DEFAULT_TIMEOUT_MS = 60_000;
 function timeout(value) {
     const text = value.trim();
@@ -101272,6 +101364,28 @@ function terminalLog(stream, verbose) {
             return work();
         }
     };
+}
+
+;// CONCATENATED MODULE: external "node:fs/promises"
+const promises_namespaceObject = require("node:fs/promises");
+;// CONCATENATED MODULE: ./src/disk.ts
+
+
+/**
+ * Bytes free for ordinary writers (what `df` shows as available) on the
+ * filesystem under the engine's data root. Asked of this machine's own
+ * filesystem, so only an engine on this machine can be measured.
+ */
+async function freeUnderDataRoot(engine) {
+    const root = await engine.dataRoot();
+    try {
+        const fs = await (0,promises_namespaceObject.statfs)(root);
+        return fs.bavail * fs.bsize;
+    }
+    catch (error) {
+        const why = error.code ?? String(error);
+        throw new InputError('min-free', `needs the engine's data root on this machine, but ${root} cannot be read here (${why}).`);
+    }
 }
 
 ;// CONCATENATED MODULE: external "node:fs"
@@ -101462,15 +101576,28 @@ class DockerEngine {
         return list.map(info => ({
             id: info.Id,
             imageId: info.ImageID,
-            running: ['running', 'paused', 'restarting'].includes(info.State)
+            running: ['running', 'paused', 'restarting'].includes(info.State),
+            created: info.Created * 1000
         }));
     }
-    async layers(images) {
+    async details(images) {
+        const lastTagged = new Map();
         const stacks = await inBatches(images, PARALLEL_INSPECTS, async (image) => {
             const info = await this.unlessGone(() => this.docker.getImage(image.id).inspect());
+            // Never tagged reads as Go's zero time, year 1.
+            const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '');
+            if (tagged > 0)
+                lastTagged.set(image.id, tagged);
             return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) };
         });
-        return sizeLayers(stacks, async (id) => (await this.unlessGone(() => this.history(id))) ?? []);
+        const layers = await sizeLayers(stacks, async (id) => (await this.unlessGone(() => this.history(id))) ?? []);
+        return { layers, lastTagged };
+    }
+    async dataRoot() {
+        const info = await this.call(() => this.docker.info());
+        if (!info.DockerRootDir)
+            throw new EngineError('the engine does not say where it keeps its data (no DockerRootDir in /info)');
+        return info.DockerRootDir;
     }
     /**
      * Another process may remove an image between the listing and this
@@ -101590,6 +101717,19 @@ class Simulation {
     }
     layerSize(chainId) {
         return this.sizes.get(chainId) ?? 0;
+    }
+    /** Bytes that deleting this image alone would free now: its layers nothing else holds. */
+    uniqueBytes(id) {
+        const own = new Set((this.state.layers.get(id) ?? []).map(layer => layer.chainId));
+        return [...own].filter(chainId => this.holders.get(chainId) === 1).reduce((sum, chainId) => sum + this.layerSize(chainId), 0);
+    }
+    /** Bytes of every layer some image or container holds: the image storage on disk. */
+    storedBytes() {
+        let total = 0;
+        for (const [chainId, holders] of this.holders)
+            if (holders > 0)
+                total += this.layerSize(chainId);
+        return total;
     }
     depth(id) {
         let depth = 0;
@@ -101711,7 +101851,50 @@ function isSingleReference(refs) {
     return digestRepos.size === 1 && digestRepos.has(repoOf(single));
 }
 
+;// CONCATENATED MODULE: ./src/usage.ts
+
+/**
+ * When each image was last used: the latest of its creation, its last tag
+ * (where the engine records one) and the creation of the newest container
+ * made from it, running or not. Building another image on it is no use of
+ * it: the child holds the shared layers whatever happens to the parent.
+ */
+function lastUse(state) {
+    const used = new Map(state.images.map(image => [image.id, Math.max(image.created, state.lastTagged?.get(image.id) ?? 0)]));
+    for (const container of state.containers) {
+        const known = used.get(container.imageId);
+        if (known !== undefined && container.created > known)
+            used.set(container.imageId, container.created);
+    }
+    return used;
+}
+/**
+ * The images `keep-last` protects: in every repository, the `count` most
+ * recent images that carry a tag or digest of it, each with the repository
+ * that keeps it (as the user would write it).
+ */
+function newestPerRepository(images, count, recency) {
+    const members = new Map();
+    for (const image of images) {
+        for (const repo of repositories(image))
+            members.set(repo, [...(members.get(repo) ?? []), image]);
+    }
+    const kept = new Map();
+    for (const [repo, list] of [...members].sort(([a], [b]) => a.localeCompare(b))) {
+        list.sort((a, b) => recency(b.id) - recency(a.id) || a.id.localeCompare(b.id));
+        for (const image of list.slice(0, count))
+            if (!kept.has(image.id))
+                kept.set(image.id, familiarName(repo));
+    }
+    return kept;
+}
+function repositories(image) {
+    const names = [...image.tags, ...image.digests].map(ref => parseNamed(ref)?.name);
+    return new Set(names.filter((name) => name !== undefined));
+}
+
 ;// CONCATENATED MODULE: ./src/plan.ts
+
 
 
 
@@ -101734,6 +101917,10 @@ class Planner {
     anchors;
     running;
     byId;
+    used;
+    keptLast;
+    storedBefore;
+    freed = 0;
     constructor(state, selection, now) {
         this.state = state;
         this.selection = selection;
@@ -101742,6 +101929,9 @@ class Planner {
         this.byId = new Map(state.images.map(image => [image.id, image]));
         this.kept = new Set(selection.keep.flatMap(spec => (spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec))));
         this.running = new Set(state.containers.filter(c => c.running).map(c => c.imageId));
+        this.used = lastUse(state);
+        this.keptLast = selection.keepLast ? newestPerRepository(state.images, selection.keepLast, id => this.age(id)) : new Map();
+        this.storedBefore = this.sim.storedBytes();
         this.anchors = {
             before: selection.filters.before.map(ref => this.anchorTime(ref, 'before')),
             since: selection.filters.since.map(ref => this.anchorTime(ref, 'since'))
@@ -101754,12 +101944,63 @@ class Planner {
             this.untagAdded();
         if (this.selection.prune !== 'none')
             this.prune(this.selection.prune);
+        if (this.selection.targets)
+            this.evict(this.selection.targets);
         const layerSizes = new Map();
         for (const layers of this.state.layers.values())
             for (const l of layers)
                 layerSizes.set(l.chainId, l.size);
-        const bytes = this.steps.reduce((sum, step) => sum + step.bytes, 0);
-        return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes, layerSizes };
+        return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, layerSizes, storage: this.storage() };
+    }
+    storage() {
+        const { freeBytes } = this.state;
+        const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + this.freed };
+        const met = this.selection.targets === undefined || this.shortfall(this.selection.targets) <= 0;
+        return { before: this.storedBefore, after: this.storedBefore - this.freed, ...free, met };
+    }
+    /** Bytes still to free for every target to hold. */
+    shortfall(targets) {
+        const over = targets.maxStorage === undefined ? 0 : this.storedBefore - this.freed - targets.maxStorage;
+        const under = targets.minFree === undefined ? 0 : targets.minFree - ((this.state.freeBytes ?? 0) + this.freed);
+        return Math.max(over, under);
+    }
+    /**
+     * Removes the least recently used images until the targets hold; among
+     * images last used at the same time, the one that frees more goes first.
+     * Only images without children are removed (a parent's layers stay while
+     * a child holds them), and one that would free nothing yet, because
+     * another image shares its layers, waits while any other would free
+     * something: no image goes for nothing when another would do.
+     */
+    evict(targets) {
+        let pending = this.sim
+            .images()
+            .filter(image => this.evictable(image.id))
+            .map(image => ({ id: image.id, used: this.used.get(image.id) ?? 0, bytes: this.sim.uniqueBytes(image.id) }))
+            .sort((a, b) => a.used - b.used || b.bytes - a.bytes || a.id.localeCompare(b.id))
+            .map(candidate => candidate.id);
+        while (this.shortfall(targets) > 0) {
+            const ready = pending.filter(id => this.sim.alive(id) && !this.sim.hasChildren(id));
+            const next = ready.find(id => this.sim.uniqueBytes(id) > 0) ?? ready[0];
+            if (!next)
+                return;
+            pending = pending.filter(id => id !== next && this.sim.alive(id));
+            this.pruneOne(next, 'retention');
+        }
+    }
+    /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
+    evictable(id) {
+        const image = this.image(id);
+        const intermediate = this.sim.refs(id).length === 0 && this.sim.hasChildren(id);
+        return (!intermediate &&
+            !this.isPreexisting(id) &&
+            this.sim.usedBy(id).length === 0 &&
+            !this.protection(id) &&
+            passes(image, this.selection.filters, this.anchors));
+    }
+    /** The time keep-duration and keep-last judge an image by. */
+    age(id) {
+        return this.selection.ageBasis === 'last-used' ? (this.used.get(id) ?? 0) : this.image(id).created;
     }
     anchorTime(ref, key) {
         const spec = parseRefSpecOrThrow(ref, key);
@@ -101898,9 +102139,13 @@ class Planner {
         }
         if (this.kept.has(id))
             return { reason: 'kept', message: 'matches an input "keep" entry' };
+        const repo = this.keptLast.get(id);
+        if (repo)
+            return { reason: 'kept', message: `one of the ${this.selection.keepLast} most recent images of ${repo} (input "keep-last")` };
         const { keepDuration } = this.selection;
-        if (keepDuration !== undefined && this.image(id).created > this.now - keepDuration) {
-            return { reason: 'too-recent', message: 'created within input "keep-duration"' };
+        if (keepDuration !== undefined && this.age(id) > this.now - keepDuration) {
+            const verb = this.selection.ageBasis === 'last-used' ? 'used' : 'created';
+            return { reason: 'too-recent', message: `${verb} within input "keep-duration"` };
         }
         return undefined;
     }
@@ -101908,6 +102153,7 @@ class Planner {
         if (!outcome.ok)
             return this.skip(this.label(id), id, outcome.reason, outcome.message, false);
         const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0);
+        this.freed += bytes;
         this.steps.push({ target, force, imageId: id, cause, named, untagged: outcome.untagged, deleted: outcome.deleted, freed: outcome.freed, bytes });
         if (outcome.deleted && pruneParents)
             this.pruneParents(this.image(id).parentId);
@@ -101947,7 +102193,7 @@ class Planner {
      * stopped container's image is left whole here, where the engine's own
      * prune would untag every tag but the last before refusing.
      */
-    pruneOne(id) {
+    pruneOne(id, cause = 'prune') {
         const protectedBy = this.protection(id);
         if (protectedBy)
             return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false);
@@ -101957,11 +102203,11 @@ class Planner {
         }
         const refs = this.sim.refs(id);
         if (refs.length === 0 || isSingleReference(refs)) {
-            return this.record('prune', id, id, false, this.sim.removeById(id, false), !this.selection.noPrune);
+            return this.record(cause, id, id, false, this.sim.removeById(id, false), !this.selection.noPrune);
         }
         for (const ref of refs) {
             const outcome = this.sim.removeByName(id, ref, false);
-            this.record('prune', id, ref, false, outcome, !this.selection.noPrune);
+            this.record(cause, id, ref, false, outcome, !this.selection.noPrune);
             if (!outcome.ok || outcome.deleted)
                 return;
         }
@@ -101987,38 +102233,6 @@ function parseRefSpecOrThrow(ref, key) {
     if (!spec || spec.kind === 'pattern')
         throw new Error(`Input "filters": ${key}=${ref} is not an image ID or name:tag.`);
     return spec;
-}
-
-;// CONCATENATED MODULE: ./src/units.ts
-const UNITS = ['B', 'kB', 'MB', 'GB', 'TB', 'PB', 'EB', 'ZB', 'YB'];
-/** Decimal sizes to four significant digits, as the docker CLI prints them (go-units HumanSize). */
-function formatBytes(bytes) {
-    let size = bytes;
-    let unit = 0;
-    while (size >= 1000 && unit < UNITS.length - 1) {
-        size /= 1000;
-        unit++;
-    }
-    return `${Number(size.toPrecision(4))}${UNITS[unit]}`;
-}
-/** A rough age such as the docker CLI's "3 weeks ago", without the "ago". */
-function formatAge(created, now) {
-    const seconds = Math.max(0, Math.round((now - created) / 1000));
-    const steps = [
-        [365 * 86400, 'year'],
-        [30 * 86400, 'month'],
-        [7 * 86400, 'week'],
-        [86400, 'day'],
-        [3600, 'hour'],
-        [60, 'minute'],
-        [1, 'second']
-    ];
-    for (const [span, name] of steps) {
-        const count = Math.floor(seconds / span);
-        if (count >= 1)
-            return `${count} ${name}${count > 1 ? 's' : ''}`;
-    }
-    return 'just now';
 }
 
 ;// CONCATENATED MODULE: ./src/remove.ts
@@ -102142,9 +102356,14 @@ function logStep(done, dryRun, log) {
 
 
 
+
+
 /** The engine the settings name, agreed on and answering. */
 async function connectTo(settings) {
-    return connect(await resolveHost(settings.dockerHost), settings.timeout);
+    const host = await resolveHost(settings.dockerHost);
+    if (settings.targets?.minFree !== undefined)
+        requireLocal(host);
+    return connect(host, settings.timeout);
 }
 /** The images on the engine now, for job scope's post step to compare with. */
 async function snapshotImages(settings, log) {
@@ -102159,7 +102378,9 @@ async function reclaim(settings, log, now = Date.now()) {
     const { endpoint } = engine;
     log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
     const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
-    const storageBefore = await engine.storage();
+    const { targets } = settings;
+    // With a target the plan has measured every layer, which /system/df would only repeat.
+    const storageBefore = targets ? planned.storage.before : await engine.storage();
     const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
     const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log));
     const predicted = storageBefore - execution.bytes;
@@ -102167,9 +102388,29 @@ async function reclaim(settings, log, now = Date.now()) {
     // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
     // interrupted run, where it may not answer. Otherwise the prediction stands in.
     const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0;
-    const storageAfter = changed ? await engine.storage().catch(() => predicted) : predicted;
+    const storageAfter = changed && !targets ? await engine.storage().catch(() => predicted) : predicted;
+    const target = targets && (await judge(engine, targets, planned, storageAfter, changed));
+    if (target && !target.met)
+        log.warning(missed(target, storageAfter));
     const jobScope = settings.preexisting !== undefined;
-    return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope });
+    return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope });
+}
+/** Whether the targets hold at the end: free space is measured again after a real run. */
+async function judge(engine, targets, planned, storageAfter, changed) {
+    const { freeBefore } = planned.storage;
+    const predictedFree = freeBefore === undefined ? undefined : freeBefore + planned.storage.before - storageAfter;
+    const freeAfter = changed && targets.minFree !== undefined ? await freeUnderDataRoot(engine).catch(() => predictedFree) : predictedFree;
+    const met = (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
+        (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree);
+    return { ...targets, freeBefore, freeAfter, met };
+}
+function missed(target, storageAfter) {
+    const parts = [];
+    if (target.maxStorage !== undefined)
+        parts.push(`image storage ends at ${formatBytes(storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`);
+    if (target.minFree !== undefined)
+        parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`);
+    return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`;
 }
 /**
  * Plans on the image list alone first; layer chains are read (one inspect
@@ -102178,9 +102419,12 @@ async function reclaim(settings, log, now = Date.now()) {
 async function planAgainst(engine, settings, now, log) {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()]);
     const state = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers };
-    let planned = plan(state, settings, now);
-    if (planned.steps.some(step => step.deleted)) {
-        state.layers = await engine.layers(images);
+    const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined));
+    if (settings.targets?.minFree !== undefined)
+        state.freeBytes = await freeUnderDataRoot(engine);
+    let planned = usageMatters ? undefined : plan(state, settings, now);
+    if (!planned || planned.steps.some(step => step.deleted)) {
+        Object.assign(state, await engine.details(images));
         planned = plan(state, settings, now);
     }
     const deletions = planned.steps.filter(step => step.deleted).length;
@@ -102229,6 +102473,9 @@ function setOutputs(result) {
     setOutput('deleted', JSON.stringify(result.deleted));
     setOutput('deleted-count', String(result.deleted.length));
     setOutput('untagged', JSON.stringify(result.untagged));
+    setOutput('storage-before', String(result.storageBefore));
+    setOutput('storage-after', String(result.storageAfter));
+    setOutput('target-met', result.target ? String(result.target.met) : '');
     setOutput('skipped', JSON.stringify(result.skipped.map(({ ref, id, reason, message }) => ({ ref, id, reason, message }))));
 }
 /** Warns about each named ref that was skipped; returns the sentence to fail with, if any: an engine that went away, or failed refs under fail-on-error. */
@@ -102317,7 +102564,20 @@ function storageLine(result) {
     const before = formatBytes(result.storageBefore);
     const after = formatBytes(result.storageAfter);
     const predicted = result.dryRun ? ' (predicted)' : '';
-    return `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`;
+    const line = `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`;
+    return result.target ? line + targetLine(result.target, result.dryRun) : line;
+}
+function targetLine(target, dryRun) {
+    const goals = [];
+    if (target.maxStorage !== undefined)
+        goals.push(`image storage at most <b>${formatBytes(target.maxStorage)}</b>`);
+    if (target.minFree !== undefined) {
+        const free = `${formatBytes(target.freeBefore ?? 0)} → ${formatBytes(target.freeAfter ?? 0)}`;
+        goals.push(`at least <b>${formatBytes(target.minFree)}</b> free on the engine's filesystem (${free})`);
+    }
+    const verdict = target.met ? (dryRun ? 'would be met' : 'met') : dryRun ? 'would not be met' : 'not met';
+    const why = target.met ? '' : ': what is left is kept by keep rules, filters or containers';
+    return `<p>Target: ${goals.join(' and ')}: <b>${verdict}</b>${why}.</p>`;
 }
 /** One skip per image and reason (a named ref can also be a prune candidate), grouped by reason. */
 function skipLines(result) {

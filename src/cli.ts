@@ -22,6 +22,11 @@ Options (each mirrors the GitHub Action input of the same name):
   --no-prune            keep the untagged parents of removed images
   --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w)
   --keep REF            never remove nor untag these images (repeatable; same forms as --refs)
+  --keep-last N         keep the N most recent images of every repository
+  --age-basis BASIS     created (default) or last-used: what recent means for the keep rules
+  --max-storage SIZE    remove least recently used images until image storage is at most
+                        SIZE (20GB, 18.5GiB, 500MB)
+  --min-free SIZE       ... until the filesystem under the engine's data root has SIZE free
   --dry-run             change nothing; report what would go and the bytes it would free
   --fail-on-error       exit 1 when a named ref was not found or could not be removed
   --docker-host URL     engine endpoint (default: DOCKER_HOST, the docker context, the socket)
@@ -41,6 +46,10 @@ const OPTIONS = {
   'no-prune': { type: 'boolean' },
   'keep-duration': { type: 'string' },
   keep: { type: 'string', multiple: true },
+  'keep-last': { type: 'string' },
+  'age-basis': { type: 'string' },
+  'max-storage': { type: 'string' },
+  'min-free': { type: 'string' },
   'dry-run': { type: 'boolean' },
   'fail-on-error': { type: 'boolean' },
   'docker-host': { type: 'string' },
@@ -62,6 +71,10 @@ function inputsOf(flags: Flags): RawInputs {
     'no-prune': String(Boolean(flags['no-prune'])),
     'keep-duration': flags['keep-duration'] ?? '',
     keep: (flags.keep ?? []).join('\n'),
+    'keep-last': flags['keep-last'] ?? '',
+    'age-basis': flags['age-basis'] ?? '',
+    'max-storage': flags['max-storage'] ?? '',
+    'min-free': flags['min-free'] ?? '',
     'dry-run': String(Boolean(flags['dry-run'])),
     'fail-on-error': String(Boolean(flags['fail-on-error'])),
     'docker-host': flags['docker-host'] ?? '',
@@ -82,11 +95,12 @@ function report(result: Result): string {
     lines.push(`  ${row.outcome.padEnd(20)} ${row.ref.padEnd(40)} ${shortId(row.id).padEnd(12)} ${age.padEnd(10)} ${formatBytes(row.bytes)}`)
   }
   lines.push(`Image storage: ${formatBytes(result.storageBefore)} before, ${formatBytes(result.storageAfter)} after.`)
+  if (result.target) lines.push(`Storage target ${result.target.met ? 'met' : 'not met'}.`)
   return `${lines.join('\n')}\n`
 }
 
 function json(result: Result): string {
-  const { bytes, deleted, untagged, skipped, dryRun, endpoint, storageBefore, storageAfter } = result
+  const { bytes, deleted, untagged, skipped, dryRun, endpoint, storageBefore, storageAfter, target } = result
   const body = {
     reclaimedBytes: bytes,
     reclaimed: formatBytes(bytes),
@@ -96,7 +110,8 @@ function json(result: Result): string {
     dryRun,
     endpoint,
     storageBefore,
-    storageAfter
+    storageAfter,
+    targetMet: target?.met
   }
   return `${JSON.stringify(body, null, 2)}\n`
 }

@@ -15,11 +15,26 @@ export interface Engine {
   readonly forceRemovesContainers: boolean
   images(): Promise<Image[]>
   containers(): Promise<Container[]>
-  layers(images: Image[]): Promise<Map<string, Layer[]>>
+  /** One inspect per image: its layer chain, and when it was last tagged. */
+  details(images: Image[]): Promise<Details>
   /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
   remove(target: string, force: boolean): Promise<RemovedItem[]>
   /** Bytes of image layers in the engine's store (`/system/df` LayersSize). */
   storage(): Promise<number>
+  /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
+  dataRoot(): Promise<string>
+}
+
+/** The part of `GET /images/{id}/json` read here (the typings lack Metadata). */
+interface Inspected {
+  RootFS?: { Layers?: string[] }
+  Metadata?: { LastTagTime?: string }
+}
+
+export interface Details {
+  layers: Map<string, Layer[]>
+  /** Milliseconds since the epoch, for the images the engine records a tag time for. */
+  lastTagged: Map<string, number>
 }
 
 export interface RemovedItem {
@@ -144,16 +159,28 @@ class DockerEngine implements Engine {
     return list.map(info => ({
       id: info.Id,
       imageId: info.ImageID,
-      running: ['running', 'paused', 'restarting'].includes(info.State)
+      running: ['running', 'paused', 'restarting'].includes(info.State),
+      created: info.Created * 1000
     }))
   }
 
-  async layers(images: Image[]): Promise<Map<string, Layer[]>> {
+  async details(images: Image[]): Promise<Details> {
+    const lastTagged = new Map<string, number>()
     const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
-      const info = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
+      const info: Inspected | undefined = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
+      // Never tagged reads as Go's zero time, year 1.
+      const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '')
+      if (tagged > 0) lastTagged.set(image.id, tagged)
       return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) }
     })
-    return sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
+    const layers = await sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
+    return { layers, lastTagged }
+  }
+
+  async dataRoot(): Promise<string> {
+    const info = await this.call(() => this.docker.info() as Promise<{ DockerRootDir?: string }>)
+    if (!info.DockerRootDir) throw new EngineError('the engine does not say where it keeps its data (no DockerRootDir in /info)')
+    return info.DockerRootDir
   }
 
   /**

@@ -3,7 +3,9 @@ import { parseDuration } from './duration'
 import { credentials } from './endpoint'
 import { FilterError, parseFilters } from './filters'
 import { parseRefSpec, type RefSpec } from './reference'
-import type { Selection } from './plan'
+import { parseSize } from './units'
+import type { Selection, Targets } from './plan'
+import type { AgeBasis } from './usage'
 
 /** Everything the step was asked to do, validated before the engine is touched. */
 export interface Settings extends Selection {
@@ -29,6 +31,10 @@ export const INPUT_NAMES = [
   'no-prune',
   'keep-duration',
   'keep',
+  'keep-last',
+  'age-basis',
+  'max-storage',
+  'min-free',
   'dry-run',
   'fail-on-error',
   'docker-host',
@@ -74,6 +80,9 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     noPrune: flag(raw['no-prune'], 'no-prune', false),
     keepDuration: keepDuration(raw['keep-duration']),
     keep: refList(raw.keep, 'keep'),
+    keepLast: keepLast(raw['keep-last']),
+    ageBasis: ageBasis(raw['age-basis']),
+    targets: targets(raw['max-storage'], raw['min-free'], raw['docker-host']),
     dryRun: flag(raw['dry-run'], 'dry-run', false),
     failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
     dockerHost: dockerHost(raw['docker-host']),
@@ -137,6 +146,40 @@ function keepDuration(value: string): number | undefined {
   const ms = parseDuration(text)
   if (ms === undefined) return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`)
   return ms
+}
+
+function keepLast(value: string): number {
+  const text = value.trim()
+  if (text === '') return 0
+  if (!/^\d{1,6}$/.test(text)) return fail('keep-last', `must be a whole number of images such as 3 (0 keeps none), not "${printable(text)}".`)
+  return Number(text)
+}
+
+function ageBasis(value: string): AgeBasis {
+  const text = value.trim()
+  if (text === '' || text === 'created' || text === 'last-used') return text === 'last-used' ? 'last-used' : 'created'
+  return fail('age-basis', `must be created or last-used, not "${printable(text)}".`)
+}
+
+const SIZE_FORMS = 'a size such as 20GB, 18.5GiB, 500MB or a number of bytes'
+
+function size(value: string, input: string): number | undefined {
+  const text = value.trim()
+  if (text === '') return undefined
+  return parseSize(text) ?? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`)
+}
+
+function targets(maxStorage: string, minFree: string, host: string): Targets | undefined {
+  const wanted = { maxStorage: size(maxStorage, 'max-storage'), minFree: size(minFree, 'min-free') }
+  if (wanted.minFree !== undefined && host.trim() !== '') requireLocal(host.trim())
+  if (wanted.maxStorage === undefined && wanted.minFree === undefined) return undefined
+  return wanted
+}
+
+/** Free space is read from the runner's own filesystem, so it means something only for an engine on this machine. */
+export function requireLocal(endpoint: string): void {
+  if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://')) return
+  fail('min-free', `needs an engine on this machine (a unix:// or npipe:// endpoint), not ${endpoint.split('://')[0]}://: use max-storage for a remote engine.`)
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000

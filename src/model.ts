@@ -19,6 +19,8 @@ export interface Container {
   id: string
   imageId: string
   running: boolean
+  /** Milliseconds since the epoch: the newest container is an image's latest use. */
+  created: number
 }
 
 /** One layer of an image's chain, bottom first. */
@@ -34,6 +36,10 @@ export interface EngineState {
   layers: Map<string, Layer[]>
   /** Podman: forcing the removal of an image deletes its containers too. */
   forceRemovesContainers?: boolean
+  /** When each image was last tagged, where the engine records it: read only when "use" matters. */
+  lastTagged?: Map<string, number>
+  /** Bytes free on the filesystem under the engine's data root: read only for `min-free`. */
+  freeBytes?: number
 }
 
 export type SkipReason =

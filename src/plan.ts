@@ -1,6 +1,7 @@
 import { passes, type Anchors, type Filters } from './filters'
 import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
 import { Simulation, isSingleReference, shortId, type Outcome } from './simulation'
+import { lastUse, newestPerRepository, type AgeBasis } from './usage'
 import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
 
 /** The part of the settings the planner reads. */
@@ -20,6 +21,30 @@ export interface Selection {
   preexisting?: Snapshot
   /** Job scope with neither refs nor prune: also untag what the job tagged on older images. */
   untagAdded?: boolean
+  /** In every repository, the N most recent images are kept whatever else is asked. */
+  keepLast?: number
+  /** What "recent" means for keep-duration and keep-last; the default is `created`. */
+  ageBasis?: AgeBasis
+  /** Least recently used images are removed until these hold. */
+  targets?: Targets
+}
+
+/** Where image storage must end; needs the engine's layers, and `minFree` its free space. */
+export interface Targets {
+  /** Bytes of image storage on disk. */
+  maxStorage?: number
+  /** Bytes free on the filesystem under the engine's data root. */
+  minFree?: number
+}
+
+/** The image storage and free space a plan starts from and leads to. */
+export interface Storage {
+  before: number
+  after: number
+  freeBefore?: number
+  freeAfter?: number
+  /** Whether every target holds after the plan; true when there is none. */
+  met: boolean
 }
 
 /** One request to `DELETE /images/{target}?force=&noprune=1`, and what it will do. */
@@ -46,6 +71,8 @@ export interface Plan {
   bytes: number
   /** Layer sizes by chain ID, to price what the engine reports deleted. */
   layerSizes: Map<string, number>
+  /** Meaningful only when the state held every image's layers. */
+  storage: Storage
 }
 
 type Resolution = { id: string; byName?: string } | { reason: SkipReason; message: string }
@@ -67,6 +94,10 @@ class Planner {
   private readonly anchors: Anchors
   private readonly running: Set<string>
   private readonly byId: Map<string, Image>
+  private readonly used: Map<string, number>
+  private readonly keptLast: Map<string, string>
+  private readonly storedBefore: number
+  private freed = 0
 
   constructor(
     private readonly state: EngineState,
@@ -79,6 +110,9 @@ class Planner {
       selection.keep.flatMap(spec => (spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec)))
     )
     this.running = new Set(state.containers.filter(c => c.running).map(c => c.imageId))
+    this.used = lastUse(state)
+    this.keptLast = selection.keepLast ? newestPerRepository(state.images, selection.keepLast, id => this.age(id)) : new Map()
+    this.storedBefore = this.sim.storedBytes()
     this.anchors = {
       before: selection.filters.before.map(ref => this.anchorTime(ref, 'before')),
       since: selection.filters.since.map(ref => this.anchorTime(ref, 'since'))
@@ -89,10 +123,66 @@ class Planner {
     for (const spec of this.selection.refs) this.removeSpec(spec)
     if (this.selection.untagAdded) this.untagAdded()
     if (this.selection.prune !== 'none') this.prune(this.selection.prune)
+    if (this.selection.targets) this.evict(this.selection.targets)
     const layerSizes = new Map<string, number>()
     for (const layers of this.state.layers.values()) for (const l of layers) layerSizes.set(l.chainId, l.size)
-    const bytes = this.steps.reduce((sum, step) => sum + step.bytes, 0)
-    return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes, layerSizes }
+    return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, layerSizes, storage: this.storage() }
+  }
+
+  private storage(): Storage {
+    const { freeBytes } = this.state
+    const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + this.freed }
+    const met = this.selection.targets === undefined || this.shortfall(this.selection.targets) <= 0
+    return { before: this.storedBefore, after: this.storedBefore - this.freed, ...free, met }
+  }
+
+  /** Bytes still to free for every target to hold. */
+  private shortfall(targets: Targets): number {
+    const over = targets.maxStorage === undefined ? 0 : this.storedBefore - this.freed - targets.maxStorage
+    const under = targets.minFree === undefined ? 0 : targets.minFree - ((this.state.freeBytes ?? 0) + this.freed)
+    return Math.max(over, under)
+  }
+
+  /**
+   * Removes the least recently used images until the targets hold; among
+   * images last used at the same time, the one that frees more goes first.
+   * Only images without children are removed (a parent's layers stay while
+   * a child holds them), and one that would free nothing yet, because
+   * another image shares its layers, waits while any other would free
+   * something: no image goes for nothing when another would do.
+   */
+  private evict(targets: Targets): void {
+    let pending = this.sim
+      .images()
+      .filter(image => this.evictable(image.id))
+      .map(image => ({ id: image.id, used: this.used.get(image.id) ?? 0, bytes: this.sim.uniqueBytes(image.id) }))
+      .sort((a, b) => a.used - b.used || b.bytes - a.bytes || a.id.localeCompare(b.id))
+      .map(candidate => candidate.id)
+    while (this.shortfall(targets) > 0) {
+      const ready = pending.filter(id => this.sim.alive(id) && !this.sim.hasChildren(id))
+      const next = ready.find(id => this.sim.uniqueBytes(id) > 0) ?? ready[0]
+      if (!next) return
+      pending = pending.filter(id => id !== next && this.sim.alive(id))
+      this.pruneOne(next, 'retention')
+    }
+  }
+
+  /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
+  private evictable(id: string): boolean {
+    const image = this.image(id)
+    const intermediate = this.sim.refs(id).length === 0 && this.sim.hasChildren(id)
+    return (
+      !intermediate &&
+      !this.isPreexisting(id) &&
+      this.sim.usedBy(id).length === 0 &&
+      !this.protection(id) &&
+      passes(image, this.selection.filters, this.anchors)
+    )
+  }
+
+  /** The time keep-duration and keep-last judge an image by. */
+  private age(id: string): number {
+    return this.selection.ageBasis === 'last-used' ? (this.used.get(id) ?? 0) : this.image(id).created
   }
 
   private anchorTime(ref: string, key: string): number {
@@ -225,9 +315,12 @@ class Planner {
       return { reason: 'in-use', message: `image is being used by running container ${shortId(container?.id ?? '')}` }
     }
     if (this.kept.has(id)) return { reason: 'kept', message: 'matches an input "keep" entry' }
+    const repo = this.keptLast.get(id)
+    if (repo) return { reason: 'kept', message: `one of the ${this.selection.keepLast} most recent images of ${repo} (input "keep-last")` }
     const { keepDuration } = this.selection
-    if (keepDuration !== undefined && this.image(id).created > this.now - keepDuration) {
-      return { reason: 'too-recent', message: 'created within input "keep-duration"' }
+    if (keepDuration !== undefined && this.age(id) > this.now - keepDuration) {
+      const verb = this.selection.ageBasis === 'last-used' ? 'used' : 'created'
+      return { reason: 'too-recent', message: `${verb} within input "keep-duration"` }
     }
     return undefined
   }
@@ -235,6 +328,7 @@ class Planner {
   private record(cause: string, id: string, target: string, force: boolean, outcome: Outcome, pruneParents: boolean, named = false): void {
     if (!outcome.ok) return this.skip(this.label(id), id, outcome.reason, outcome.message, false)
     const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0)
+    this.freed += bytes
     this.steps.push({ target, force, imageId: id, cause, named, untagged: outcome.untagged, deleted: outcome.deleted, freed: outcome.freed, bytes })
     if (outcome.deleted && pruneParents) this.pruneParents(this.image(id).parentId)
   }
@@ -274,7 +368,7 @@ class Planner {
    * stopped container's image is left whole here, where the engine's own
    * prune would untag every tag but the last before refusing.
    */
-  private pruneOne(id: string): void {
+  private pruneOne(id: string, cause = 'prune'): void {
     const protectedBy = this.protection(id)
     if (protectedBy) return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false)
     const stopped = this.sim.usedBy(id)[0]
@@ -283,11 +377,11 @@ class Planner {
     }
     const refs = this.sim.refs(id)
     if (refs.length === 0 || isSingleReference(refs)) {
-      return this.record('prune', id, id, false, this.sim.removeById(id, false), !this.selection.noPrune)
+      return this.record(cause, id, id, false, this.sim.removeById(id, false), !this.selection.noPrune)
     }
     for (const ref of refs) {
       const outcome = this.sim.removeByName(id, ref, false)
-      this.record('prune', id, ref, false, outcome, !this.selection.noPrune)
+      this.record(cause, id, ref, false, outcome, !this.selection.noPrune)
       if (!outcome.ok || outcome.deleted) return
     }
   }

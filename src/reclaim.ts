@@ -1,10 +1,11 @@
+import { freeUnderDataRoot } from './disk'
 import { connect, type Engine } from './engine'
 import { resolveHost } from './endpoint'
-import { plan, type Plan, type Selection } from './plan'
+import { requireLocal, type Settings } from './inputs'
+import { plan, type Plan, type Selection, type Targets } from './plan'
 import { execute, type Execution } from './remove'
 import { shortId } from './simulation'
 import { formatBytes } from './units'
-import type { Settings } from './inputs'
 import type { Log } from './log'
 import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
 
@@ -30,14 +31,24 @@ export interface Result {
   rows: Row[]
   storageBefore: number
   storageAfter: number
+  /** Set when the settings gave a storage target. */
+  target?: TargetResult
   now: number
   /** Set when the engine went away part-way: the step must fail after reporting what it did. */
   interrupted?: string
 }
 
+export interface TargetResult extends Targets {
+  freeBefore?: number
+  freeAfter?: number
+  met: boolean
+}
+
 /** The engine the settings name, agreed on and answering. */
 async function connectTo(settings: Settings): Promise<Engine> {
-  return connect(await resolveHost(settings.dockerHost), settings.timeout)
+  const host = await resolveHost(settings.dockerHost)
+  if (settings.targets?.minFree !== undefined) requireLocal(host)
+  return connect(host, settings.timeout)
 }
 
 /** The images on the engine now, for job scope's post step to compare with. */
@@ -54,7 +65,9 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
-  const storageBefore = await engine.storage()
+  const { targets } = settings
+  // With a target the plan has measured every layer, which /system/df would only repeat.
+  const storageBefore = targets ? planned.storage.before : await engine.storage()
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log))
   const predicted = storageBefore - execution.bytes
@@ -62,9 +75,29 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
-  const storageAfter = changed ? await engine.storage().catch(() => predicted) : predicted
+  const storageAfter = changed && !targets ? await engine.storage().catch(() => predicted) : predicted
+  const target = targets && (await judge(engine, targets, planned, storageAfter, changed))
+  if (target && !target.met) log.warning(missed(target, storageAfter))
   const jobScope = settings.preexisting !== undefined
-  return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, now, jobScope })
+  return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope })
+}
+
+/** Whether the targets hold at the end: free space is measured again after a real run. */
+async function judge(engine: Engine, targets: Targets, planned: Plan, storageAfter: number, changed: boolean): Promise<TargetResult> {
+  const { freeBefore } = planned.storage
+  const predictedFree = freeBefore === undefined ? undefined : freeBefore + planned.storage.before - storageAfter
+  const freeAfter = changed && targets.minFree !== undefined ? await freeUnderDataRoot(engine).catch(() => predictedFree) : predictedFree
+  const met =
+    (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
+    (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
+  return { ...targets, freeBefore, freeAfter, met }
+}
+
+function missed(target: TargetResult, storageAfter: number): string {
+  const parts = []
+  if (target.maxStorage !== undefined) parts.push(`image storage ends at ${formatBytes(storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`)
+  if (target.minFree !== undefined) parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`)
+  return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`
 }
 
 /**
@@ -74,9 +107,11 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<{ state: EngineState; planned: Plan }> {
   const [images, containers] = await Promise.all([engine.images(), engine.containers()])
   const state: EngineState = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers }
-  let planned = plan(state, settings, now)
-  if (planned.steps.some(step => step.deleted)) {
-    state.layers = await engine.layers(images)
+  const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
+  if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
+  let planned = usageMatters ? undefined : plan(state, settings, now)
+  if (!planned || planned.steps.some(step => step.deleted)) {
+    Object.assign(state, await engine.details(images))
     planned = plan(state, settings, now)
   }
   const deletions = planned.steps.filter(step => step.deleted).length
@@ -94,7 +129,7 @@ function summarize(
   state: EngineState,
   planned: Plan,
   execution: Execution,
-  extra: { storageBefore: number; storageAfter: number; now: number; jobScope: boolean }
+  extra: { storageBefore: number; storageAfter: number; target?: TargetResult; now: number; jobScope: boolean }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
   const skipped = [...planned.skipped, ...execution.skipped]

@@ -14,6 +14,9 @@ function setOutputs(result: Result): void {
   core.setOutput('deleted', JSON.stringify(result.deleted))
   core.setOutput('deleted-count', String(result.deleted.length))
   core.setOutput('untagged', JSON.stringify(result.untagged))
+  core.setOutput('storage-before', String(result.storageBefore))
+  core.setOutput('storage-after', String(result.storageAfter))
+  core.setOutput('target-met', result.target ? String(result.target.met) : '')
   core.setOutput(
     'skipped',
     JSON.stringify(result.skipped.map(({ ref, id, reason, message }) => ({ ref, id, reason, message })))
@@ -112,7 +115,20 @@ function storageLine(result: Result): string {
   const before = formatBytes(result.storageBefore)
   const after = formatBytes(result.storageAfter)
   const predicted = result.dryRun ? ' (predicted)' : ''
-  return `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`
+  const line = `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`
+  return result.target ? line + targetLine(result.target, result.dryRun) : line
+}
+
+function targetLine(target: NonNullable<Result['target']>, dryRun: boolean): string {
+  const goals = []
+  if (target.maxStorage !== undefined) goals.push(`image storage at most <b>${formatBytes(target.maxStorage)}</b>`)
+  if (target.minFree !== undefined) {
+    const free = `${formatBytes(target.freeBefore ?? 0)} → ${formatBytes(target.freeAfter ?? 0)}`
+    goals.push(`at least <b>${formatBytes(target.minFree)}</b> free on the engine's filesystem (${free})`)
+  }
+  const verdict = target.met ? (dryRun ? 'would be met' : 'met') : dryRun ? 'would not be met' : 'not met'
+  const why = target.met ? '' : ': what is left is kept by keep rules, filters or containers'
+  return `<p>Target: ${goals.join(' and ')}: <b>${verdict}</b>${why}.</p>`
 }
 
 /** One skip per image and reason (a named ref can also be a prune candidate), grouped by reason. */

@@ -81,6 +81,19 @@ export class Simulation {
     return this.sizes.get(chainId) ?? 0
   }
 
+  /** Bytes that deleting this image alone would free now: its layers nothing else holds. */
+  uniqueBytes(id: string): number {
+    const own = new Set((this.state.layers.get(id) ?? []).map(layer => layer.chainId))
+    return [...own].filter(chainId => this.holders.get(chainId) === 1).reduce((sum, chainId) => sum + this.layerSize(chainId), 0)
+  }
+
+  /** Bytes of every layer some image or container holds: the image storage on disk. */
+  storedBytes(): number {
+    let total = 0
+    for (const [chainId, holders] of this.holders) if (holders > 0) total += this.layerSize(chainId)
+    return total
+  }
+
   depth(id: string): number {
     let depth = 0
     for (let p = this.parent(id); p && this.nodes.has(p); p = this.parent(p)) depth++

@@ -29,3 +29,20 @@ export function formatAge(created: number, now: number): string {
   }
   return 'just now'
 }
+
+const SIZE = /^(\d+(?:\.\d+)?|\.\d+)\s*([kmgtp]?)(i?)b?$/i
+const POWERS = ['', 'k', 'm', 'g', 't', 'p']
+
+/**
+ * Reads a size as `docker` users write one: decimal units as go-units'
+ * FromHumanSize reads them (`20GB`, `20g`, `500MB`), binary ones with an `i`
+ * (`18.5GiB`, Kubernetes' `18Gi`), or plain bytes. Returns whole bytes, or undefined.
+ */
+export function parseSize(text: string): number | undefined {
+  const match = SIZE.exec(text.trim())
+  if (!match) return undefined
+  const [, value, prefix, binary] = match
+  if (binary && !prefix) return undefined
+  const base = binary ? 1024 : 1000
+  return Math.floor(Number(value) * base ** POWERS.indexOf(prefix.toLowerCase()))
+}

@@ -19,7 +19,7 @@ function forced(engine: EngineState, refs: string[]): boolean[] {
 }
 
 describe('force is sent only where the engine would refuse without it', () => {
-  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false }
+  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false, created: 0 }
 
   test('an unused image with one tag is removed unforced, by tag or by ID', () => {
     expect(forced(state([{ id: id('a'), tags: ['one:1'] }]), ['one:1'])).toEqual([false])
@@ -37,7 +37,7 @@ describe('force is sent only where the engine would refuse without it', () => {
 })
 
 describe('on Podman, where forcing deletes the containers too', () => {
-  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false }
+  const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false, created: 0 }
 
   test('an image a stopped container uses is skipped, never forced', () => {
     const engine = { ...state([{ id: id('b'), tags: ['used:1'] }], [stopped]), forceRemovesContainers: true }

@@ -40,8 +40,8 @@ function engine(specs: ImageSpec[], containers: Container[] = []): EngineState {
   return { images, containers, layers }
 }
 
-const stopped = (imageId: string, cid = 'c0ffee'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: false })
-const running = (imageId: string, cid = 'beef'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: true })
+const stopped = (imageId: string, cid = 'c0ffee'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: false, created: OLD })
+const running = (imageId: string, cid = 'beef'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: true, created: OLD })
 
 function spec(text: string): RefSpec {
   const parsed = parseRefSpec(text)
