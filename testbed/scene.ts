@@ -242,6 +242,11 @@ export class Scene {
     return id
   }
 
+  /** A container made and never started: an image with no program in it can still be "used". */
+  async createContainer(image: string): Promise<string> {
+    return this.docker(['create', '--network=none', image, '/never-run'])
+  }
+
   /** Loads a hand-written docker-save archive, since a build can only stamp the current time as Created. */
   async old(tag: string, createdIso: string, bytes = 100_000): Promise<string> {
     const [id] = await this.load([{ tag, createdIso, bytes }])

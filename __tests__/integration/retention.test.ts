@@ -1,0 +1,159 @@
+import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
+import { statfs } from 'node:fs/promises'
+import { removeRoot } from '../../testbed/bed'
+import { loopMountUnavailable, smallFilesystem } from '../../testbed/disk'
+import { makeRoot, startEngine } from '../../testbed/engine'
+import { runBundle } from '../../testbed/runner'
+import { BUSYBOX, Scene } from '../../testbed/scene'
+import { expectReclaimed, storage, succeeded } from './checks'
+import { bed, runAction, type ActionRun } from './harness'
+
+const { scene } = bed()
+const MB = 1_000_000
+
+beforeEach(async () => {
+  await scene.wipe({ keepBusybox: true })
+})
+
+/** The retention outputs of a finished run. */
+function retention(run: ActionRun): { before: number; after: number; met: string } {
+  return { before: Number(run.outputs['storage-before']), after: Number(run.outputs['storage-after']), met: run.outputs['target-met'] }
+}
+
+const idsByTag = async (s: Scene): Promise<Map<string, string>> =>
+  new Map((await s.images()).flatMap(image => image.tags.map(tag => [tag, image.id] as const)))
+
+/**
+ * Known sizes, uses in a known order, a shared base and a container:
+ * built oldest first, then `first:1` is tagged again, which makes it the
+ * most recently used image although it was built first.
+ */
+async function usedInOrder(): Promise<void> {
+  await scene.build('first:1', { bytes: MB })
+  await scene.build('base:1', { bytes: 3 * MB })
+  await scene.build('kid:1', { from: 'base:1', bytes: MB })
+  await scene.build('mid:1', { bytes: 2 * MB })
+  await scene.build('served:1', { from: BUSYBOX, bytes: MB })
+  await scene.runContainer('served:1', { running: false })
+  await scene.build('late:1', { bytes: MB })
+  await scene.tag('first:1', 'first:again')
+}
+
+describe('max-storage', () => {
+  test('removes exactly the least recently used images needed to reach the target, as the dry run predicted', async () => {
+    await usedInOrder()
+    const ids = await idsByTag(scene)
+    const survey = retention(await runAction({ 'dry-run': 'true', 'max-storage': '1TB', keep: BUSYBOX }))
+    // Freeing 5 MB takes kid (1 MB), then base, whose layer kid no longer holds (3 MB), then mid (2 MB).
+    const inputs = { 'max-storage': String(survey.before - 5 * MB), keep: BUSYBOX }
+    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
+    const before = await storage(scene)
+    const run = await runAction(inputs)
+    const out = succeeded(run)
+    expect(out.deleted.sort()).toEqual(['kid:1', 'base:1', 'mid:1'].map(tag => ids.get(tag)).sort())
+    expect(out.bytes).toBe(6 * MB)
+    expect(succeeded(dry).deleted.sort()).toEqual(out.deleted)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expect(retention(dry)).toEqual(retention(run))
+    expect(retention(run)).toEqual({ before: survey.before, after: survey.before - 6 * MB, met: 'true' })
+    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
+    for (const tag of ['first:1', 'late:1', 'served:1', BUSYBOX]) expect(await scene.exists(tag)).toBe(true)
+    expect(run.summary).toMatch(/Target: image storage at most <b>[^<]+<\/b>: <b>met<\/b>/)
+  })
+
+  test('storage-before is the bytes every image would free: the engine counts the same layers', async () => {
+    await usedInOrder()
+    const run = await runAction({ 'dry-run': 'true', 'max-storage': '1TB' })
+    expect(retention(run)).toMatchObject({ met: 'true', after: retention(run).before })
+    expect(retention(run).before).toBe(await scene.layersSize())
+  })
+
+  test('keep rules and containers win: the target is reported as not met, with a warning, and the step succeeds', async () => {
+    await usedInOrder()
+    const run = await runAction({ 'max-storage': '0', keep: `${BUSYBOX}\nlate:1` })
+    const out = succeeded(run)
+    expect(retention(run).met).toBe('false')
+    expect(run.stdout).toMatch(/::warning::Storage target not met: image storage ends at \S+ \(max-storage 0B\)/)
+    const left = (await scene.images()).flatMap(image => image.tags).sort()
+    expect(left).toEqual([BUSYBOX, 'late:1', 'served:1'].sort())
+    expect(out.skipped).toEqual([])
+    expect(retention(run).after).toBe(await scene.layersSize())
+  })
+})
+
+describe('keep-last and age-basis', () => {
+  /** app:3 is the newest build; app:1, the oldest, is the one a container was made from last. */
+  async function threeBuilds(): Promise<Map<string, string>> {
+    await scene.old('app:1', '2024-01-01T00:00:00Z')
+    await scene.old('app:2', '2024-02-01T00:00:00Z')
+    await scene.old('app:3', '2024-03-01T00:00:00Z')
+    await scene.createContainer('app:1')
+    return idsByTag(scene)
+  }
+
+  test('keep-last 1 keeps the newest build under created, and the image used last under last-used', async () => {
+    const ids = await threeBuilds()
+    const byCreated = succeeded(await runAction({ refs: 'app:*', 'keep-last': '1', 'dry-run': 'true' }))
+    expect(byCreated.deleted).toEqual([ids.get('app:2')])
+    expect(byCreated.skipped).toContainEqual(expect.objectContaining({ ref: 'app:3', reason: 'kept' }))
+    const byUse = succeeded(await runAction({ refs: 'app:*', 'keep-last': '1', 'age-basis': 'last-used' }))
+    expect(byUse.deleted.sort()).toEqual([ids.get('app:2'), ids.get('app:3')].sort())
+    expect(await scene.exists('app:1')).toBe(true)
+  })
+
+  test('keep-duration under last-used keeps an old build tagged again just now, which created would delete', async () => {
+    await scene.old('vintage:1', '2020-01-01T00:00:00Z')
+    await scene.tag('vintage:1', 'vintage:rerun')
+    const byCreated = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'dry-run': 'true' }))
+    expect(byCreated.deleted).toEqual([await scene.imageId('vintage:1')])
+    const byUse = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'age-basis': 'last-used' }))
+    expect(byUse.deleted).toEqual([])
+    expect(byUse.skipped.map(s => s.message)).toContain('used within input "keep-duration"')
+  })
+})
+
+describe('min-free, on a filesystem of its own', () => {
+  let unavailable: string | undefined
+  beforeAll(async () => {
+    unavailable = await loopMountUnavailable()
+  })
+
+  test('frees just enough for the data root filesystem to reach the floor, measured after the run', async () => {
+    if (unavailable) {
+      process.stdout.write(`min-free test skipped: ${unavailable}\n`)
+      return
+    }
+    const root = await makeRoot()
+    const fs = await smallFilesystem(root, 256 * 1024 * 1024)
+    const engine = await startEngine(root)
+    try {
+      const own = new Scene(engine)
+      for (const name of ['one', 'two', 'three']) await own.build(`${name}:1`, { bytes: 10 * MB })
+      const ids = await idsByTag(own)
+      const free = async (): Promise<number> => {
+        const s = await statfs(fs.path)
+        return s.bavail * s.bsize
+      }
+      await own.layersSize()
+      const floor = (await free()) + 15 * MB
+      const dry = await runBundle({ 'min-free': String(floor), 'dry-run': 'true' }, { host: engine.host })
+      const run = await runBundle({ 'min-free': String(floor) }, { host: engine.host })
+      const out = succeeded(run)
+      expect(out.deleted.sort()).toEqual([ids.get('one:1'), ids.get('two:1')].sort())
+      expect(succeeded(dry).deleted.sort()).toEqual(out.deleted)
+      expect(run.outputs['target-met']).toBe('true')
+      expect(await free()).toBeGreaterThanOrEqual(floor)
+      expect(run.summary).toContain('free on the engine')
+    } finally {
+      await engine.stop()
+      await fs.unmount()
+      await removeRoot(root)
+    }
+  }, 300_000)
+
+  test('a remote engine is refused in one sentence before anything is touched', async () => {
+    const run = await runAction({ 'min-free': '1GB', 'docker-host': 'tcp://127.0.0.1:9' })
+    expect(run.code).not.toBe(0)
+    expect(run.stdout).toContain('::error::Input "min-free" needs an engine on this machine')
+  })
+})
