@@ -101,14 +101,21 @@ describe('keep-last and age-basis', () => {
     expect(await scene.exists('app:1')).toBe(true)
   })
 
-  test('keep-duration under last-used keeps an old build tagged again just now, which created would delete', async () => {
+  // Podman records no tag time (LastTagTime is Go's zero time): there a tag is no use, and both bases agree.
+  const tagTimes = bed().engine.imageStore !== 'podman'
+  const title = tagTimes
+    ? 'keep-duration under last-used keeps an old build tagged again just now, which created would delete'
+    : 'keep-duration under last-used on Podman, which records no tag time: an old build tagged again is still old'
+
+  test(title, async () => {
     await scene.old('vintage:1', '2020-01-01T00:00:00Z')
     await scene.tag('vintage:1', 'vintage:rerun')
+    const vintage = await scene.imageId('vintage:1')
     const byCreated = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'dry-run': 'true' }))
-    expect(byCreated.deleted).toEqual([await scene.imageId('vintage:1')])
+    expect(byCreated.deleted).toEqual([vintage])
     const byUse = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'age-basis': 'last-used' }))
-    expect(byUse.deleted).toEqual([])
-    expect(byUse.skipped.map(s => s.message)).toContain('used within input "keep-duration"')
+    expect(byUse.deleted).toEqual(tagTimes ? [] : [vintage])
+    if (tagTimes) expect(byUse.skipped.map(s => s.message)).toContain('used within input "keep-duration"')
   })
 })
 
