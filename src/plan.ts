@@ -75,6 +75,9 @@ export interface Plan {
   storage: Storage
 }
 
+/** The cause of steps a storage target asked for. */
+export const RETENTION = 'storage target'
+
 type Resolution = { id: string; byName?: string } | { reason: SkipReason; message: string }
 
 /**
@@ -163,7 +166,7 @@ class Planner {
       const next = ready.find(id => this.sim.uniqueBytes(id) > 0) ?? ready[0]
       if (!next) return
       pending = pending.filter(id => id !== next && this.sim.alive(id))
-      this.pruneOne(next, 'retention')
+      this.pruneOne(next, RETENTION)
     }
   }
 

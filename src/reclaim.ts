@@ -2,7 +2,7 @@ import { freeUnderDataRoot } from './disk'
 import { connect, type Engine } from './engine'
 import { resolveHost } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
-import { plan, type Plan, type Selection, type Targets } from './plan'
+import { RETENTION, plan, type Plan, type Selection, type Targets } from './plan'
 import { execute, type Execution } from './remove'
 import { shortId } from './simulation'
 import { formatBytes } from './units'
@@ -16,6 +16,8 @@ export interface Row {
   created?: number
   bytes: number
   outcome: 'deleted' | 'untagged' | SkipReason
+  /** Removed only to meet a storage target, not because refs or prune chose it. */
+  forTarget?: boolean
 }
 
 export interface Result {
@@ -139,7 +141,8 @@ function summarize(
       id: done.step.imageId,
       created: byId.get(done.step.imageId)?.created,
       bytes: done.bytes,
-      outcome: done.deletedImages.length > 0 ? ('deleted' as const) : ('untagged' as const)
+      outcome: done.deletedImages.length > 0 ? ('deleted' as const) : ('untagged' as const),
+      forTarget: done.step.cause === RETENTION
     })),
     ...skipped.map(skip => ({ ref: skip.ref, id: skip.id, created: byId.get(skip.id)?.created, bytes: 0, outcome: skip.reason }))
   ]

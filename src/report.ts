@@ -52,6 +52,11 @@ const REMOVED_WORDS: Record<'deleted' | 'untagged', [real: string, dry: string]>
   untagged: ['Untagged: only the tag was removed', 'Would be untagged: only the tag goes']
 }
 
+function removedWords(row: Row, dryRun: boolean): string {
+  const words = REMOVED_WORDS[row.outcome as 'deleted' | 'untagged'][dryRun ? 1 : 0]
+  return row.forTarget ? `${words} (storage target: least recently used first)` : words
+}
+
 const SKIP_WORDS: Record<SkipReason, string> = {
   'not-found': 'Not found: no image has this name or ID',
   ambiguous: 'Ambiguous: this short ID matches several images',
@@ -154,7 +159,7 @@ function table(result: Result, removals: Row[], skips: SkipLine[]): string {
     '<thead><tr><th align="left">Image</th><th align="left">ID</th><th align="left">Age</th>' +
     `<th align="right">${result.dryRun ? 'Would&nbsp;free' : 'Freed'}</th><th align="left">Outcome</th></tr></thead>`
   const body: string[] = removals.map(row =>
-    tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(REMOVED_WORDS[row.outcome as 'deleted' | 'untagged'][result.dryRun ? 1 : 0]))
+    tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(removedWords(row, result.dryRun)))
   )
   if (removals.length > 0) {
     body.push(tr('<td colspan="3"><b>Total</b></td>', sizeCell(`<b>${formatBytes(result.bytes)}</b>`), td('')))

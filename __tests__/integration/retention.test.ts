@@ -59,6 +59,7 @@ describe('max-storage', () => {
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
     for (const tag of ['first:1', 'late:1', 'served:1', BUSYBOX]) expect(await scene.exists(tag)).toBe(true)
     expect(run.summary).toMatch(/Target: image storage at most <b>[^<]+<\/b>: <b>met<\/b>/)
+    expect(run.summary.match(/Deleted \(storage target: least recently used first\)/g)).toHaveLength(3)
   })
 
   // On overlay2 the engine's LayersSize counts the same layers; the other stores count otherwise

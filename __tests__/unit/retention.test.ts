@@ -220,7 +220,7 @@ describe('eviction to max-storage', () => {
   test('refs and prune count towards the target first', () => {
     const p = plan(state(THREE), selection({ refs: [parseRefSpec('c:1')!], targets: { maxStorage: 2 * MB } }), NOW)
     expect(deleted(p)).toEqual([id('c'), id('a')])
-    expect(p.steps.map(s => s.cause)).toEqual(['c:1', 'retention'])
+    expect(p.steps.map(s => s.cause)).toEqual(['c:1', 'storage target'])
   })
 
   test('filters narrow the candidates', () => {

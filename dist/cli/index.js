@@ -101901,6 +101901,8 @@ function repositories(image) {
 
 
 
+/** The cause of steps a storage target asked for. */
+const RETENTION = 'storage target';
 /**
  * Decides what to remove and why, and what that frees, from the engine's
  * state alone: refs first, in the order given, then the prune.
@@ -101988,7 +101990,7 @@ class Planner {
             if (!next)
                 return;
             pending = pending.filter(id => id !== next && this.sim.alive(id));
-            this.pruneOne(next, 'retention');
+            this.pruneOne(next, RETENTION);
         }
     }
     /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
@@ -102446,7 +102448,8 @@ function summarize(endpoint, dryRun, state, planned, execution, extra) {
             id: done.step.imageId,
             created: byId.get(done.step.imageId)?.created,
             bytes: done.bytes,
-            outcome: done.deletedImages.length > 0 ? 'deleted' : 'untagged'
+            outcome: done.deletedImages.length > 0 ? 'deleted' : 'untagged',
+            forTarget: done.step.cause === RETENTION
         })),
         ...skipped.map(skip => ({ ref: skip.ref, id: skip.id, created: byId.get(skip.id)?.created, bytes: 0, outcome: skip.reason }))
     ];
@@ -102510,6 +102513,10 @@ const REMOVED_WORDS = {
     deleted: ['Deleted', 'Would be deleted'],
     untagged: ['Untagged: only the tag was removed', 'Would be untagged: only the tag goes']
 };
+function removedWords(row, dryRun) {
+    const words = REMOVED_WORDS[row.outcome][dryRun ? 1 : 0];
+    return row.forTarget ? `${words} (storage target: least recently used first)` : words;
+}
 const SKIP_WORDS = {
     'not-found': 'Not found: no image has this name or ID',
     ambiguous: 'Ambiguous: this short ID matches several images',
@@ -102603,7 +102610,7 @@ const skipKey = (ref, id, reason) => `${ref}\u0000${id}\u0000${reason}`;
 function table(result, removals, skips) {
     const head = '<thead><tr><th align="left">Image</th><th align="left">ID</th><th align="left">Age</th>' +
         `<th align="right">${result.dryRun ? 'Would&nbsp;free' : 'Freed'}</th><th align="left">Outcome</th></tr></thead>`;
-    const body = removals.map(row => tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(REMOVED_WORDS[row.outcome][result.dryRun ? 1 : 0])));
+    const body = removals.map(row => tr(refCell(row.ref), idCell(row.id), ageCell(row, result.now), sizeCell(formatBytes(row.bytes)), td(removedWords(row, result.dryRun))));
     if (removals.length > 0) {
         body.push(tr('<td colspan="3"><b>Total</b></td>', sizeCell(`<b>${formatBytes(result.bytes)}</b>`), td('')));
     }
