@@ -101978,20 +101978,33 @@ class Planner {
      * something: no image goes for nothing when another would do.
      */
     evict(targets) {
-        let pending = this.sim
+        const pending = new Set(this.sim
             .images()
             .filter(image => this.evictable(image.id))
             .map(image => ({ id: image.id, used: this.used.get(image.id) ?? 0, bytes: this.sim.uniqueBytes(image.id) }))
             .sort((a, b) => a.used - b.used || b.bytes - a.bytes || a.id.localeCompare(b.id))
-            .map(candidate => candidate.id);
+            .map(candidate => candidate.id));
         while (this.shortfall(targets) > 0) {
-            const ready = pending.filter(id => this.sim.alive(id) && !this.sim.hasChildren(id));
-            const next = ready.find(id => this.sim.uniqueBytes(id) > 0) ?? ready[0];
+            const next = this.nextToEvict(pending);
             if (!next)
                 return;
-            pending = pending.filter(id => id !== next && this.sim.alive(id));
+            pending.delete(next);
             this.pruneOne(next, RETENTION);
         }
+    }
+    /** The first candidate in order that has no children and frees something, else the first without children. */
+    nextToEvict(pending) {
+        let firstReady;
+        for (const id of pending) {
+            if (!this.sim.alive(id))
+                pending.delete(id);
+            else if (!this.sim.hasChildren(id)) {
+                if (this.sim.uniqueBytes(id) > 0)
+                    return id;
+                firstReady ??= id;
+            }
+        }
+        return firstReady;
     }
     /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
     evictable(id) {
