@@ -1,4 +1,5 @@
 import { describe, expect, test } from '@jest/globals'
+import fc from 'fast-check'
 import { INPUT_NAMES, InputError, parseSettings, type RawInputs } from '../../src/inputs'
 import { NO_FILTERS } from '../../src/filters'
 import { plan, type Plan, type Selection } from '../../src/plan'
@@ -277,5 +278,62 @@ describe('age-basis and keep-last', () => {
     const p = plan(state(specs), selection({ refs: [parseRefSpec('app:new')!], keepLast: 1 }), NOW)
     expect(deleted(p)).toEqual([])
     expect(p.skipped[0]).toMatchObject({ ref: 'app:new', reason: 'kept', named: true })
+  })
+})
+
+describe('eviction on random engines (fast-check)', () => {
+  /** Up to 12 images, each on top of an earlier one or on nothing, with one own layer and sometimes a shared one. */
+  const engines = fc
+    .array(
+      fc.record({
+        parent: fc.nat(),
+        onParent: fc.boolean(),
+        size: fc.integer({ min: 0, max: 5 }),
+        shared: fc.boolean(),
+        tags: fc.integer({ min: 0, max: 2 }),
+        age: fc.integer({ min: 1, max: 9 }),
+        container: fc.constantFrom('none', 'none', 'stopped', 'running'),
+        kept: fc.boolean()
+      }),
+      { minLength: 1, maxLength: 12 }
+    )
+    .map(rows => {
+      const specs: Spec[] = []
+      const containers: Container[] = []
+      const keep: string[] = []
+      rows.forEach((row, n) => {
+        const parent = row.onParent && n > 0 ? specs[row.parent % n] : undefined
+        const own: [string, number][] = [[`L${n}`, row.size * MB], ...(row.shared ? [['Lshared', MB] as [string, number]] : [])]
+        const tags = Array.from({ length: row.tags }, (_, t) => `r${n % 3}:${n}-${t}`)
+        specs.push({ id: id(n.toString(16)), tags, parent: parent?.id, age: row.age, layers: [...(parent?.layers ?? []), ...own] })
+        if (row.container !== 'none') containers.push(container(id(n.toString(16)), row.age, row.container === 'running'))
+        if (row.kept && tags.length > 0 && keep.length < 2) keep.push(tags[0])
+      })
+      return { specs, containers, keep }
+    })
+
+  test('the target holds after the plan exactly when the plan says so, no protected image goes, and the last eviction was needed', () => {
+    fc.assert(
+      fc.property(engines, fc.integer({ min: 0, max: 40 }), ({ specs, containers, keep }, budget) => {
+        const s = state(specs, containers)
+        const maxStorage = budget * MB
+        const p = plan(s, selection({ targets: { maxStorage }, keep: keep.map(k => parseRefSpec(k)!), keepLast: 1 }), NOW)
+        const used = new Set(containers.map(c => c.imageId))
+        const keptIds = new Set(specs.filter(sp => sp.tags?.some(t => keep.includes(t))).map(sp => sp.id))
+        for (const gone of deleted(p)) {
+          expect(used.has(gone)).toBe(false)
+          expect(keptIds.has(gone)).toBe(false)
+        }
+        expect(p.storage.after).toBe(p.storage.before - p.steps.reduce((sum, step) => sum + step.bytes, 0))
+        expect(p.storage.met).toBe(p.storage.after <= maxStorage)
+        const evictions = p.steps.filter(step => step.cause === 'storage target')
+        if (evictions.length === 0) return
+        const last = evictions[evictions.length - 1].imageId
+        const firstOfLast = p.steps.findIndex(step => step.cause === 'storage target' && step.imageId === last)
+        const freedBefore = p.steps.slice(0, firstOfLast).reduce((sum, step) => sum + step.bytes, 0)
+        expect(p.storage.before - freedBefore).toBeGreaterThan(maxStorage)
+      }),
+      { numRuns: 3000 }
+    )
   })
 })
