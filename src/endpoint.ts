@@ -1,26 +1,93 @@
+import { homedir } from 'node:os'
+import { join, resolve } from 'node:path'
 import * as exec from '@actions/exec'
 
 const DEFAULT_HOST = process.platform === 'win32' ? 'npipe:////./pipe/docker_engine' : 'unix:///var/run/docker.sock'
+
+/** Where the engine is, and the TLS material the docker CLI would use to reach it. */
+export interface Endpoint {
+  host: string
+  /** Absent when nothing asks for TLS, and always for unix://, npipe:// and ssh:// hosts. */
+  tls?: TlsSettings
+}
+
+export interface TlsSettings {
+  /** Holds ca.pem, and cert.pem with key.pem when the client presents a certificate. */
+  dir: string
+  /** Check the engine's certificate (and its name) against ca.pem, or the system's CAs without one. */
+  verify: boolean
+  /** The docker CLI refuses TLS from DOCKER_CERT_PATH without ca.pem; a context may rely on the system's CAs. */
+  caRequired: boolean
+  /** What chose dir, as messages name it: DOCKER_CERT_PATH, or the docker context. */
+  source: string
+}
 
 /**
  * The engine to talk to, in the docker CLI's order of precedence: the
  * input, DOCKER_HOST, the active docker context, the platform default.
  */
-export async function resolveHost(input: string, env: NodeJS.ProcessEnv = process.env): Promise<string> {
-  if (input) return input
-  if (env.DOCKER_HOST) return env.DOCKER_HOST
-  return (await contextHost()) ?? DEFAULT_HOST
+export async function resolveEndpoint(input: string, env: NodeJS.ProcessEnv = process.env): Promise<Endpoint> {
+  const host = input || env.DOCKER_HOST
+  if (host) return { host, tls: tlsFromEnv(host, env) }
+  return (await contextEndpoint(env)) ?? { host: DEFAULT_HOST }
+}
+
+/**
+ * TLS for a host given by the input or DOCKER_HOST, as the docker CLI reads its variables
+ * (docker/cli cli/flags/options.go): any non-empty DOCKER_TLS_VERIFY, "0" included, turns TLS on
+ * with verification; a non-empty DOCKER_TLS alone turns it on without; the files come from
+ * DOCKER_CERT_PATH, else the CLI's config directory. The CLI refuses http:// and https:// hosts;
+ * here http:// is always plain and https:// always TLS.
+ */
+export function tlsFromEnv(host: string, env: NodeJS.ProcessEnv): TlsSettings | undefined {
+  if (!/^(tcp|https):\/\//.test(host)) return undefined
+  const verifyAsked = Boolean(env.DOCKER_TLS_VERIFY)
+  if (!verifyAsked && !env.DOCKER_TLS && !host.startsWith('https://')) return undefined
+  const verify = verifyAsked || !env.DOCKER_TLS
+  if (env.DOCKER_CERT_PATH) return { dir: env.DOCKER_CERT_PATH, verify, caRequired: true, source: 'DOCKER_CERT_PATH' }
+  const dir = env.DOCKER_CONFIG || join(homedir(), '.docker')
+  return { dir, verify, caRequired: true, source: 'DOCKER_CERT_PATH unset: the docker config directory' }
+}
+
+/** What `docker context inspect --format '{{json .}}'` says of the active context. */
+interface InspectedContext {
+  Name?: string
+  Endpoints?: { docker?: { Host?: string; SkipTLSVerify?: boolean } }
+  TLSMaterial?: { docker?: string[] }
+  Storage?: { TLSPath?: string }
+}
+
+/**
+ * The active context's endpoint with the TLS material stored with it (`docker context create
+ * --docker host=...,ca=...,cert=...,key=...` copies the files under the context store's TLS path,
+ * in a `docker` directory). Like the CLI, a context with neither files nor skip-tls-verify has no TLS.
+ */
+export function contextFromInspect(json: string, env: NodeJS.ProcessEnv): Endpoint | undefined {
+  let context: InspectedContext
+  try {
+    context = JSON.parse(json) as InspectedContext
+  } catch {
+    return undefined
+  }
+  const host = context.Endpoints?.docker?.Host
+  if (!host) return undefined
+  if (context.Name === 'default') return { host, tls: tlsFromEnv(host, env) }
+  const skipVerify = context.Endpoints?.docker?.SkipTLSVerify === true
+  const material = context.TLSMaterial?.docker ?? []
+  const tlsPath = context.Storage?.TLSPath
+  if (!host.startsWith('tcp://') || !tlsPath || (material.length === 0 && !skipVerify)) return { host }
+  const source = `docker context "${context.Name ?? ''}"`
+  return { host, tls: { dir: resolve(tlsPath, 'docker'), verify: !skipVerify, caRequired: false, source } }
 }
 
 /** The active context's endpoint; undefined when there is no docker CLI or it says nothing. */
-async function contextHost(): Promise<string | undefined> {
+async function contextEndpoint(env: NodeJS.ProcessEnv): Promise<Endpoint | undefined> {
   try {
-    const { exitCode, stdout } = await exec.getExecOutput('docker', ['context', 'inspect', '--format', '{{.Endpoints.docker.Host}}'], {
+    const { exitCode, stdout } = await exec.getExecOutput('docker', ['context', 'inspect', '--format', '{{json .}}'], {
       silent: true,
       ignoreReturnCode: true
     })
-    const host = stdout.trim()
-    return exitCode === 0 && host ? host : undefined
+    return exitCode === 0 ? contextFromInspect(stdout.trim(), env) : undefined
   } catch {
     return undefined
   }

@@ -1,7 +1,6 @@
-import { readFileSync } from 'node:fs'
-import { join } from 'node:path'
-import Docker from 'dockerode'
-import { shown } from './endpoint'
+import type Docker from 'dockerode'
+import { ConnectionError, connectionOptions, openDocker, tlsFailure, type ConnectionOptions } from './connection'
+import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { parseNamed } from './reference'
 import type { Container, Image, Layer } from './model'
@@ -67,19 +66,25 @@ const PARALLEL_INSPECTS = 8
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
 
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
-export async function connect(endpoint: string, timeoutMs: number): Promise<Engine> {
-  const options = connectionOptions(endpoint)
+export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<Engine> {
+  const where = shown(endpoint.host)
+  let options: ConnectionOptions
+  try {
+    options = connectionOptions(endpoint)
+  } catch (error) {
+    throw error instanceof ConnectionError ? new EngineError(error.message) : new EngineError(`Cannot use the endpoint ${where}: ${describe(error)}.`)
+  }
   const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
-  const probe = new Docker({ ...options, timeout: firstContact })
+  const probe = openDocker({ ...options, timeout: firstContact })
   let version: Docker.DockerVersion
   try {
     version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`)
   } catch (error) {
-    throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`)
+    throw new EngineError(`Cannot reach the Docker engine at ${where}: ${tlsFailure(error, endpoint) ?? describe(error)}.`)
   }
   const apiVersion = olderVersion(version.ApiVersion, NEWEST_API)
   const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name))
-  return new DockerEngine(shown(endpoint), apiVersion, podman, new Docker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
+  return new DockerEngine(where, apiVersion, podman, openDocker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
@@ -88,30 +93,6 @@ function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise
     timer = setTimeout(() => reject(new Error(message)), ms)
   })
   return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
-}
-
-function connectionOptions(endpoint: string): Docker.DockerOptions {
-  const url = new URL(endpoint)
-  switch (url.protocol) {
-    case 'unix:':
-      return { socketPath: decodeURIComponent(url.pathname) }
-    case 'npipe:':
-      return { socketPath: endpoint.slice('npipe:'.length).replace(/\//g, '\\') }
-    case 'ssh:':
-      return { protocol: 'ssh', host: url.hostname, port: url.port || 22, username: url.username || undefined }
-    default:
-      return tcpOptions(url)
-  }
-}
-
-/** TCP the way the docker CLI does it: TLS when DOCKER_TLS_VERIFY is set or the URL says https. */
-function tcpOptions(url: URL): Docker.DockerOptions {
-  const tls = url.protocol === 'https:' || Boolean(process.env.DOCKER_TLS_VERIFY)
-  const base = { host: url.hostname, port: url.port || (tls ? 2376 : 2375), protocol: tls ? ('https' as const) : ('http' as const) }
-  if (!tls) return base
-  const dir = process.env.DOCKER_CERT_PATH || join(process.env.HOME ?? '', '.docker')
-  const read = (name: string): Buffer => readFileSync(join(dir, name))
-  return { ...base, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') }
 }
 
 function olderVersion(a: string, b: string): string {

@@ -1,6 +1,6 @@
 import { freeUnderDataRoot } from './disk'
 import { connect, type Engine } from './engine'
-import { resolveHost } from './endpoint'
+import { resolveEndpoint, shown } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
 import { RETENTION, plan, type Plan, type Selection, type Targets } from './plan'
 import { execute, type Execution } from './remove'
@@ -47,15 +47,19 @@ export interface TargetResult extends Targets {
 }
 
 /** The engine the settings name, agreed on and answering. */
-async function connectTo(settings: Settings): Promise<Engine> {
-  const host = await resolveHost(settings.dockerHost)
-  if (settings.targets?.minFree !== undefined) requireLocal(host)
-  return connect(host, settings.timeout)
+async function connectTo(settings: Settings, log: Log): Promise<Engine> {
+  const endpoint = await resolveEndpoint(settings.dockerHost)
+  if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
+  if (endpoint.tls && !endpoint.tls.verify) {
+    const why = endpoint.tls.caRequired ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY' : `${endpoint.tls.source} has skip-tls-verify`
+    log.warning(`TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`)
+  }
+  return connect(endpoint, settings.timeout)
 }
 
 /** The images on the engine now, for job scope's post step to compare with. */
 export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
-  const engine = await connectTo(settings)
+  const engine = await connectTo(settings, log)
   const images = await engine.images()
   log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
   return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
@@ -63,7 +67,7 @@ export async function snapshotImages(settings: Settings, log: Log): Promise<Snap
 
 /** The whole job: read the engine, plan, remove, and account for it. */
 export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
-  const engine = await connectTo(settings)
+  const engine = await connectTo(settings, log)
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))

@@ -27,6 +27,8 @@ export interface EngineInfo {
 export interface Engine {
   root: string
   host: string
+  /** tcp://127.0.0.1:<port>, TLS only, when the engine was started with a TLS listener. */
+  tlsHost?: string
   socket: string
   dataRoot: string
   pid: number
@@ -38,6 +40,20 @@ export interface Registry {
   address: string
   pid: number
   stop(): Promise<void>
+}
+
+/**
+ * PEM files for a dockerd that also listens on a loopback TCP port with `--tlsverify`:
+ * it presents cert/key and accepts only clients whose certificate ca signed.
+ */
+export interface TlsListener {
+  ca: string
+  cert: string
+  key: string
+}
+
+export interface EngineOptions {
+  tls?: TlsListener
 }
 
 /** Chooses the flavour; scripts/test.sh sets it once per integration run. */
@@ -106,8 +122,13 @@ function daemonConfig(flavour: Flavour): object {
   return { features: { 'containerd-snapshotter': flavour === 'docker26-containerd' } }
 }
 
-function dockerdArgs(p: EnginePaths, flavour: Flavour): string[] {
+function tlsArgs(tls: TlsListener, port: number): string[] {
+  return [`--host=tcp://127.0.0.1:${port}`, '--tlsverify', `--tlscacert=${tls.ca}`, `--tlscert=${tls.cert}`, `--tlskey=${tls.key}`]
+}
+
+function dockerdArgs(p: EnginePaths, flavour: Flavour, tcp?: { tls: TlsListener; port: number }): string[] {
   return [
+    ...(tcp ? tlsArgs(tcp.tls, tcp.port) : []),
     `--data-root=${p.dataRoot}`,
     `--exec-root=${p.execRoot}`,
     `--host=unix://${p.socket}`,
@@ -180,9 +201,10 @@ export async function engineInfo(socket: string, flavour: Flavour): Promise<Engi
 }
 
 /** Starts a private engine of the flavour (default: RECLAIM_ENGINE, else docker20) under root. */
-export async function startEngine(root?: string, flavour: Flavour = flavourFromEnv()): Promise<Engine> {
+export async function startEngine(root?: string, flavour: Flavour = flavourFromEnv(), opts: EngineOptions = {}): Promise<Engine> {
+  if (opts.tls && flavour === 'podman') throw new Error('podman system service has no TLS listener: start a dockerd flavour for a TLS endpoint')
   const dir = root ?? (await makeRoot())
-  const engine = await (flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour))
+  const engine = await (flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour, opts.tls))
   recordForTeardown(engine)
   return engine
 }
@@ -249,14 +271,15 @@ export async function stopStrayEngines(bedRoot: string): Promise<string[]> {
   return stopped
 }
 
-async function startDockerd(dir: string, flavour: Flavour): Promise<Engine> {
+async function startDockerd(dir: string, flavour: Flavour, tls?: TlsListener): Promise<Engine> {
   const p = enginePaths(dir)
   const binary = dockerdBinary(flavour)
   checkPaths(p)
   await mkdir(dir, { recursive: true })
   await refuseRootInUse(p.pidfile)
   await writeFile(p.config, `${JSON.stringify(daemonConfig(flavour))}\n`)
-  const child = spawnLogged(binary, dockerdArgs(p, flavour), p.log)
+  const tcp = tls ? { tls, port: await freePort() } : undefined
+  const child = spawnLogged(binary, dockerdArgs(p, flavour, tcp), p.log)
   const stop = async (): Promise<void> => {
     await stopChild(child, 'dockerd')
     await killLeftovers(p.execRoot)
@@ -264,7 +287,8 @@ async function startDockerd(dir: string, flavour: Flavour): Promise<Engine> {
   try {
     await waitUntilReady(child, 'dockerd', p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
     const info = await engineInfo(p.socket, flavour)
-    return { root: dir, host: `unix://${p.socket}`, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
+    const tlsHost = tcp ? `tcp://127.0.0.1:${tcp.port}` : undefined
+    return { root: dir, host: `unix://${p.socket}`, tlsHost, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
   } catch (err) {
     await stop()
     throw err

@@ -1,0 +1,120 @@
+import { readFileSync } from 'node:fs'
+import { Agent } from 'node:https'
+import { join } from 'node:path'
+import Docker from 'dockerode'
+import { shown, type Endpoint, type TlsSettings } from './endpoint'
+
+/** docker-modem also takes an HTTP agent, which @types/dockerode 4 does not list. */
+export type ConnectionOptions = Docker.DockerOptions & { agent?: Agent }
+
+/** A connection that cannot be set up from the settings given; nothing has been sent. */
+export class ConnectionError extends Error {}
+
+/** dockerode's options for the endpoint; TLS files are read here, so a missing one fails before any request. */
+export function connectionOptions(endpoint: Endpoint): ConnectionOptions {
+  const url = new URL(endpoint.host)
+  switch (url.protocol) {
+    case 'unix:':
+      return { socketPath: decodeURIComponent(url.pathname) }
+    case 'npipe:':
+      return { socketPath: endpoint.host.slice('npipe:'.length).replace(/\//g, '\\') }
+    case 'ssh:':
+      // docker-modem runs `docker system dial-stdio` over ssh2, signing in with the agent only.
+      return { protocol: 'ssh', host: url.hostname, port: url.port || 22, username: url.username || undefined, sshOptions: { agent: process.env.SSH_AUTH_SOCK } }
+    default:
+      return tcpOptions(url, endpoint)
+  }
+}
+
+function tcpOptions(url: URL, endpoint: Endpoint): ConnectionOptions {
+  const { tls } = endpoint
+  const base = { host: url.hostname, port: url.port || (tls ? 2376 : 2375) }
+  if (!tls) return { ...base, protocol: 'http' }
+  // docker-modem passes no rejectUnauthorized, so the agent carries all TLS settings (an agent's own options win over a request's).
+  const agent = new Agent({ ...readMaterial(tls, endpoint.host), rejectUnauthorized: tls.verify, minVersion: 'TLSv1.2' })
+  return { ...base, protocol: 'https', agent }
+}
+
+interface Material {
+  ca?: Buffer
+  cert?: Buffer
+  key?: Buffer
+}
+
+/** ca.pem, cert.pem and key.pem as the docker CLI takes them: a client certificate is optional, but never half of one. */
+function readMaterial(tls: TlsSettings, host: string): Material {
+  const read = (name: string, required: boolean): Buffer | undefined => readPem(tls, name, required, host)
+  const material = { ca: read('ca.pem', tls.caRequired), cert: read('cert.pem', false), key: read('key.pem', false) }
+  if (Boolean(material.cert) !== Boolean(material.key)) {
+    const [present, missing] = material.cert ? ['cert.pem', 'key.pem'] : ['key.pem', 'cert.pem']
+    throw new ConnectionError(`TLS to ${shown(host)}: ${tls.dir} (${tls.source}) holds ${present} but no ${missing}; a client certificate needs both.`)
+  }
+  return material
+}
+
+function readPem(tls: TlsSettings, name: string, required: boolean, host: string): Buffer | undefined {
+  try {
+    return readFileSync(join(tls.dir, name))
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException).code
+    if (code === 'ENOENT' && !required) return undefined
+    const why = code === 'ENOENT' ? `${tls.dir} (${tls.source}) has none` : `it cannot be read in ${tls.dir} (${tls.source}): ${code ?? 'unreadable'}`
+    throw new ConnectionError(`TLS to ${shown(host)} needs ${name}, but ${why}.`)
+  }
+}
+
+/**
+ * A dockerode client that uses only `options`. docker-modem merges in what it reads from
+ * DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH under any options given: a unix socket
+ * input would go to DOCKER_HOST's TCP host, and a DOCKER_CERT_PATH without cert.pem would throw.
+ */
+export function openDocker(options: ConnectionOptions): Docker {
+  const dockerHost = process.env.DOCKER_HOST
+  delete process.env.DOCKER_HOST
+  try {
+    return new Docker(options)
+  } finally {
+    if (dockerHost !== undefined) process.env.DOCKER_HOST = dockerHost
+  }
+}
+
+/** OpenSSL's names for a server certificate that does not verify (Node puts them in `code`). */
+const UNVERIFIED = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_SIGNATURE_FAILURE',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'ERR_TLS_CERT_ALTNAME_INVALID'
+])
+
+/**
+ * Why a TLS connection failed, in words that name the files involved (never their contents);
+ * undefined when the failure is not about TLS.
+ */
+export function tlsFailure(error: unknown, endpoint: Endpoint): string | undefined {
+  const { tls } = endpoint
+  const err = error as { code?: string; reason?: string; message?: string; statusCode?: number; json?: unknown }
+  const code = err.code ?? ''
+  const place = tls ? `${tls.dir} (${tls.source})` : ''
+  if (tls && UNVERIFIED.has(code)) {
+    const against = tls.caRequired ? `ca.pem in ${place}` : `the CA of ${place}, or the system's CAs without one`
+    return `certificate verify failed: ${err.message ?? code}, checked against ${against}`
+  }
+  if (tls && /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)/.test(code)) {
+    return `the engine refused the TLS handshake (${err.reason ?? code}): it takes only a client certificate its CA signed, and cert.pem and key.pem in ${place} are not one`
+  }
+  // Node reports a plain-HTTP answer to a TLS hello as EPROTO, naming OpenSSL's reason only in the message.
+  if (tls && /wrong version number|packet length too long|http request/i.test(`${code} ${err.message ?? ''}`)) {
+    return `no TLS answered there: the endpoint speaks plain HTTP, but TLS was asked for (${tls.source})`
+  }
+  if (!tls && err.statusCode === 400 && /HTTP request to an HTTPS server/.test(String(err.json ?? err.message))) {
+    return 'the endpoint speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem'
+  }
+  return undefined
+}
