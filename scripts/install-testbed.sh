@@ -6,17 +6,22 @@
 #     with `apt-get download` through a private, temporary apt configuration (the machine's own
 #     sources are neither read nor changed) and unpacked with `dpkg -x` into $DOCKER26_DIR; it
 #     runs with bookworm's containerd, runc and tini (docker-init), which docker.io brings;
-#   podman, the bookworm podman package (with conmon, containers-common and the CNI plugins).
+#   podman, the bookworm podman package (with conmon, containers-common and the CNI plugins);
+#   for the ssh:// tests, openssh-client (ssh-keygen, ssh-agent, ssh-add) and bookworm's sshd,
+#     fetched with `apt-get download` (openssh-server and libwrap0) and unpacked with `dpkg -x`
+#     into $OPENSSH_DIR, so that no sshd service is installed or started: the tests run their own.
 # Idempotent: installs only what is missing, and starts no service, because the bed runs its own
 # private engines and a system one would be an engine the tests must never see.
 set -euo pipefail
 
-PACKAGES=(docker.io docker-registry busybox-static podman)
+PACKAGES=(docker.io docker-registry busybox-static podman openssh-client)
 POLICY=/usr/sbin/policy-rc.d
 # Where the trixie dockerd is unpacked; testbed/engine.ts reads the same default.
 DOCKER26_DIR=${RECLAIM_DOCKER26_DIR:-/opt/reclaim-testbed/docker26}
 DOCKER26_SUITE=trixie
 DOCKER26_MAJOR=26
+# Where bookworm's sshd is unpacked; testbed/sshd.ts reads the same default.
+OPENSSH_DIR=${RECLAIM_OPENSSH_DIR:-/opt/reclaim-testbed/openssh}
 
 if [[ $(id -u) -ne 0 ]]; then
   echo "install-testbed: run as root" >&2
@@ -103,6 +108,28 @@ else
   trap - EXIT
   docker26_ok || { echo "install-testbed: unpacked dockerd in $DOCKER26_DIR does not run" >&2; exit 1; }
   echo "install-testbed: unpacked docker.io $version from $DOCKER26_SUITE into $DOCKER26_DIR"
+fi
+
+openssh_ok() {
+  [[ -x $OPENSSH_DIR/root/usr/sbin/sshd ]] &&
+    LD_LIBRARY_PATH="$OPENSSH_DIR/root/usr/lib/x86_64-linux-gnu" "$OPENSSH_DIR/root/usr/sbin/sshd" -V 2>&1 | grep -q OpenSSH
+}
+
+if openssh_ok; then
+  echo "install-testbed: sshd already unpacked in $OPENSSH_DIR"
+else
+  ssh_dir=$(mktemp -d /tmp/reclaim-ssh-XXXXXX)
+  cleanup_ssh() { rm -rf "$ssh_dir"; }
+  trap cleanup_ssh EXIT
+  chown _apt:root "$ssh_dir" 2>/dev/null || true
+  (cd "$ssh_dir" && { apt-get download openssh-server libwrap0 || { apt-get update && apt-get download openssh-server libwrap0; }; })
+  rm -rf "$OPENSSH_DIR"
+  mkdir -p "$OPENSSH_DIR"
+  for deb in "$ssh_dir"/*.deb; do dpkg -x "$deb" "$OPENSSH_DIR/root"; done
+  cleanup_ssh
+  trap - EXIT
+  openssh_ok || { echo "install-testbed: unpacked sshd in $OPENSSH_DIR does not run" >&2; exit 1; }
+  echo "install-testbed: unpacked openssh-server into $OPENSSH_DIR"
 fi
 
 # The bed's dockerd would attach to a system containerd instead of starting a private one.

@@ -3,9 +3,10 @@ import { Agent } from 'node:https'
 import { join } from 'node:path'
 import Docker from 'dockerode'
 import { shown, type Endpoint, type TlsSettings } from './endpoint'
+import { localUser, sshFailure, sshOptions } from './ssh'
 
-/** docker-modem also takes an HTTP agent, which @types/dockerode 4 does not list. */
-export type ConnectionOptions = Docker.DockerOptions & { agent?: Agent }
+/** docker-modem also takes an HTTP agent and a connection timeout, which @types/dockerode 4 does not list. */
+export type ConnectionOptions = Docker.DockerOptions & { agent?: Agent; connectionTimeout?: number }
 
 /** A connection that cannot be set up from the settings given; nothing has been sent. */
 export class ConnectionError extends Error {}
@@ -19,11 +20,24 @@ export function connectionOptions(endpoint: Endpoint): ConnectionOptions {
     case 'npipe:':
       return { socketPath: endpoint.host.slice('npipe:'.length).replace(/\//g, '\\') }
     case 'ssh:':
-      // docker-modem runs `docker system dial-stdio` over ssh2, signing in with the agent only.
-      return { protocol: 'ssh', host: url.hostname, port: url.port || 22, username: url.username || undefined, sshOptions: { agent: process.env.SSH_AUTH_SOCK } }
+      // docker-modem runs `docker system dial-stdio` on the host over ssh2, one ssh connection per request.
+      return { protocol: 'ssh', host: url.hostname, port: sshPort(url), username: decodeURIComponent(url.username) || localUser(), sshOptions: sshOptions(url.hostname, sshPort(url)) }
     default:
       return tcpOptions(url, endpoint)
   }
+}
+
+/**
+ * Bounds each request's wait for an answer. docker-modem's `timeout` calls setTimeout on the
+ * socket, which an ssh2 channel lacks (the process dies); its `connectionTimeout`, a timer that
+ * ends when the answer starts, works for every protocol but is only used where it must be.
+ */
+export function withTimeout(options: ConnectionOptions, ms: number): ConnectionOptions {
+  return options.protocol === 'ssh' ? { ...options, connectionTimeout: ms } : { ...options, timeout: ms }
+}
+
+function sshPort(url: URL): number {
+  return Number(url.port) || 22
 }
 
 function tcpOptions(url: URL, endpoint: Endpoint): ConnectionOptions {
@@ -93,11 +107,14 @@ const UNVERIFIED = new Set([
   'ERR_TLS_CERT_ALTNAME_INVALID'
 ])
 
-/**
- * Why a TLS connection failed, in words that name the files involved (never their contents);
- * undefined when the failure is not about TLS.
- */
-export function tlsFailure(error: unknown, endpoint: Endpoint): string | undefined {
+/** Why the connection failed, when TLS or ssh says more than the raw error; undefined otherwise. */
+export function connectionFailure(error: unknown, endpoint: Endpoint): string | undefined {
+  const url = new URL(endpoint.host)
+  return url.protocol === 'ssh:' ? sshFailure(error, url.hostname, sshPort(url)) : tlsFailure(error, endpoint)
+}
+
+/** Why a TLS connection failed, in words that name the files involved (never their contents). */
+function tlsFailure(error: unknown, endpoint: Endpoint): string | undefined {
   const { tls } = endpoint
   const err = error as { code?: string; reason?: string; message?: string; statusCode?: number; json?: unknown }
   const code = err.code ?? ''

@@ -1,5 +1,5 @@
 import type Docker from 'dockerode'
-import { ConnectionError, connectionOptions, openDocker, tlsFailure, type ConnectionOptions } from './connection'
+import { ConnectionError, connectionFailure, connectionOptions, openDocker, withTimeout, type ConnectionOptions } from './connection'
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { parseNamed } from './reference'
@@ -75,16 +75,16 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
     throw error instanceof ConnectionError ? new EngineError(error.message) : new EngineError(`Cannot use the endpoint ${where}: ${describe(error)}.`)
   }
   const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
-  const probe = openDocker({ ...options, timeout: firstContact })
+  const probe = openDocker(withTimeout(options, firstContact))
   let version: Docker.DockerVersion
   try {
     version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`)
   } catch (error) {
-    throw new EngineError(`Cannot reach the Docker engine at ${where}: ${tlsFailure(error, endpoint) ?? describe(error)}.`)
+    throw new EngineError(`Cannot reach the Docker engine at ${where}: ${connectionFailure(error, endpoint) ?? describe(error)}.`)
   }
   const apiVersion = olderVersion(version.ApiVersion, NEWEST_API)
   const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name))
-  return new DockerEngine(where, apiVersion, podman, openDocker({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }))
+  return new DockerEngine(where, apiVersion, podman, openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` }))
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {

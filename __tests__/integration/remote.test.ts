@@ -10,12 +10,14 @@ import { flavourFromEnv, makeRoot, startEngine, type Engine } from '../../testbe
 import { startProxy, type Proxy } from '../../testbed/proxy'
 import { runBundle, type ActionRun } from '../../testbed/runner'
 import { Scene } from '../../testbed/scene'
+import { startSshd, type SshEndpoint } from '../../testbed/sshd'
 import { succeeded } from './checks'
 
 /**
  * One more private dockerd for this file, listening on its unix socket and on a loopback TCP port
- * with --tlsverify and a CA, server and client certificates made here with openssl. Podman's
- * service has no TLS listener, so a podman run tests TLS against docker20.
+ * with --tlsverify and a CA, server and client certificates made here with openssl, and a private
+ * sshd on another loopback port in front of it. Podman's service has no TLS listener, so a podman
+ * run tests TLS against docker20.
  */
 let engine: Engine
 let scene: Scene
@@ -24,6 +26,7 @@ let root: string
 let good: Pki
 let wrong: Pki
 let plain: Proxy
+let ssh: SshEndpoint
 const pemFiles: string[] = []
 
 beforeAll(async () => {
@@ -36,6 +39,7 @@ beforeAll(async () => {
   tlsHost = engine.tlsHost as string
   scene = new Scene({ host: engine.host, dataRoot: engine.dataRoot, info: engine.info })
   plain = await startProxy(engine.socket, 0, () => 'forward')
+  ssh = await startSshd(join(root, 'ssh'), engine.socket)
 })
 
 beforeEach(async () => {
@@ -43,6 +47,7 @@ beforeEach(async () => {
 })
 
 afterAll(async () => {
+  await ssh?.stop()
   await plain?.close()
   await engine?.stop()
   if (engine) await removeRoot(engine.root)
@@ -201,5 +206,30 @@ describe('the active docker context, with its own TLS material', () => {
     expect(error).toContain('(docker context "tls-wrong")')
     expect(await scene.exists(id)).toBe(true)
     await expectNoPem(result)
+  })
+})
+
+describe('ssh:// through dockerode (ssh2 and `docker system dial-stdio` on the host)', () => {
+  test('signs in with the agent, checks the host key against known_hosts, and removes; DOCKER_TLS_VERIFY does not turn it into https', async () => {
+    const id = await scene.dangling('ssh-ok')
+    const env = { DOCKER_HOST: ssh.host, DOCKER_TLS_VERIFY: '1', SSH_AUTH_SOCK: ssh.agentSocket, HOME: ssh.home }
+    const result = await run({}, env)
+    expect(succeeded(result).deleted).toEqual([id])
+    expect(result.stdout).toContain(`Engine: ${ssh.host} `)
+  })
+
+  test('a host key that known_hosts does not list for the host: refused before any request, nothing removed', async () => {
+    const id = await scene.dangling('ssh-unknown-key')
+    const result = await run({ 'docker-host': ssh.host }, { SSH_AUTH_SOCK: ssh.agentSocket, HOME: ssh.wrongHome })
+    const port = new URL(ssh.host).port
+    expect(failure(result)).toBe(
+      `::error::Cannot reach the Docker engine at ${ssh.host}: the host key of [127.0.0.1]:${port} is not one that ${ssh.wrongHome}/.ssh/known_hosts or /etc/ssh/ssh_known_hosts lists for it: add it (ssh-keyscan, or one ssh to the host) and check it.`
+    )
+    expect(await scene.exists(id)).toBe(true)
+  })
+
+  test('no agent: the refused sign-in is named', async () => {
+    const result = await run({ 'docker-host': ssh.host }, { SSH_AUTH_SOCK: '', HOME: ssh.home })
+    expect(failure(result)).toContain(`::error::Cannot reach the Docker engine at ${ssh.host}: the ssh server refused every key of the agent at SSH_AUTH_SOCK (unset)`)
   })
 })
