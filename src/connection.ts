@@ -120,7 +120,7 @@ function tlsFailure(error: unknown, endpoint: Endpoint): string | undefined {
   const code = err.code ?? ''
   const place = tls ? `${tls.dir} (${tls.source})` : ''
   if (tls && UNVERIFIED.has(code)) {
-    const against = tls.caRequired ? `ca.pem in ${place}` : `the CA of ${place}, or the system's CAs without one`
+    const against = tls.caRequired ? `ca.pem in ${place}` : `ca.pem in ${place}, or Node's built-in CAs without one`
     return `certificate verify failed: ${err.message ?? code}, checked against ${against}`
   }
   if (tls && /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)/.test(code)) {

@@ -14,9 +14,9 @@ export interface Endpoint {
 export interface TlsSettings {
   /** Holds ca.pem, and cert.pem with key.pem when the client presents a certificate. */
   dir: string
-  /** Check the engine's certificate (and its name) against ca.pem, or the system's CAs without one. */
+  /** Check the engine's certificate (and its name) against ca.pem, or Node's built-in CAs without one. */
   verify: boolean
-  /** The docker CLI refuses TLS from DOCKER_CERT_PATH without ca.pem; a context may rely on the system's CAs. */
+  /** The docker CLI refuses TLS from DOCKER_CERT_PATH without ca.pem; a context may rely on well-known CAs. */
   caRequired: boolean
   /** What chose dir, as messages name it: DOCKER_CERT_PATH, or the docker context. */
   source: string
