@@ -20,8 +20,7 @@ export function connectionOptions(endpoint: Endpoint): ConnectionOptions {
     case 'npipe:':
       return { socketPath: endpoint.host.slice('npipe:'.length).replace(/\//g, '\\') }
     case 'ssh:':
-      // docker-modem runs `docker system dial-stdio` on the host over ssh2, one ssh connection per request.
-      return { protocol: 'ssh', host: url.hostname, port: sshPort(url), username: decodeURIComponent(url.username) || localUser(), sshOptions: sshOptions(url.hostname, sshPort(url)) }
+      return sshConnection(url)
     default:
       return tcpOptions(url, endpoint)
   }
@@ -38,6 +37,12 @@ export function withTimeout(options: ConnectionOptions, ms: number): ConnectionO
 
 function sshPort(url: URL): number {
   return Number(url.port) || 22
+}
+
+/** docker-modem runs `docker system dial-stdio` on the host over ssh2, one ssh connection per request. */
+function sshConnection(url: URL): ConnectionOptions {
+  const username = decodeURIComponent(url.username) || localUser()
+  return { protocol: 'ssh', host: url.hostname, port: sshPort(url), username, sshOptions: sshOptions(url.hostname, sshPort(url)) }
 }
 
 function tcpOptions(url: URL, endpoint: Endpoint): ConnectionOptions {
