@@ -100855,29 +100855,78 @@ function isCalendarDate(text) {
     return month >= 1 && month <= 12 && day >= 1 && day <= daysInMonth && hour < 24 && minute < 60 && second < 60;
 }
 
+;// CONCATENATED MODULE: external "node:os"
+const external_node_os_namespaceObject = require("node:os");
+;// CONCATENATED MODULE: external "node:path"
+const external_node_path_namespaceObject = require("node:path");
 ;// CONCATENATED MODULE: ./src/endpoint.ts
+
+
 
 const DEFAULT_HOST = process.platform === 'win32' ? 'npipe:////./pipe/docker_engine' : 'unix:///var/run/docker.sock';
 /**
  * The engine to talk to, in the docker CLI's order of precedence: the
  * input, DOCKER_HOST, the active docker context, the platform default.
  */
-async function resolveHost(input, env = process.env) {
-    if (input)
-        return input;
-    if (env.DOCKER_HOST)
-        return env.DOCKER_HOST;
-    return (await contextHost()) ?? DEFAULT_HOST;
+async function resolveEndpoint(input, env = process.env) {
+    const host = input || env.DOCKER_HOST;
+    if (host)
+        return { host, tls: tlsFromEnv(host, env) };
+    return (await contextEndpoint(env)) ?? { host: DEFAULT_HOST };
+}
+/**
+ * TLS for a host given by the input or DOCKER_HOST, as the docker CLI reads its variables
+ * (docker/cli cli/flags/options.go): any non-empty DOCKER_TLS_VERIFY, "0" included, turns TLS on
+ * with verification; a non-empty DOCKER_TLS alone turns it on without; the files come from
+ * DOCKER_CERT_PATH, else the CLI's config directory. The CLI refuses http:// and https:// hosts;
+ * here http:// is always plain and https:// always TLS.
+ */
+function tlsFromEnv(host, env) {
+    if (!/^(tcp|https):\/\//.test(host))
+        return undefined;
+    const verifyAsked = Boolean(env.DOCKER_TLS_VERIFY);
+    if (!verifyAsked && !env.DOCKER_TLS && !host.startsWith('https://'))
+        return undefined;
+    const verify = verifyAsked || !env.DOCKER_TLS;
+    if (env.DOCKER_CERT_PATH)
+        return { dir: env.DOCKER_CERT_PATH, verify, caRequired: true, source: 'DOCKER_CERT_PATH' };
+    const dir = env.DOCKER_CONFIG || (0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.docker');
+    return { dir, verify, caRequired: true, source: 'DOCKER_CERT_PATH unset: the docker config directory' };
+}
+/**
+ * The active context's endpoint with the TLS material stored with it (`docker context create
+ * --docker host=...,ca=...,cert=...,key=...` copies the files under the context store's TLS path,
+ * in a `docker` directory). Like the CLI, a context with neither files nor skip-tls-verify has no TLS.
+ */
+function contextFromInspect(json, env) {
+    let context;
+    try {
+        context = JSON.parse(json);
+    }
+    catch {
+        return undefined;
+    }
+    const host = context.Endpoints?.docker?.Host;
+    if (!host)
+        return undefined;
+    if (context.Name === 'default')
+        return { host, tls: tlsFromEnv(host, env) };
+    const skipVerify = context.Endpoints?.docker?.SkipTLSVerify === true;
+    const material = context.TLSMaterial?.docker ?? [];
+    const tlsPath = context.Storage?.TLSPath;
+    if (!host.startsWith('tcp://') || !tlsPath || (material.length === 0 && !skipVerify))
+        return { host };
+    const source = `docker context "${context.Name ?? ''}"`;
+    return { host, tls: { dir: (0,external_node_path_namespaceObject.resolve)(tlsPath, 'docker'), verify: !skipVerify, caRequired: false, source } };
 }
 /** The active context's endpoint; undefined when there is no docker CLI or it says nothing. */
-async function contextHost() {
+async function contextEndpoint(env) {
     try {
-        const { exitCode, stdout } = await getExecOutput('docker', ['context', 'inspect', '--format', '{{.Endpoints.docker.Host}}'], {
+        const { exitCode, stdout } = await getExecOutput('docker', ['context', 'inspect', '--format', '{{json .}}'], {
             silent: true,
             ignoreReturnCode: true
         });
-        const host = stdout.trim();
-        return exitCode === 0 && host ? host : undefined;
+        return exitCode === 0 ? contextFromInspect(stdout.trim(), env) : undefined;
     }
     catch {
         return undefined;
@@ -101390,13 +101439,240 @@ async function freeUnderDataRoot(engine) {
 
 ;// CONCATENATED MODULE: external "node:fs"
 const external_node_fs_namespaceObject = require("node:fs");
-;// CONCATENATED MODULE: external "node:path"
-const external_node_path_namespaceObject = require("node:path");
+;// CONCATENATED MODULE: external "node:https"
+const external_node_https_namespaceObject = require("node:https");
 // EXTERNAL MODULE: ./node_modules/dockerode/lib/docker.js
 var docker = __nccwpck_require__(9040);
 var docker_default = /*#__PURE__*/__nccwpck_require__.n(docker);
 // EXTERNAL MODULE: external "node:crypto"
 var external_node_crypto_ = __nccwpck_require__(7598);
+;// CONCATENATED MODULE: ./src/ssh.ts
+
+
+
+
+/** The files OpenSSH reads by default; the docker CLI runs ssh, so it reads them too. */
+function knownHostsFiles() {
+    return [(0,external_node_path_namespaceObject.join)((0,external_node_os_namespaceObject.homedir)(), '.ssh', 'known_hosts'), '/etc/ssh/ssh_known_hosts'];
+}
+/** How known_hosts names a host: bare on port 22, else `[host]:port`. */
+function hostName(host, port) {
+    return port === 22 ? host : `[${host}]:${port}`;
+}
+/** `|1|salt|hash`: HMAC-SHA1 of the name, keyed with the salt (ssh-keygen -H). */
+function hashedMatch(pattern, name) {
+    const [, kind, salt, hash] = pattern.split('|');
+    if (kind !== '1' || !salt || !hash)
+        return false;
+    return (0,external_node_crypto_.createHmac)('sha1', Buffer.from(salt, 'base64')).update(name).digest('base64') === hash;
+}
+/**
+ * Exact names only: a wildcard pattern (`*`, `?`) never matches, so a host such a line covers is
+ * refused rather than guessed at. A negated name (`!host`) excludes the line.
+ */
+function lineMatches(patterns, name) {
+    if (patterns.startsWith('|'))
+        return hashedMatch(patterns, name);
+    const names = patterns.split(',');
+    return names.includes(name) && !names.includes(`!${name}`);
+}
+/** The keys known_hosts text lists for host:port, and those it marks @revoked. */
+function knownKeys(text, host, port) {
+    const name = hostName(host, port);
+    const keys = [];
+    const revoked = [];
+    for (const line of text.split('\n')) {
+        const fields = line.trim().split(/\s+/);
+        if (fields[0] === '' || fields[0].startsWith('#'))
+            continue;
+        const marker = fields[0].startsWith('@') ? fields.shift() : undefined;
+        const [patterns, type, key] = fields;
+        if (!key)
+            continue;
+        if (marker === '@revoked')
+            revoked.push(Buffer.from(key, 'base64'));
+        else if (marker === undefined && lineMatches(patterns, name))
+            keys.push({ type, blob: Buffer.from(key, 'base64') });
+    }
+    return { keys, revoked };
+}
+/** The signature algorithms that prove each key type, so the server is asked for a key we know. */
+function hostKeyAlgorithms(types) {
+    const algorithms = types.flatMap(type => (type === 'ssh-rsa' ? ['rsa-sha2-512', 'rsa-sha2-256', 'ssh-rsa'] : [type]));
+    return [...new Set(algorithms)];
+}
+/** The files' text; one that is missing or unreadable lists nothing, as for OpenSSH. */
+function readKnownHosts(files) {
+    const read = (file) => {
+        try {
+            return (0,external_node_fs_namespaceObject.readFileSync)(file, 'utf8');
+        }
+        catch {
+            return '';
+        }
+    };
+    return files.map(read).join('\n');
+}
+/**
+ * ssh2's settings for an engine over ssh: the agent at SSH_AUTH_SOCK signs in, and the server
+ * must show a host key that known_hosts lists for it (ssh2 alone would accept any key).
+ */
+function sshOptions(host, port, files = knownHostsFiles()) {
+    const { keys, revoked } = knownKeys(readKnownHosts(files), host, port);
+    const isKnown = (blob) => keys.some(known => known.blob.equals(blob)) && !revoked.some(bad => bad.equals(blob));
+    return {
+        agent: process.env.SSH_AUTH_SOCK,
+        hostVerifier: (blob) => isKnown(blob),
+        ...(keys.length > 0 ? { algorithms: { serverHostKey: hostKeyAlgorithms(keys.map(key => key.type)) } } : {})
+    };
+}
+/** ssh2's words for a host key the verifier refused. */
+const HOST_DENIED = /host denied|verification failed/i;
+/** Why an ssh connection failed, when the reason is the host key or the sign-in; undefined otherwise. */
+function sshFailure(error, host, port) {
+    const message = error.message ?? '';
+    if (HOST_DENIED.test(message)) {
+        return `the host key of ${hostName(host, port)} is not one that ${knownHostsFiles().join(' or ')} lists for it: add it (ssh-keyscan, or one ssh to the host) and check it`;
+    }
+    if (/authentication methods failed/i.test(message)) {
+        return `the ssh server refused every key of the agent at SSH_AUTH_SOCK (${process.env.SSH_AUTH_SOCK ? 'set' : 'unset'})`;
+    }
+    return undefined;
+}
+/** Who signs in when the URL names nobody, as ssh does. */
+function localUser() {
+    return (0,external_node_os_namespaceObject.userInfo)().username;
+}
+
+;// CONCATENATED MODULE: ./src/connection.ts
+
+
+
+
+
+
+/** A connection that cannot be set up from the settings given; nothing has been sent. */
+class ConnectionError extends Error {
+}
+/** dockerode's options for the endpoint; TLS files are read here, so a missing one fails before any request. */
+function connectionOptions(endpoint) {
+    const url = new URL(endpoint.host);
+    switch (url.protocol) {
+        case 'unix:':
+            return { socketPath: decodeURIComponent(url.pathname) };
+        case 'npipe:':
+            return { socketPath: endpoint.host.slice('npipe:'.length).replace(/\//g, '\\') };
+        case 'ssh:':
+            return sshConnection(url);
+        default:
+            return tcpOptions(url, endpoint);
+    }
+}
+/**
+ * Bounds each request's wait for an answer. docker-modem's `timeout` calls setTimeout on the
+ * socket, which an ssh2 channel lacks (the process dies); its `connectionTimeout`, a timer that
+ * ends when the answer starts, works for every protocol but is only used where it must be.
+ */
+function withTimeout(options, ms) {
+    return options.protocol === 'ssh' ? { ...options, connectionTimeout: ms } : { ...options, timeout: ms };
+}
+function sshPort(url) {
+    return Number(url.port) || 22;
+}
+/** docker-modem runs `docker system dial-stdio` on the host over ssh2, one ssh connection per request. */
+function sshConnection(url) {
+    const username = decodeURIComponent(url.username) || localUser();
+    return { protocol: 'ssh', host: url.hostname, port: sshPort(url), username, sshOptions: sshOptions(url.hostname, sshPort(url)) };
+}
+function tcpOptions(url, endpoint) {
+    const { tls } = endpoint;
+    const base = { host: url.hostname, port: url.port || (tls ? 2376 : 2375) };
+    if (!tls)
+        return { ...base, protocol: 'http' };
+    // docker-modem passes no rejectUnauthorized, so the agent carries all TLS settings (an agent's own options win over a request's).
+    const agent = new external_node_https_namespaceObject.Agent({ ...readMaterial(tls, endpoint.host), rejectUnauthorized: tls.verify, minVersion: 'TLSv1.2' });
+    return { ...base, protocol: 'https', agent };
+}
+/** ca.pem, cert.pem and key.pem as the docker CLI takes them: a client certificate is optional, but never half of one. */
+function readMaterial(tls, host) {
+    const read = (name, required) => readPem(tls, name, required, host);
+    const material = { ca: read('ca.pem', tls.caRequired), cert: read('cert.pem', false), key: read('key.pem', false) };
+    if (Boolean(material.cert) !== Boolean(material.key)) {
+        const [present, missing] = material.cert ? ['cert.pem', 'key.pem'] : ['key.pem', 'cert.pem'];
+        throw new ConnectionError(`TLS to ${shown(host)}: ${tls.dir} (${tls.source}) holds ${present} but no ${missing}; a client certificate needs both.`);
+    }
+    return material;
+}
+function readPem(tls, name, required, host) {
+    try {
+        return (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(tls.dir, name));
+    }
+    catch (error) {
+        const code = error.code;
+        if (code === 'ENOENT' && !required)
+            return undefined;
+        const why = code === 'ENOENT' ? `${tls.dir} (${tls.source}) has none` : `it cannot be read in ${tls.dir} (${tls.source}): ${code ?? 'unreadable'}`;
+        throw new ConnectionError(`TLS to ${shown(host)} needs ${name}, but ${why}.`);
+    }
+}
+/**
+ * A dockerode client that uses only `options`. docker-modem merges in what it reads from
+ * DOCKER_HOST, DOCKER_TLS_VERIFY and DOCKER_CERT_PATH under any options given: a unix socket
+ * input would go to DOCKER_HOST's TCP host, and a DOCKER_CERT_PATH without cert.pem would throw.
+ */
+function openDocker(options) {
+    const dockerHost = process.env.DOCKER_HOST;
+    delete process.env.DOCKER_HOST;
+    try {
+        return new (docker_default())(options);
+    }
+    finally {
+        if (dockerHost !== undefined)
+            process.env.DOCKER_HOST = dockerHost;
+    }
+}
+/** OpenSSL's names for a server certificate that does not verify (Node puts them in `code`). */
+const UNVERIFIED = new Set([
+    'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+    'UNABLE_TO_GET_ISSUER_CERT',
+    'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+    'SELF_SIGNED_CERT_IN_CHAIN',
+    'DEPTH_ZERO_SELF_SIGNED_CERT',
+    'CERT_SIGNATURE_FAILURE',
+    'CERT_HAS_EXPIRED',
+    'CERT_NOT_YET_VALID',
+    'CERT_UNTRUSTED',
+    'CERT_REJECTED',
+    'ERR_TLS_CERT_ALTNAME_INVALID'
+]);
+/** Why the connection failed, when TLS or ssh says more than the raw error; undefined otherwise. */
+function connectionFailure(error, endpoint) {
+    const url = new URL(endpoint.host);
+    return url.protocol === 'ssh:' ? sshFailure(error, url.hostname, sshPort(url)) : tlsFailure(error, endpoint);
+}
+/** Why a TLS connection failed, in words that name the files involved (never their contents). */
+function tlsFailure(error, endpoint) {
+    const { tls } = endpoint;
+    const err = error;
+    const code = err.code ?? '';
+    const place = tls ? `${tls.dir} (${tls.source})` : '';
+    if (tls && UNVERIFIED.has(code)) {
+        const against = tls.caRequired ? `ca.pem in ${place}` : `ca.pem in ${place}, or Node's built-in CAs without one`;
+        return `certificate verify failed: ${err.message ?? code}, checked against ${against}`;
+    }
+    if (tls && /ALERT_(BAD_CERTIFICATE|CERTIFICATE_REQUIRED|UNKNOWN_CA|CERTIFICATE_UNKNOWN|HANDSHAKE_FAILURE)/.test(code)) {
+        return `the engine refused the TLS handshake (${err.reason ?? code}): it takes only a client certificate its CA signed, and cert.pem and key.pem in ${place} are not one`;
+    }
+    // Node reports a plain-HTTP answer to a TLS hello as EPROTO, naming OpenSSL's reason only in the message.
+    if (tls && /wrong version number|packet length too long|http request/i.test(`${code} ${err.message ?? ''}`)) {
+        return `no TLS answered there: the endpoint speaks plain HTTP, but TLS was asked for (${tls.source})`;
+    }
+    if (!tls && err.statusCode === 400 && /HTTP request to an HTTPS server/.test(String(err.json ?? err.message))) {
+        return 'the endpoint speaks TLS: set DOCKER_TLS_VERIFY=1 and DOCKER_CERT_PATH to the directory holding ca.pem, cert.pem and key.pem';
+    }
+    return undefined;
+}
+
 ;// CONCATENATED MODULE: ./src/layers.ts
 
 /** The layer store's ChainID: each layer named by its whole stack below. */
@@ -101461,8 +101737,6 @@ function alignHistory(stack, entries, known) {
 
 
 
-
-
 /** A refusal or failure the engine answered with, or its silence. */
 class EngineError extends Error {
     statusCode;
@@ -101489,19 +101763,26 @@ const PARALLEL_INSPECTS = 8;
 const engine_FULL_ID = /^sha256:[0-9a-f]{64}$/;
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
 async function connect(endpoint, timeoutMs) {
-    const options = connectionOptions(endpoint);
+    const where = shown(endpoint.host);
+    let options;
+    try {
+        options = connectionOptions(endpoint);
+    }
+    catch (error) {
+        throw error instanceof ConnectionError ? new EngineError(error.message) : new EngineError(`Cannot use the endpoint ${where}: ${describe(error)}.`);
+    }
     const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS);
-    const probe = new (docker_default())({ ...options, timeout: firstContact });
+    const probe = openDocker(withTimeout(options, firstContact));
     let version;
     try {
         version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`);
     }
     catch (error) {
-        throw new EngineError(`Cannot reach the Docker engine at ${shown(endpoint)}: ${describe(error)}.`);
+        throw new EngineError(`Cannot reach the Docker engine at ${where}: ${connectionFailure(error, endpoint) ?? describe(error)}.`);
     }
     const apiVersion = olderVersion(version.ApiVersion, NEWEST_API);
     const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name));
-    return new DockerEngine(shown(endpoint), apiVersion, podman, new (docker_default())({ ...options, version: `v${apiVersion}`, timeout: timeoutMs }));
+    return new DockerEngine(where, apiVersion, podman, openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` }));
 }
 function withDeadline(work, ms, message) {
     let timer;
@@ -101509,29 +101790,6 @@ function withDeadline(work, ms, message) {
         timer = setTimeout(() => reject(new Error(message)), ms);
     });
     return Promise.race([work, deadline]).finally(() => clearTimeout(timer));
-}
-function connectionOptions(endpoint) {
-    const url = new URL(endpoint);
-    switch (url.protocol) {
-        case 'unix:':
-            return { socketPath: decodeURIComponent(url.pathname) };
-        case 'npipe:':
-            return { socketPath: endpoint.slice('npipe:'.length).replace(/\//g, '\\') };
-        case 'ssh:':
-            return { protocol: 'ssh', host: url.hostname, port: url.port || 22, username: url.username || undefined };
-        default:
-            return tcpOptions(url);
-    }
-}
-/** TCP the way the docker CLI does it: TLS when DOCKER_TLS_VERIFY is set or the URL says https. */
-function tcpOptions(url) {
-    const tls = url.protocol === 'https:' || Boolean(process.env.DOCKER_TLS_VERIFY);
-    const base = { host: url.hostname, port: url.port || (tls ? 2376 : 2375), protocol: tls ? 'https' : 'http' };
-    if (!tls)
-        return base;
-    const dir = process.env.DOCKER_CERT_PATH || (0,external_node_path_namespaceObject.join)(process.env.HOME ?? '', '.docker');
-    const read = (name) => (0,external_node_fs_namespaceObject.readFileSync)((0,external_node_path_namespaceObject.join)(dir, name));
-    return { ...base, ca: read('ca.pem'), cert: read('cert.pem'), key: read('key.pem') };
 }
 function olderVersion(a, b) {
     const [a1, a2] = a.split('.').map(Number);
@@ -102374,22 +102632,26 @@ function logStep(done, dryRun, log) {
 
 
 /** The engine the settings name, agreed on and answering. */
-async function connectTo(settings) {
-    const host = await resolveHost(settings.dockerHost);
+async function connectTo(settings, log) {
+    const endpoint = await resolveEndpoint(settings.dockerHost);
     if (settings.targets?.minFree !== undefined)
-        requireLocal(host);
-    return connect(host, settings.timeout);
+        requireLocal(endpoint.host);
+    if (endpoint.tls && !endpoint.tls.verify) {
+        const why = endpoint.tls.caRequired ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY' : `${endpoint.tls.source} has skip-tls-verify`;
+        log.warning(`TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`);
+    }
+    return connect(endpoint, settings.timeout);
 }
 /** The images on the engine now, for job scope's post step to compare with. */
 async function snapshotImages(settings, log) {
-    const engine = await connectTo(settings);
+    const engine = await connectTo(settings, log);
     const images = await engine.images();
     log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`);
     return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]));
 }
 /** The whole job: read the engine, plan, remove, and account for it. */
 async function reclaim(settings, log, now = Date.now()) {
-    const engine = await connectTo(settings);
+    const engine = await connectTo(settings, log);
     const { endpoint } = engine;
     log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
     const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
