@@ -63,6 +63,8 @@ const NEWEST_API = '1.45'
 /** An engine that does not answer its first request this fast is taken as unreachable. */
 const FIRST_CONTACT_MS = 10_000
 const PARALLEL_INSPECTS = 8
+const READ_ATTEMPTS = 6
+const READ_BACKOFF_MS = 200
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
 
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
@@ -110,6 +112,16 @@ function describe(error: unknown): string {
   return (err.json?.message ?? err.message ?? String(error)).replace(/\s+$/, '').replace(/\.$/, '')
 }
 
+/**
+ * A read that met other work on the engine, and is worth sending again. The engine fails a list,
+ * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
+ * copy of the action, say). Before 23.0 it also refuses a /system/df while another runs instead of
+ * sharing its answer (moby docs/api/version-history.md, v1.42).
+ */
+function raced(error: unknown): boolean {
+  return error instanceof EngineError && ['layer does not exist', 'disk usage operation is already running'].some(text => error.message.includes(text))
+}
+
 function realRefs(values: string[] | null | undefined): string[] {
   return (values ?? []).filter(ref => !ref.startsWith('<none>'))
 }
@@ -123,7 +135,7 @@ class DockerEngine implements Engine {
   ) {}
 
   async images(): Promise<Image[]> {
-    const list = await this.call(() => this.docker.listImages({ all: true }))
+    const list = await this.read(() => this.docker.listImages({ all: true }))
     return list.map(info => ({
       id: info.Id,
       parentId: info.ParentId ?? '',
@@ -170,7 +182,7 @@ class DockerEngine implements Engine {
    */
   private async unlessGone<T>(request: () => Promise<T>): Promise<T | undefined> {
     try {
-      return await this.call(request)
+      return await this.read(request)
     } catch (error) {
       if (error instanceof EngineError && error.statusCode === 404) return undefined
       throw error
@@ -193,19 +205,31 @@ class DockerEngine implements Engine {
     return (items ?? []).map(item => ({ untagged: item.Untagged, deleted: item.Deleted }))
   }
 
-  async storage(): Promise<number> {
+  storage(): Promise<number> {
+    return this.read(() => this.diskUsage())
+  }
+
+  private async diskUsage(): Promise<number> {
     // Without type=image the engine also sizes every container's filesystem.
     const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {}
-    const df = await this.call(
-      () =>
-        new Promise<{ LayersSize?: number }>((resolve, reject) =>
-          this.docker.modem.dial(
-            { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },
-            (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as { LayersSize?: number }))
-          )
-        )
+    const df = await new Promise<{ LayersSize?: number }>((resolve, reject) =>
+      this.docker.modem.dial(
+        { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as { LayersSize?: number }))
+      )
     )
     return df.LayersSize ?? 0
+  }
+
+  private async read<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(request)
+      } catch (error) {
+        if (!raced(error) || attempt === READ_ATTEMPTS) throw error
+        await new Promise(resolve => setTimeout(resolve, READ_BACKOFF_MS * attempt))
+      }
+    }
   }
 
   private async call<T>(request: () => Promise<T>): Promise<T> {

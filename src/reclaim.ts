@@ -75,7 +75,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   // With a target the plan has measured every layer, which /system/df would only repeat.
   const storageBefore = targets ? planned.storage.before : await engine.storage()
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
-  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log))
+  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
   const predicted = storageBefore - execution.bytes
   // The engine is asked again only when this run changed something it could measure: never in a
   // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an

@@ -3,7 +3,8 @@ import { shortId } from './simulation'
 import { formatBytes } from './units'
 import type { Log } from './log'
 import type { Plan, Step } from './plan'
-import type { Skip, SkipReason } from './model'
+import { prerequisites, runAfter } from './order'
+import type { Image, Skip, SkipReason } from './model'
 
 /** What happened to one step, as the engine answered it (or, in a dry run, as planned). */
 export interface Done {
@@ -22,41 +23,93 @@ export interface Execution {
 }
 
 const PROGRESS_EVERY = 25
+/** DELETEs in flight: the engine's per-image cost is mostly fsyncs, which overlap (bench/README.md). */
+const PARALLEL_REMOVALS = 6
 const ATTEMPTS = 4
 const FIRST_BACKOFF_MS = 250
 
 /**
- * Sends the plan's requests in order. A refused request is reported and the
- * rest still run; an engine that stays unreachable ends the run, and what
- * was done until then is still returned.
+ * Sends the plan's requests, up to PARALLEL_REMOVALS at once, each after the steps it depends on
+ * (order.ts). Results are reported in the plan's order. A refused request is reported and the
+ * rest still run; an engine that stays unreachable ends the run, and what was done until then is
+ * still returned.
  */
-export async function execute(engine: Engine, plan: Plan, options: { dryRun: boolean; timeoutMs: number }, log: Log): Promise<Execution> {
-  const { dryRun } = options
-  const done: Done[] = []
-  const skipped: Skip[] = []
-  const deletions = plan.steps.filter(step => step.deleted).length
-  let deletedSoFar = 0
-  for (const [index, step] of plan.steps.entries()) {
-    let result: Done | Skip
+export async function execute(
+  engine: Engine,
+  plan: Plan,
+  options: { dryRun: boolean; timeoutMs: number },
+  images: readonly Image[],
+  log: Log
+): Promise<Execution> {
+  const report = new Reporter(plan, options.dryRun, log)
+  if (options.dryRun) {
+    plan.steps.forEach((step, index) => report.settle(index, planned(step)))
+    return report.execution()
+  }
+  let gone: Error | undefined
+  const outcomes = await runAfter(plan.steps, prerequisites(plan.steps, images), PARALLEL_REMOVALS, async (step, index) => {
+    let outcome: Done | Skip | undefined
     try {
-      result = dryRun ? planned(step) : await send(engine, plan, step, options.timeoutMs)
+      outcome = gone ? undefined : await send(engine, plan, step, options.timeoutMs)
     } catch (error) {
-      const interrupted = `The engine at ${engine.endpoint} stopped answering after ${index} of ${plan.steps.length} requests (${(error as Error).message}); run the step again once it is back.`
-      return { done, skipped, bytes: total(done), interrupted }
+      gone ??= error as Error
     }
-    if ('reason' in result) {
-      skipped.push(result)
-      log.warning(`${step.cause === 'parent' ? shortId(step.imageId) : step.cause}: ${result.message}`)
-      continue
-    }
-    done.push(result)
-    logStep(result, dryRun, log)
-    deletedSoFar += result.deletedImages.length
-    if (deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && deletedSoFar % PROGRESS_EVERY === 0) {
-      log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`)
+    report.settle(index, outcome)
+    return outcome
+  })
+  if (!gone) return report.execution()
+  const sent = outcomes.filter(Boolean).length
+  const interrupted = `The engine at ${engine.endpoint} stopped answering after ${sent} of ${plan.steps.length} requests (${gone.message}); run the step again once it is back.`
+  return { ...report.execution(), interrupted }
+}
+
+/**
+ * Takes outcomes as they come and logs them in the plan's order, as soon as every earlier one is
+ * in, with a progress line every PROGRESS_EVERY deletions. A step never sent settles as undefined.
+ */
+class Reporter {
+  private readonly done: Done[] = []
+  private readonly skipped: Skip[] = []
+  private readonly settled = new Map<number, Done | Skip | undefined>()
+  private readonly deletions: number
+  private next = 0
+  private deletedSoFar = 0
+
+  constructor(
+    plan: Plan,
+    private readonly dryRun: boolean,
+    private readonly log: Log
+  ) {
+    this.deletions = plan.steps.filter(step => step.deleted).length
+  }
+
+  settle(index: number, outcome: Done | Skip | undefined): void {
+    this.settled.set(index, outcome)
+    while (this.settled.has(this.next)) {
+      const ready = this.settled.get(this.next)
+      this.settled.delete(this.next++)
+      if (ready) this.add(ready)
     }
   }
-  return { done, skipped, bytes: total(done) }
+
+  private add(result: Done | Skip): void {
+    if ('reason' in result) return this.skip(result)
+    this.done.push(result)
+    logStep(result, this.dryRun, this.log)
+    this.deletedSoFar += result.deletedImages.length
+    if (this.deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && this.deletedSoFar % PROGRESS_EVERY === 0) {
+      this.log.info(`${this.dryRun ? 'would delete' : 'deleted'} ${this.deletedSoFar}/${this.deletions}`)
+    }
+  }
+
+  private skip(result: Skip): void {
+    this.skipped.push(result)
+    this.log.warning(`${result.ref === 'parent' ? shortId(result.id) : result.ref}: ${result.message}`)
+  }
+
+  execution(): Execution {
+    return { done: this.done, skipped: this.skipped, bytes: total(this.done) }
+  }
 }
 
 const total = (done: Done[]): number => done.reduce((sum, d) => sum + d.bytes, 0)

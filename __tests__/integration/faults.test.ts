@@ -14,6 +14,8 @@ import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
 const MB = 1_000_000
+/** The removals the action has in flight at once (src/remove.ts PARALLEL_REMOVALS). */
+const IN_FLIGHT = 6
 const proxy = proxiesPerTest()
 
 beforeEach(async () => {
@@ -117,9 +119,10 @@ describe('other processes acting between the listing and the removals', () => {
   test('an image someone else deleted first is not an error and not counted', async () => {
     await scene.build('mine:1', { bytes: MB })
     await scene.build('theirs:1', { bytes: 2 * MB })
+    // Removals go out side by side, so the race is staged at the request it concerns.
     let raced = false
     const { host } = await throughProxy(async (r): Promise<Fault> => {
-      if (isDelete(r) && !raced) {
+      if (isDelete(r) && r.url.includes('theirs') && !raced) {
         raced = true
         await scene.rmi('theirs:1')
       }
@@ -137,11 +140,16 @@ describe('other processes acting between the listing and the removals', () => {
     await scene.build('first:1', { bytes: MB })
     const contained = await scene.build('contained:1', { from: 'testbed/busybox:static', bytes: MB })
     const retagged = await scene.build('retagged:1', { bytes: MB })
-    let raced = false
+    // Removals go out side by side, so each race is staged at the request it concerns.
+    const raced = new Set<string>()
     const { host } = await throughProxy(async (r): Promise<Fault> => {
-      if (isDelete(r) && !raced) {
-        raced = true
+      if (!isDelete(r)) return 'forward'
+      if (r.url.includes('contained') && !raced.has('contained')) {
+        raced.add('contained')
         await scene.runContainer('contained:1', { running: false })
+      }
+      if (r.url.includes('retagged') && !raced.has('retagged')) {
+        raced.add('retagged')
         await scene.tag('retagged:1', 'precious:1')
       }
       return 'forward'
@@ -160,8 +168,15 @@ describe('other processes acting between the listing and the removals', () => {
     const deleted = [...outA.deleted, ...outB.deleted]
     expect(new Set(deleted).size).toBe(deleted.length)
     expect(deleted).toHaveLength(80)
-    expect(outA.bytes + outB.bytes).toBe(80 * 20_000)
-    expectReclaimed(outA.bytes + outB.bytes, before, await storage(scene), 80)
+    // The engine deletes a layer in whichever request lets go of it last. When that is one copy's
+    // listing, which holds each layer a moment to size it, while the other copy deletes the image,
+    // no answer names the layer: its bytes are freed, and neither copy can count them. With
+    // removals side by side that happens to a layer now and then; counting one twice never does.
+    const after = await storage(scene)
+    expect(before.layers - after.layers).toBe(80 * 20_000)
+    expect(outA.bytes + outB.bytes).toBeLessThanOrEqual(80 * 20_000)
+    expect((80 * 20_000 - outA.bytes - outB.bytes) % 20_000).toBe(0)
+    expect(outA.bytes + outB.bytes).toBeGreaterThanOrEqual((80 - IN_FLIGHT) * 20_000)
   })
 })
 
@@ -188,9 +203,12 @@ describe('an engine killed in the middle of a long removal', () => {
       await engine.stop()
       engine = await startEngine(root)
       const second = succeeded(await runBundle({ refs: 'doomed:*' }, { host: engine.host }))
-      expect(await new Scene(engine).images()).toEqual([])
-      // The request in flight when the engine died may have finished unseen.
-      expect(partial.deleted.length + second.deleted.length).toBeGreaterThanOrEqual(199)
+      // The engine untags, then deletes: a request in flight when it died may have finished
+      // unseen, or only untagged its image, which no run that names doomed:* finds again.
+      const left = await new Scene(engine).images()
+      expect(left.filter(image => image.tags.length > 0)).toEqual([])
+      expect(left.length).toBeLessThanOrEqual(IN_FLIGHT)
+      expect(partial.deleted.length + second.deleted.length).toBeGreaterThanOrEqual(200 - IN_FLIGHT)
     } finally {
       await engine.stop()
       await unmountLeftovers(root)
