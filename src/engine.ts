@@ -115,11 +115,14 @@ function describe(error: unknown): string {
 /**
  * A read that met other work on the engine, and is worth sending again. The engine fails a list,
  * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
- * copy of the action, say). Before 23.0 it also refuses a /system/df while another runs instead of
- * sharing its answer (moby docs/api/version-history.md, v1.42).
+ * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)".
+ * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
+ * docs/api/version-history.md, v1.42).
  */
+const RACED = /layer does not exist|layer \S+ was not found|disk usage operation is already running/
+
 function raced(error: unknown): boolean {
-  return error instanceof EngineError && ['layer does not exist', 'disk usage operation is already running'].some(text => error.message.includes(text))
+  return error instanceof EngineError && RACED.test(error.message)
 }
 
 function realRefs(values: string[] | null | undefined): string[] {
