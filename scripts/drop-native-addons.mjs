@@ -3,10 +3,11 @@
 // ssh2 (dockerode's SSH transport) loads two optional add-ons when it is required, whatever the
 // endpoint: cpu-features' cpufeatures.node and its own sshcrypto.node. ncc copies them as they were
 // compiled on the machine that ran `npm install`, for that machine's Node ABI, while the runner
-// starts the bundle with the Node that action.yml names. Loaded into every run, they were the one
-// native code in the process when runs ended in SIGSEGV at exit (bench/README.md). Both loads sit
-// in try/catch in ssh2, which then uses its JavaScript code paths. Whether they exist also depends
-// on whether node-gyp could build them, so removing them keeps dist/ the same on every machine.
+// starts the bundle with the Node that action.yml names. They were loaded into every run, and the
+// only native add-ons there when some runs ended in SIGSEGV at exit (bench/README.md; the crash
+// was not reproduced since, so they are suspected, not proven). Both loads sit in try/catch in
+// ssh2, which then uses its JavaScript code paths. Whether they exist also depends on whether
+// node-gyp could build them, so removing them keeps dist/ the same on every machine.
 import { readdirSync, rmSync } from 'node:fs'
 import { join } from 'node:path'
 

@@ -12,8 +12,9 @@ beforeEach(async () => {
 })
 
 // ncc copied ssh2's optional add-ons, compiled for the build machine's Node, into dist/, and
-// ssh2 loaded them into every run; runs that deleted images sometimes ended in SIGSEGV at exit
-// (bench/README.md). The build drops them (scripts/drop-native-addons.mjs).
+// ssh2 loaded them into every run; some runs that deleted images ended in SIGSEGV at exit
+// (bench/README.md). The build drops them (scripts/drop-native-addons.mjs), and ssh2 itself is
+// loaded only for ssh:// engines (src/deferred/).
 describe('the bundle carries no native code', () => {
   test('dist/ holds no native add-on', async () => {
     const files = await readdir(join(REPO_ROOT, 'dist'), { recursive: true })
