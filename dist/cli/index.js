@@ -2418,7 +2418,7 @@ function getChannelzServiceDefinition() {
     }
     /* The purpose of this complexity is to avoid loading @grpc/proto-loader at
      * runtime for users who will not use/enable channelz. */
-    const loaderLoadSync = (__nccwpck_require__(3066)/* .loadSync */ .Yi);
+    const loaderLoadSync = (__nccwpck_require__(155).loadSync);
     const loadedProto = loaderLoadSync('channelz.proto', {
         keepCase: true,
         longs: String,
@@ -8343,7 +8343,7 @@ function loadOrcaProto() {
     }
     /* The purpose of this complexity is to avoid loading @grpc/proto-loader at
      * runtime for users who will not use/enable ORCA. */
-    const loaderLoadSync = (__nccwpck_require__(3066)/* .loadSync */ .Yi);
+    const loaderLoadSync = (__nccwpck_require__(155).loadSync);
     const loadedProto = loaderLoadSync('xds/service/orca/v3/orca.proto', {
         keepCase: true,
         longs: String,
@@ -17261,356 +17261,6 @@ function computeServiceUrl(host, methodName) {
 
 /***/ }),
 
-/***/ 3066:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-var __webpack_unused_export__;
-
-/**
- * @license
- * Copyright 2018 gRPC authors.
- *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- *
- */
-__webpack_unused_export__ = ({ value: true });
-__webpack_unused_export__ = __webpack_unused_export__ = __webpack_unused_export__ = exports.Yi = __webpack_unused_export__ = exports.Ib = __webpack_unused_export__ = __webpack_unused_export__ = void 0;
-const camelCase = __nccwpck_require__(4277);
-const Protobuf = __nccwpck_require__(3928);
-const descriptor = __nccwpck_require__(6412);
-const util_1 = __nccwpck_require__(5972);
-const Long = __nccwpck_require__(6390);
-__webpack_unused_export__ = Long;
-function isAnyExtension(obj) {
-    return ('@type' in obj) && (typeof obj['@type'] === 'string');
-}
-__webpack_unused_export__ = isAnyExtension;
-var IdempotencyLevel;
-(function (IdempotencyLevel) {
-    IdempotencyLevel["IDEMPOTENCY_UNKNOWN"] = "IDEMPOTENCY_UNKNOWN";
-    IdempotencyLevel["NO_SIDE_EFFECTS"] = "NO_SIDE_EFFECTS";
-    IdempotencyLevel["IDEMPOTENT"] = "IDEMPOTENT";
-})(IdempotencyLevel = exports.Ib || (exports.Ib = {}));
-const descriptorOptions = {
-    longs: String,
-    enums: String,
-    bytes: String,
-    defaults: true,
-    oneofs: true,
-    json: true,
-};
-function joinName(baseName, name) {
-    if (baseName === '') {
-        return name;
-    }
-    else {
-        return baseName + '.' + name;
-    }
-}
-function isHandledReflectionObject(obj) {
-    return (obj instanceof Protobuf.Service ||
-        obj instanceof Protobuf.Type ||
-        obj instanceof Protobuf.Enum);
-}
-function isNamespaceBase(obj) {
-    return obj instanceof Protobuf.Namespace || obj instanceof Protobuf.Root;
-}
-function getAllHandledReflectionObjects(obj, parentName) {
-    const objName = joinName(parentName, obj.name);
-    if (isHandledReflectionObject(obj)) {
-        return [[objName, obj]];
-    }
-    else {
-        if (isNamespaceBase(obj) && typeof obj.nested !== 'undefined') {
-            return Object.keys(obj.nested)
-                .map(name => {
-                return getAllHandledReflectionObjects(obj.nested[name], objName);
-            })
-                .reduce((accumulator, currentValue) => accumulator.concat(currentValue), []);
-        }
-    }
-    return [];
-}
-function createDeserializer(cls, options) {
-    return function deserialize(argBuf) {
-        return cls.toObject(cls.decode(argBuf), options);
-    };
-}
-function createSerializer(cls) {
-    return function serialize(arg) {
-        if (Array.isArray(arg)) {
-            throw new Error(`Failed to serialize message: expected object with ${cls.name} structure, got array instead`);
-        }
-        const message = cls.fromObject(arg);
-        return cls.encode(message).finish();
-    };
-}
-function mapMethodOptions(options) {
-    return (options || []).reduce((obj, item) => {
-        for (const [key, value] of Object.entries(item)) {
-            switch (key) {
-                case 'uninterpreted_option':
-                    obj.uninterpreted_option.push(item.uninterpreted_option);
-                    break;
-                default:
-                    obj[key] = value;
-            }
-        }
-        return obj;
-    }, {
-        deprecated: false,
-        idempotency_level: IdempotencyLevel.IDEMPOTENCY_UNKNOWN,
-        uninterpreted_option: [],
-    });
-}
-function createMethodDefinition(method, serviceName, options, fileDescriptors) {
-    /* This is only ever called after the corresponding root.resolveAll(), so we
-     * can assume that the resolved request and response types are non-null */
-    const requestType = method.resolvedRequestType;
-    const responseType = method.resolvedResponseType;
-    return {
-        path: '/' + serviceName + '/' + method.name,
-        requestStream: !!method.requestStream,
-        responseStream: !!method.responseStream,
-        requestSerialize: createSerializer(requestType),
-        requestDeserialize: createDeserializer(requestType, options),
-        responseSerialize: createSerializer(responseType),
-        responseDeserialize: createDeserializer(responseType, options),
-        // TODO(murgatroid99): Find a better way to handle this
-        originalName: camelCase(method.name),
-        requestType: createMessageDefinition(requestType, options, fileDescriptors),
-        responseType: createMessageDefinition(responseType, options, fileDescriptors),
-        options: mapMethodOptions(method.parsedOptions),
-    };
-}
-function createServiceDefinition(service, name, options, fileDescriptors) {
-    const def = {};
-    for (const method of service.methodsArray) {
-        def[method.name] = createMethodDefinition(method, name, options, fileDescriptors);
-    }
-    return def;
-}
-function createMessageDefinition(message, options, fileDescriptors) {
-    const messageDescriptor = message.toDescriptor('proto3');
-    return {
-        format: 'Protocol Buffer 3 DescriptorProto',
-        type: messageDescriptor.$type.toObject(messageDescriptor, descriptorOptions),
-        fileDescriptorProtos: fileDescriptors,
-        serialize: createSerializer(message),
-        deserialize: createDeserializer(message, options)
-    };
-}
-function createEnumDefinition(enumType, fileDescriptors) {
-    const enumDescriptor = enumType.toDescriptor('proto3');
-    return {
-        format: 'Protocol Buffer 3 EnumDescriptorProto',
-        type: enumDescriptor.$type.toObject(enumDescriptor, descriptorOptions),
-        fileDescriptorProtos: fileDescriptors,
-    };
-}
-/**
- * function createDefinition(obj: Protobuf.Service, name: string, options:
- * Options): ServiceDefinition; function createDefinition(obj: Protobuf.Type,
- * name: string, options: Options): MessageTypeDefinition; function
- * createDefinition(obj: Protobuf.Enum, name: string, options: Options):
- * EnumTypeDefinition;
- */
-function createDefinition(obj, name, options, fileDescriptors) {
-    if (obj instanceof Protobuf.Service) {
-        return createServiceDefinition(obj, name, options, fileDescriptors);
-    }
-    else if (obj instanceof Protobuf.Type) {
-        return createMessageDefinition(obj, options, fileDescriptors);
-    }
-    else if (obj instanceof Protobuf.Enum) {
-        return createEnumDefinition(obj, fileDescriptors);
-    }
-    else {
-        throw new Error('Type mismatch in reflection object handling');
-    }
-}
-function createPackageDefinition(root, options) {
-    const def = {};
-    root.resolveAll();
-    const descriptorList = root.toDescriptor('proto3').file;
-    const bufferList = descriptorList.map(value => Buffer.from(descriptor.FileDescriptorProto.encode(value).finish()));
-    for (const [name, obj] of getAllHandledReflectionObjects(root, '')) {
-        def[name] = createDefinition(obj, name, options, bufferList);
-    }
-    return def;
-}
-function createPackageDefinitionFromDescriptorSet(decodedDescriptorSet, options) {
-    options = options || {};
-    const root = Protobuf.Root.fromDescriptor(decodedDescriptorSet);
-    root.resolveAll();
-    return createPackageDefinition(root, options);
-}
-/**
- * Load a .proto file with the specified options.
- * @param filename One or multiple file paths to load. Can be an absolute path
- *     or relative to an include path.
- * @param options.keepCase Preserve field names. The default is to change them
- *     to camel case.
- * @param options.longs The type that should be used to represent `long` values.
- *     Valid options are `Number` and `String`. Defaults to a `Long` object type
- *     from a library.
- * @param options.enums The type that should be used to represent `enum` values.
- *     The only valid option is `String`. Defaults to the numeric value.
- * @param options.bytes The type that should be used to represent `bytes`
- *     values. Valid options are `Array` and `String`. The default is to use
- *     `Buffer`.
- * @param options.defaults Set default values on output objects. Defaults to
- *     `false`.
- * @param options.arrays Set empty arrays for missing array values even if
- *     `defaults` is `false`. Defaults to `false`.
- * @param options.objects Set empty objects for missing object values even if
- *     `defaults` is `false`. Defaults to `false`.
- * @param options.oneofs Set virtual oneof properties to the present field's
- *     name
- * @param options.json Represent Infinity and NaN as strings in float fields,
- *     and automatically decode google.protobuf.Any values.
- * @param options.includeDirs Paths to search for imported `.proto` files.
- */
-function load(filename, options) {
-    return (0, util_1.loadProtosWithOptions)(filename, options).then(loadedRoot => {
-        return createPackageDefinition(loadedRoot, options);
-    });
-}
-__webpack_unused_export__ = load;
-function loadSync(filename, options) {
-    const loadedRoot = (0, util_1.loadProtosWithOptionsSync)(filename, options);
-    return createPackageDefinition(loadedRoot, options);
-}
-exports.Yi = loadSync;
-function fromJSON(json, options) {
-    options = options || {};
-    const loadedRoot = Protobuf.Root.fromJSON(json);
-    loadedRoot.resolveAll();
-    return createPackageDefinition(loadedRoot, options);
-}
-__webpack_unused_export__ = fromJSON;
-function loadFileDescriptorSetFromBuffer(descriptorSet, options) {
-    const decodedDescriptorSet = descriptor.FileDescriptorSet.decode(descriptorSet);
-    return createPackageDefinitionFromDescriptorSet(decodedDescriptorSet, options);
-}
-__webpack_unused_export__ = loadFileDescriptorSetFromBuffer;
-function loadFileDescriptorSetFromObject(descriptorSet, options) {
-    const decodedDescriptorSet = descriptor.FileDescriptorSet.fromObject(descriptorSet);
-    return createPackageDefinitionFromDescriptorSet(decodedDescriptorSet, options);
-}
-__webpack_unused_export__ = loadFileDescriptorSetFromObject;
-(0, util_1.addCommonProtos)();
-//# sourceMappingURL=index.js.map
-
-/***/ }),
-
-/***/ 5972:
-/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
-
-"use strict";
-
-/**
- * @license
- * Copyright 2018 gRPC authors.
- *
- * Licensed under the Apache License, Version 2.0 (the "License");
- * you may not use this file except in compliance with the License.
- * You may obtain a copy of the License at
- *
- *     http://www.apache.org/licenses/LICENSE-2.0
- *
- * Unless required by applicable law or agreed to in writing, software
- * distributed under the License is distributed on an "AS IS" BASIS,
- * WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
- * See the License for the specific language governing permissions and
- * limitations under the License.
- *
- */
-Object.defineProperty(exports, "__esModule", ({ value: true }));
-exports.addCommonProtos = exports.loadProtosWithOptionsSync = exports.loadProtosWithOptions = void 0;
-const fs = __nccwpck_require__(9896);
-const path = __nccwpck_require__(6928);
-const Protobuf = __nccwpck_require__(3928);
-function addIncludePathResolver(root, includePaths) {
-    const originalResolvePath = root.resolvePath;
-    root.resolvePath = (origin, target) => {
-        if (path.isAbsolute(target)) {
-            return target;
-        }
-        for (const directory of includePaths) {
-            const fullPath = path.join(directory, target);
-            try {
-                fs.accessSync(fullPath, fs.constants.R_OK);
-                return fullPath;
-            }
-            catch (err) {
-                continue;
-            }
-        }
-        process.emitWarning(`${target} not found in any of the include paths ${includePaths}`);
-        return originalResolvePath(origin, target);
-    };
-}
-async function loadProtosWithOptions(filename, options) {
-    const root = new Protobuf.Root();
-    options = options || {};
-    if (!!options.includeDirs) {
-        if (!Array.isArray(options.includeDirs)) {
-            return Promise.reject(new Error('The includeDirs option must be an array'));
-        }
-        addIncludePathResolver(root, options.includeDirs);
-    }
-    const loadedRoot = await root.load(filename, options);
-    loadedRoot.resolveAll();
-    return loadedRoot;
-}
-exports.loadProtosWithOptions = loadProtosWithOptions;
-function loadProtosWithOptionsSync(filename, options) {
-    const root = new Protobuf.Root();
-    options = options || {};
-    if (!!options.includeDirs) {
-        if (!Array.isArray(options.includeDirs)) {
-            throw new Error('The includeDirs option must be an array');
-        }
-        addIncludePathResolver(root, options.includeDirs);
-    }
-    const loadedRoot = root.loadSync(filename, options);
-    loadedRoot.resolveAll();
-    return loadedRoot;
-}
-exports.loadProtosWithOptionsSync = loadProtosWithOptionsSync;
-/**
- * Load Google's well-known proto files that aren't exposed by Protobuf.js.
- */
-function addCommonProtos() {
-    // Protobuf.js exposes: any, duration, empty, field_mask, struct, timestamp,
-    // and wrappers. compiler/plugin is excluded in Protobuf.js and here.
-    // Using constant strings for compatibility with tools like Webpack
-    const apiDescriptor = __nccwpck_require__(5434);
-    const descriptorDescriptor = __nccwpck_require__(3951);
-    const sourceContextDescriptor = __nccwpck_require__(2939);
-    const typeDescriptor = __nccwpck_require__(6710);
-    Protobuf.common('api', apiDescriptor.nested.google.nested.protobuf.nested);
-    Protobuf.common('descriptor', descriptorDescriptor.nested.google.nested.protobuf.nested);
-    Protobuf.common('source_context', sourceContextDescriptor.nested.google.nested.protobuf.nested);
-    Protobuf.common('type', typeDescriptor.nested.google.nested.protobuf.nested);
-}
-exports.addCommonProtos = addCommonProtos;
-//# sourceMappingURL=util.js.map
-
-/***/ }),
-
 /***/ 6081:
 /***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
 
@@ -23489,7 +23139,7 @@ module.exports = Modem;
 /***/ 954:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var Client = (__nccwpck_require__(5472).Client),
+var Client = (__nccwpck_require__(2689)/* .Client */ .K),
   http = __nccwpck_require__(8611);
 
 module.exports = function (opt) {
@@ -28430,8 +28080,8 @@ module.exports = Service;
 /***/ 638:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
-var grpc = __nccwpck_require__(3033),
-  protoLoader = __nccwpck_require__(6081),
+var grpc = __nccwpck_require__(1442),
+  protoLoader = __nccwpck_require__(155),
   path = __nccwpck_require__(6928),
   crypto = __nccwpck_require__(6982);
 
@@ -95751,6 +95401,41 @@ function wrappy (fn, cb) {
 
 /***/ }),
 
+/***/ 1442:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+// Stands in for @grpc/grpc-js in the bundle (tsconfig.json "paths"). dockerode requires it as it
+// loads, for BuildKit sessions that this action never opens; with protobufjs it costs every run
+// about 60 ms of CPU at start-up. It is loaded on first use.
+module.exports = new Proxy({}, { get: (_, key) => __nccwpck_require__(3033)[key] })
+
+
+/***/ }),
+
+/***/ 155:
+/***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
+
+// Stands in for @grpc/proto-loader in the bundle, as grpc-js.js does for @grpc/grpc-js.
+module.exports = new Proxy({}, { get: (_, key) => __nccwpck_require__(6081)[key] })
+
+
+/***/ }),
+
+/***/ 2689:
+/***/ ((__unused_webpack_module, exports, __nccwpck_require__) => {
+
+// Stands in for ssh2 in the bundle (tsconfig.json "paths", which ncc follows for every module it
+// bundles). docker-modem requires ssh2 as it loads, though only ssh:// endpoints use it, and ssh2
+// costs every run about 30 ms of CPU and 5 MB at start-up. docker-modem takes only Client from it,
+// so ssh2 is loaded when the first Client is made.
+exports.K = function Client(...args) {
+  const { Client: Real } = __nccwpck_require__(5472)
+  return new Real(...args)
+}
+
+
+/***/ }),
+
 /***/ 5243:
 /***/ ((module, __unused_webpack_exports, __nccwpck_require__) => {
 
@@ -101763,6 +101448,8 @@ const NEWEST_API = '1.45';
 /** An engine that does not answer its first request this fast is taken as unreachable. */
 const FIRST_CONTACT_MS = 10_000;
 const PARALLEL_INSPECTS = 8;
+const READ_ATTEMPTS = 6;
+const READ_BACKOFF_MS = 200;
 const engine_FULL_ID = /^sha256:[0-9a-f]{64}$/;
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
 async function connect(endpoint, timeoutMs) {
@@ -101806,6 +101493,17 @@ function describe(error) {
     const err = error;
     return (err.json?.message ?? err.message ?? String(error)).replace(/\s+$/, '').replace(/\.$/, '');
 }
+/**
+ * A read that met other work on the engine, and is worth sending again. The engine fails a list,
+ * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
+ * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)".
+ * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
+ * docs/api/version-history.md, v1.42).
+ */
+const RACED = /layer does not exist|layer \S+ was not found|disk usage operation is already running/;
+function raced(error) {
+    return error instanceof EngineError && RACED.test(error.message);
+}
 function realRefs(values) {
     return (values ?? []).filter(ref => !ref.startsWith('<none>'));
 }
@@ -101821,7 +101519,7 @@ class DockerEngine {
         this.docker = docker;
     }
     async images() {
-        const list = await this.call(() => this.docker.listImages({ all: true }));
+        const list = await this.read(() => this.docker.listImages({ all: true }));
         return list.map(info => ({
             id: info.Id,
             parentId: info.ParentId ?? '',
@@ -101866,7 +101564,7 @@ class DockerEngine {
      */
     async unlessGone(request) {
         try {
-            return await this.call(request);
+            return await this.read(request);
         }
         catch (error) {
             if (error instanceof EngineError && error.statusCode === 404)
@@ -101886,11 +101584,26 @@ class DockerEngine {
         const items = (await this.call(() => this.docker.getImage(target).remove({ force, noprune: true })));
         return (items ?? []).map(item => ({ untagged: item.Untagged, deleted: item.Deleted }));
     }
-    async storage() {
+    storage() {
+        return this.read(() => this.diskUsage());
+    }
+    async diskUsage() {
         // Without type=image the engine also sizes every container's filesystem.
         const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {};
-        const df = await this.call(() => new Promise((resolve, reject) => this.docker.modem.dial({ path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data)))));
+        const df = await new Promise((resolve, reject) => this.docker.modem.dial({ path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data))));
         return df.LayersSize ?? 0;
+    }
+    async read(request) {
+        for (let attempt = 1;; attempt++) {
+            try {
+                return await this.call(request);
+            }
+            catch (error) {
+                if (!raced(error) || attempt === READ_ATTEMPTS)
+                    throw error;
+                await new Promise(resolve => setTimeout(resolve, READ_BACKOFF_MS * attempt));
+            }
+        }
     }
     async call(request) {
         try {
@@ -102511,46 +102224,151 @@ function parseRefSpecOrThrow(ref, key) {
     return spec;
 }
 
+;// CONCATENATED MODULE: ./src/order.ts
+/**
+ * For each step of a plan, the earlier steps it must wait for when requests run side by side.
+ *
+ * The plan's order is right for one request at a time. Two steps may overlap only when neither
+ * can change what the other does: they touch different images, and neither image is the other's
+ * parent. A parent's deletion is refused while a child exists, and untagging its last tag deletes
+ * it once no child is left, so steps on a parent and on its children keep their order.
+ */
+function prerequisites(steps, images) {
+    const parentOf = new Map(images.map(image => [image.id, image.parentId]));
+    const children = new Map();
+    for (const { id, parentId } of images)
+        if (parentId)
+            children.set(parentId, [...(children.get(parentId) ?? []), id]);
+    // The latest step on an image stands for all before it: each waits for the one before.
+    const latest = new Map();
+    return steps.map((step, index) => {
+        const related = [step.imageId, parentOf.get(step.imageId) ?? '', ...(children.get(step.imageId) ?? [])];
+        const waits = new Set(related.flatMap(id => latest.get(id) ?? []));
+        latest.set(step.imageId, index);
+        return [...waits];
+    });
+}
+/**
+ * Runs `work` on every item, at most `width` at once, each only once the items `waits` lists
+ * for it have finished; answers in the items' order. `waits` may only name earlier items.
+ */
+async function runAfter(items, waits, width, work) {
+    const slots = new Slots(width);
+    const finished = [];
+    for (const [index, item] of items.entries()) {
+        finished.push(Promise.all(waits[index].map(earlier => finished[earlier])).then(() => slots.run(() => work(item, index))));
+    }
+    return Promise.all(finished);
+}
+/** A counting semaphore that lets waiters in the order they came. */
+class Slots {
+    free;
+    queue = [];
+    constructor(free) {
+        this.free = free;
+    }
+    async run(work) {
+        if (this.free > 0)
+            this.free--;
+        else
+            await new Promise(resolve => this.queue.push(resolve));
+        try {
+            return await work();
+        }
+        finally {
+            const next = this.queue.shift();
+            if (next)
+                next();
+            else
+                this.free++;
+        }
+    }
+}
+
 ;// CONCATENATED MODULE: ./src/remove.ts
 
 
 
+
 const PROGRESS_EVERY = 25;
+/** DELETEs in flight: the engine's per-image cost is mostly fsyncs, which overlap (bench/README.md). */
+const PARALLEL_REMOVALS = 6;
 const ATTEMPTS = 4;
 const FIRST_BACKOFF_MS = 250;
 /**
- * Sends the plan's requests in order. A refused request is reported and the
- * rest still run; an engine that stays unreachable ends the run, and what
- * was done until then is still returned.
+ * Sends the plan's requests, up to PARALLEL_REMOVALS at once, each after the steps it depends on
+ * (order.ts). Results are reported in the plan's order. A refused request is reported and the
+ * rest still run; an engine that stays unreachable ends the run, and what was done until then is
+ * still returned.
  */
-async function execute(engine, plan, options, log) {
-    const { dryRun } = options;
-    const done = [];
-    const skipped = [];
-    const deletions = plan.steps.filter(step => step.deleted).length;
-    let deletedSoFar = 0;
-    for (const [index, step] of plan.steps.entries()) {
-        let result;
+async function execute(engine, plan, options, images, log) {
+    const report = new Reporter(plan, options.dryRun, log);
+    if (options.dryRun) {
+        plan.steps.forEach((step, index) => report.settle(index, planned(step)));
+        return report.execution();
+    }
+    let gone;
+    const outcomes = await runAfter(plan.steps, prerequisites(plan.steps, images), PARALLEL_REMOVALS, async (step, index) => {
+        let outcome;
         try {
-            result = dryRun ? planned(step) : await send(engine, plan, step, options.timeoutMs);
+            outcome = gone ? undefined : await send(engine, plan, step, options.timeoutMs);
         }
         catch (error) {
-            const interrupted = `The engine at ${engine.endpoint} stopped answering after ${index} of ${plan.steps.length} requests (${error.message}); run the step again once it is back.`;
-            return { done, skipped, bytes: total(done), interrupted };
+            gone ??= error;
         }
-        if ('reason' in result) {
-            skipped.push(result);
-            log.warning(`${step.cause === 'parent' ? simulation_shortId(step.imageId) : step.cause}: ${result.message}`);
-            continue;
-        }
-        done.push(result);
-        logStep(result, dryRun, log);
-        deletedSoFar += result.deletedImages.length;
-        if (deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && deletedSoFar % PROGRESS_EVERY === 0) {
-            log.info(`${dryRun ? 'would delete' : 'deleted'} ${deletedSoFar}/${deletions}`);
+        report.settle(index, outcome);
+        return outcome;
+    });
+    if (!gone)
+        return report.execution();
+    const sent = outcomes.filter(Boolean).length;
+    const interrupted = `The engine at ${engine.endpoint} stopped answering after ${sent} of ${plan.steps.length} requests (${gone.message}); run the step again once it is back.`;
+    return { ...report.execution(), interrupted };
+}
+/**
+ * Takes outcomes as they come and logs them in the plan's order, as soon as every earlier one is
+ * in, with a progress line every PROGRESS_EVERY deletions. A step never sent settles as undefined.
+ */
+class Reporter {
+    dryRun;
+    log;
+    done = [];
+    skipped = [];
+    settled = new Map();
+    deletions;
+    next = 0;
+    deletedSoFar = 0;
+    constructor(plan, dryRun, log) {
+        this.dryRun = dryRun;
+        this.log = log;
+        this.deletions = plan.steps.filter(step => step.deleted).length;
+    }
+    settle(index, outcome) {
+        this.settled.set(index, outcome);
+        while (this.settled.has(this.next)) {
+            const ready = this.settled.get(this.next);
+            this.settled.delete(this.next++);
+            if (ready)
+                this.add(ready);
         }
     }
-    return { done, skipped, bytes: total(done) };
+    add(result) {
+        if ('reason' in result)
+            return this.skip(result);
+        this.done.push(result);
+        logStep(result, this.dryRun, this.log);
+        this.deletedSoFar += result.deletedImages.length;
+        if (this.deletions >= PROGRESS_EVERY && result.deletedImages.length > 0 && this.deletedSoFar % PROGRESS_EVERY === 0) {
+            this.log.info(`${this.dryRun ? 'would delete' : 'deleted'} ${this.deletedSoFar}/${this.deletions}`);
+        }
+    }
+    skip(result) {
+        this.skipped.push(result);
+        this.log.warning(`${result.ref === 'parent' ? simulation_shortId(result.id) : result.ref}: ${result.message}`);
+    }
+    execution() {
+        return { done: this.done, skipped: this.skipped, bytes: total(this.done) };
+    }
 }
 const total = (done) => done.reduce((sum, d) => sum + d.bytes, 0);
 function planned(step) {
@@ -102662,7 +102480,7 @@ async function reclaim(settings, log, now = Date.now()) {
     // With a target the plan has measured every layer, which /system/df would only repeat.
     const storageBefore = targets ? planned.storage.before : await engine.storage();
     const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
-    const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, log));
+    const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log));
     const predicted = storageBefore - execution.bytes;
     // The engine is asked again only when this run changed something it could measure: never in a
     // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
