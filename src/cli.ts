@@ -94,7 +94,10 @@ function report(result: Result): string {
     const age = row.created === undefined ? '' : formatAge(row.created, result.now)
     lines.push(`  ${row.outcome.padEnd(20)} ${row.ref.padEnd(40)} ${shortId(row.id).padEnd(12)} ${age.padEnd(10)} ${formatBytes(row.bytes)}`)
   }
-  lines.push(`Image storage: ${formatBytes(result.storageBefore)} before, ${formatBytes(result.storageAfter)} after.`)
+  const { storageBefore, storageAfter } = result
+  if (storageBefore !== undefined && storageAfter !== undefined) {
+    lines.push(`Image storage: ${formatBytes(storageBefore)} before, ${formatBytes(storageAfter)} after.`)
+  }
   if (result.target) lines.push(`Storage target ${result.target.met ? 'met' : 'not met'}.`)
   return `${lines.join('\n')}\n`
 }

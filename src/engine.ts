@@ -2,24 +2,30 @@ import type Docker from 'dockerode'
 import { ConnectionError, connectionFailure, connectionOptions, openDocker, withTimeout, type ConnectionOptions } from './connection'
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
-import { parseNamed } from './reference'
-import type { Container, Image, Layer } from './model'
+import { familiarString, parseNamed } from './reference'
+import type { Container, Image, ImageStore, Layer } from './model'
 
 /** The only part of the Engine API the action uses. */
 export interface Engine {
   /** As it may be shown: any password in it is ***. */
   readonly endpoint: string
   readonly apiVersion: string
-  /** Podman: a forced removal deletes the image's containers too, running or not. */
-  readonly forceRemovesContainers: boolean
+  /** How it keeps images, which decides how it deletes them. */
+  readonly store: ImageStore
   images(): Promise<Image[]>
   containers(): Promise<Container[]>
   /** One inspect per image: its layer chain, and when it was last tagged. */
   details(images: Image[]): Promise<Details>
   /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
   remove(target: string, force: boolean): Promise<RemovedItem[]>
-  /** Bytes of image layers in the engine's store (`/system/df` LayersSize). */
-  storage(): Promise<number>
+  /** Whether an image with this ID is still there. */
+  exists(id: string): Promise<boolean>
+  /**
+   * Bytes of image layers in the engine's store (`/system/df` LayersSize), where that is what
+   * removals free: not on Podman (always 0) nor on the containerd store (snapshots only, while
+   * a removal frees the layer's blob as well).
+   */
+  storage(): Promise<number | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
 }
@@ -63,9 +69,11 @@ const NEWEST_API = '1.45'
 /** An engine that does not answer its first request this fast is taken as unreachable. */
 const FIRST_CONTACT_MS = 10_000
 const PARALLEL_INSPECTS = 8
-const READ_ATTEMPTS = 6
+/** The stores' own listing races (testbed/ENGINES.md) outlast a few quick retries: podman's for seconds. */
+const READ_ATTEMPTS = 8
 const READ_BACKOFF_MS = 200
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
+const BARE_ID = /^[0-9a-f]{64}$/
 
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
 export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<Engine> {
@@ -85,8 +93,20 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
     throw new EngineError(`Cannot reach the Docker engine at ${where}: ${connectionFailure(error, endpoint) ?? describe(error)}.`)
   }
   const apiVersion = olderVersion(version.ApiVersion, NEWEST_API)
-  const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name))
-  return new DockerEngine(where, apiVersion, podman, openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` }))
+  const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
+  return new DockerEngine(where, apiVersion, await imageStore(docker, version), docker)
+}
+
+/**
+ * Podman names itself among the version's components; Docker's containerd
+ * image store says so in /info's DriverStatus (`docker info` shows it as
+ * driver-type), whatever snapshotter it uses.
+ */
+async function imageStore(docker: Docker, version: Docker.DockerVersion): Promise<ImageStore> {
+  if ((version.Components ?? []).some(component => /podman/i.test(component.Name))) return 'podman'
+  const info = (await docker.info().catch(() => ({}))) as { DriverStatus?: [string, string][] | null }
+  const snapshotter = (info.DriverStatus ?? []).some(([key, value]) => key === 'driver-type' && value.startsWith('io.containerd.snapshotter'))
+  return snapshotter ? 'containerd' : 'graphdriver'
 }
 
 function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
@@ -115,46 +135,75 @@ function describe(error: unknown): string {
 /**
  * A read that met other work on the engine, and is worth sending again. The engine fails a list,
  * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
- * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)".
+ * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
+ * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image".
  * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
-const RACED = /layer does not exist|layer \S+ was not found|disk usage operation is already running/
+const RACED = /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|disk usage operation is already running/
 
 function raced(error: unknown): boolean {
   return error instanceof EngineError && RACED.test(error.message)
 }
 
+/**
+ * References in Docker's familiar form (Podman answers docker.io/library/app:1 for app:1),
+ * without the `<none>:<none>` that older APIs list for none.
+ */
 function realRefs(values: string[] | null | undefined): string[] {
-  return (values ?? []).filter(ref => !ref.startsWith('<none>'))
+  return (values ?? []).filter(ref => !ref.startsWith('<none>')).map(familiarRef)
+}
+
+function familiarRef(ref: string): string {
+  const parsed = parseNamed(ref)
+  return parsed ? familiarString(parsed) : ref
+}
+
+/** Podman answers some IDs and every ParentId as bare hex; every other engine as sha256:<hex>. */
+function imageId(id: string | undefined): string {
+  return id && BARE_ID.test(id) ? `sha256:${id}` : (id ?? '')
 }
 
 class DockerEngine implements Engine {
   constructor(
     readonly endpoint: string,
     readonly apiVersion: string,
-    readonly forceRemovesContainers: boolean,
+    readonly store: ImageStore,
     private readonly docker: Docker
   ) {}
 
   async images(): Promise<Image[]> {
     const list = await this.read(() => this.docker.listImages({ all: true }))
     return list.map(info => ({
-      id: info.Id,
-      parentId: info.ParentId ?? '',
+      id: imageId(info.Id),
+      parentId: imageId(info.ParentId),
       tags: realRefs(info.RepoTags),
-      digests: realRefs(info.RepoDigests),
+      digests: this.digestsOf(info),
       created: info.Created * 1000,
       size: info.Size,
       labels: info.Labels ?? {}
     }))
   }
 
+  /**
+   * The containerd store and Podman list `repo@<digest>` as a view of the image's own digest
+   * (containerd: its ID) for some or all of its tagged repositories: given for all here, so
+   * that a digest reference names the same image whichever the engine chose to list.
+   */
+  private digestsOf(info: Docker.ImageInfo): string[] {
+    const listed = realRefs(info.RepoDigests)
+    if (this.store === 'graphdriver') return listed
+    const digests = new Set(listed.map(ref => ref.slice(ref.indexOf('@') + 1)))
+    if (this.store === 'containerd') digests.add(imageId(info.Id))
+    const repos = new Set(realRefs(info.RepoTags).map(tag => familiarString({ name: parseNamed(tag)?.name ?? tag })))
+    return [...repos].flatMap(repo => [...digests].map(digest => `${repo}@${digest}`))
+  }
+
   async containers(): Promise<Container[]> {
     const list = await this.call(() => this.docker.listContainers({ all: true }))
     return list.map(info => ({
       id: info.Id,
-      imageId: info.ImageID,
+      imageId: imageId(info.ImageID),
       running: ['running', 'paused', 'restarting'].includes(info.State),
       created: info.Created * 1000
     }))
@@ -205,11 +254,19 @@ class DockerEngine implements Engine {
       Untagged?: string
       Deleted?: string
     }[]
-    return (items ?? []).map(item => ({ untagged: item.Untagged, deleted: item.Deleted }))
+    return (items ?? []).map(item => ({
+      untagged: item.Untagged === undefined ? undefined : familiarRef(item.Untagged),
+      deleted: item.Deleted === undefined ? undefined : imageId(item.Deleted)
+    }))
   }
 
-  storage(): Promise<number> {
-    return this.read(() => this.diskUsage())
+  async exists(id: string): Promise<boolean> {
+    if (!FULL_ID.test(id)) throw new EngineError(`refusing to send "${id}" to the engine`)
+    return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined
+  }
+
+  async storage(): Promise<number | undefined> {
+    return this.store === 'graphdriver' ? this.read(() => this.diskUsage()) : undefined
   }
 
   private async diskUsage(): Promise<number> {

@@ -35,10 +35,13 @@ export async function sizeLayers(
 ): Promise<Map<string, Layer[]>> {
   const known = new Map<string, number>()
   const needHistory: Stack[] = []
-  for (const stack of [...stacks].sort((a, b) => a.chain.length - b.chain.length)) {
+  // Images over one chain differ in size by their own metadata on some stores (a LABEL step's
+  // config): the smallest sizes it, whatever order the engine lists them in.
+  const order = (a: Stack, b: Stack): number => a.chain.length - b.chain.length || a.size - b.size || a.id.localeCompare(b.id)
+  for (const stack of [...stacks].sort(order)) {
     if (!deduce(stack, known)) needHistory.push(stack)
   }
-  for (const stack of needHistory) {
+  for (const stack of needHistory.sort((a, b) => a.chain.length - b.chain.length || a.id.localeCompare(b.id))) {
     if (!deduce(stack, known)) alignHistory(stack, await history(stack.id), known)
   }
   return new Map(stacks.map(s => [s.id, s.chain.map(chainId => ({ chainId, size: known.get(chainId) ?? 0 }))]))
@@ -65,7 +68,26 @@ function alignHistory(stack: Stack, entries: HistoryEntry[], known: Map<string, 
   if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0 || !e.createdBy.includes('#(nop)'))
   if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0)
   const offset = stack.chain.length - layers.length
-  stack.chain.forEach((chainId, i) => {
-    if (!known.has(chainId)) known.set(chainId, i >= offset ? layers[i - offset].size : 0)
+  const unknown = stack.chain.map((chainId, i) => ({ chainId, i })).filter(({ chainId }) => !known.has(chainId))
+  const rest = stack.size - stack.chain.reduce((sum, c) => sum + (known.get(c) ?? 0), 0)
+  const sizes = fit(unknown.map(({ i }) => (i >= offset ? layers[i - offset].size : 0)), rest)
+  unknown.forEach(({ chainId }, n) => known.set(chainId, sizes[n]))
+}
+
+/**
+ * History sizes a layer as one store keeps it and `Size` as another may:
+ * the containerd store's history counts the unpacked snapshot, its `Size`
+ * the compressed blob as well, and removing the image frees both. So the
+ * history only says how the image's own bytes split between its layers;
+ * the image's size says how many there are (on overlay2 the two agree).
+ */
+function fit(sizes: number[], total: number): number[] {
+  const sum = sizes.reduce((a, b) => a + b, 0)
+  if (sum <= 0 || total <= 0 || total === sum) return sizes
+  let left = total
+  return sizes.map((size, n) => {
+    const share = n === sizes.length - 1 ? left : Math.round((size * total) / sum)
+    left -= share
+    return share
   })
 }

@@ -34,13 +34,20 @@ export interface EngineState {
   containers: Container[]
   /** Layer chains by image ID: needed only once something may be deleted. */
   layers: Map<string, Layer[]>
-  /** Podman: forcing the removal of an image deletes its containers too. */
-  forceRemovesContainers?: boolean
+  /** How the engine keeps images, which decides its delete rules; overlay2's `graphdriver` when absent. */
+  store?: ImageStore
   /** When each image was last tagged, where the engine records it: read only when "use" matters. */
   lastTagged?: Map<string, number>
   /** Bytes free on the filesystem under the engine's data root: read only for `min-free`. */
   freeBytes?: number
 }
+
+/**
+ * Docker's graph drivers (overlay2 and the like), Docker's containerd image
+ * store (the default from Docker 29), or Podman's containers/storage. Each
+ * deletes by rules of its own: testbed/ENGINES.md lists what differs.
+ */
+export type ImageStore = 'graphdriver' | 'containerd' | 'podman'
 
 export type SkipReason =
   | 'not-found'

@@ -1,6 +1,6 @@
 import { passes, type Anchors, type Filters } from './filters'
 import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
-import { Simulation, isSingleReference, shortId, type Outcome } from './simulation'
+import { Simulation, shortId, type Outcome } from './simulation'
 import { lastUse, newestPerRepository, type AgeBasis } from './usage'
 import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
 
@@ -58,6 +58,8 @@ export interface Step {
   named: boolean
   untagged: string[]
   deleted: boolean
+  /** Untagged parents the engine deletes along with it (Podman, which ignores noprune). */
+  pruned: string[]
   /** Chain IDs of the layers the step frees. */
   freed: string[]
   bytes: number
@@ -69,10 +71,10 @@ export interface Plan {
   /** Images a ref named that the filters left out. */
   filteredOut: { ref: string; id: string }[]
   bytes: number
-  /** Layer sizes by chain ID, to price what the engine reports deleted. */
-  layerSizes: Map<string, number>
   /** Meaningful only when the state held every image's layers. */
   storage: Storage
+  /** The engine as the plan found it, to price what the engine reports deleted. */
+  state: EngineState
 }
 
 /** The cause of steps a storage target asked for. */
@@ -127,9 +129,7 @@ class Planner {
     if (this.selection.untagAdded) this.untagAdded()
     if (this.selection.prune !== 'none') this.prune(this.selection.prune)
     if (this.selection.targets) this.evict(this.selection.targets)
-    const layerSizes = new Map<string, number>()
-    for (const layers of this.state.layers.values()) for (const l of layers) layerSizes.set(l.chainId, l.size)
-    return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, layerSizes, storage: this.storage() }
+    return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, storage: this.storage(), state: this.state }
   }
 
   private storage(): Storage {
@@ -187,7 +187,7 @@ class Planner {
   /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
   private evictable(id: string): boolean {
     const image = this.image(id)
-    const intermediate = this.sim.refs(id).length === 0 && this.sim.hasChildren(id)
+    const intermediate = this.sim.unnamed(id) && this.sim.hasChildren(id)
     return (
       !intermediate &&
       !this.isPreexisting(id) &&
@@ -289,13 +289,13 @@ class Planner {
     if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
     const force = this.selection.force && this.sim.needsForce(id, byName)
     const stopped = this.sim.usedBy(id)[0]
-    if (force && stopped && this.state.forceRemovesContainers) {
+    if (force && stopped && this.sim.store === 'podman') {
       const message = `image is being used by stopped container ${shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`
       return this.skip(ref, id, 'in-use-stopped', message, named)
     }
     const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
     if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
-    this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named)
+    this.record(ref, id, byName ?? id, force, outcome, this.pruneParentsToo(), named)
   }
 
   private isPreexisting(id: string, ref?: string): boolean {
@@ -312,7 +312,7 @@ class Planner {
     if (!this.isPreexisting(id)) return undefined
     if (!byName || this.isPreexisting(id, byName)) return 'was on the engine before the job started'
     const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName))
-    if (others.length > 0 || this.sim.hasChildren(id)) return undefined
+    if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.childrenKeep)) return undefined
     return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it'
   }
 
@@ -346,8 +346,14 @@ class Planner {
     if (!outcome.ok) return this.skip(this.label(id), id, outcome.reason, outcome.message, false)
     const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0)
     this.freed += bytes
-    this.steps.push({ target, force, imageId: id, cause, named, untagged: outcome.untagged, deleted: outcome.deleted, freed: outcome.freed, bytes })
+    const { untagged, deleted, pruned, freed } = outcome
+    this.steps.push({ target, force, imageId: id, cause, named, untagged, deleted, pruned, freed, bytes })
     if (outcome.deleted && pruneParents) this.pruneParents(this.image(id).parentId)
+  }
+
+  /** Whether to send parent removals after a deletion: Podman prunes them itself, ignoring noprune. */
+  private pruneParentsToo(): boolean {
+    return !this.selection.noPrune && !this.sim.prunesParents
   }
 
   /**
@@ -355,7 +361,7 @@ class Planner {
    * always asked with noprune=1) so that keep rules hold for parents too.
    */
   private pruneParents(id: string): void {
-    if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id)) return
+    if (!id || !this.sim.alive(id) || !this.sim.unnamed(id) || this.sim.hasChildren(id) || this.isPreexisting(id)) return
     if (this.sim.usedBy(id).length > 0 || this.protection(id)) return
     this.record('parent', id, id, false, this.sim.removeById(id, false), true)
   }
@@ -377,7 +383,7 @@ class Planner {
 
   /** What `docker image prune -a` considers: everything but untagged intermediates. */
   private isPrunable(id: string): boolean {
-    return this.sim.refs(id).length > 0 || !this.sim.hasChildren(id)
+    return !this.sim.unnamed(id) || !this.sim.hasChildren(id)
   }
 
   /**
@@ -392,13 +398,17 @@ class Planner {
     if (stopped) {
       return this.skip(this.label(id), id, 'in-use-stopped', `image is being used by stopped container ${shortId(stopped.id)}`, false)
     }
-    const refs = this.sim.refs(id)
-    if (refs.length === 0 || isSingleReference(refs)) {
-      return this.record(cause, id, id, false, this.sim.removeById(id, false), !this.selection.noPrune)
+    if (this.sim.hasChildren(id) && !this.sim.childrenBlock) {
+      // Stores that would delete it take a name and free nothing: the images built on it hold its layers.
+      return this.skip(this.label(id), id, 'has-children', 'other images that stay are built on it', false)
     }
-    for (const ref of refs) {
+    const pruneParents = this.pruneParentsToo()
+    if (this.sim.unnamed(id) || this.sim.singleReference(id)) {
+      return this.record(cause, id, id, false, this.sim.removeById(id, false), pruneParents)
+    }
+    for (const ref of this.sim.names(id)) {
       const outcome = this.sim.removeByName(id, ref, false)
-      this.record(cause, id, ref, false, outcome, !this.selection.noPrune)
+      this.record(cause, id, ref, false, outcome, pruneParents)
       if (!outcome.ok || outcome.deleted) return
     }
   }

@@ -31,8 +31,9 @@ export interface Result {
   untagged: string[]
   skipped: Skip[]
   rows: Row[]
-  storageBefore: number
-  storageAfter: number
+  /** The engine's image storage, where it has a figure for what removals free (see Engine.storage). */
+  storageBefore?: number
+  storageAfter?: number
   /** Set when the settings gave a storage target. */
   target?: TargetResult
   now: number
@@ -76,14 +77,15 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const storageBefore = targets ? planned.storage.before : await engine.storage()
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
-  const predicted = storageBefore - execution.bytes
+  const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
   // The engine is asked again only when this run changed something it could measure: never in a
   // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
-  const storageAfter = changed && !targets ? await engine.storage().catch(() => predicted) : predicted
-  const target = targets && (await judge(engine, targets, planned, storageAfter, changed))
-  if (target && !target.met) log.warning(missed(target, storageAfter))
+  const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.storage().catch(() => predicted) : predicted
+  const targetStorage = planned.storage.before - execution.bytes
+  const target = targets && (await judge(engine, targets, planned, targetStorage, changed))
+  if (target && !target.met) log.warning(missed(target, targetStorage))
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope })
 }
@@ -112,7 +114,7 @@ function missed(target: TargetResult, storageAfter: number): string {
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<{ state: EngineState; planned: Plan }> {
   const [images, containers] = await Promise.all([engine.images(), engine.containers()])
-  const state: EngineState = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers }
+  const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
   const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
   if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
   let planned = usageMatters ? undefined : plan(state, settings, now)
@@ -135,7 +137,7 @@ function summarize(
   state: EngineState,
   planned: Plan,
   execution: Execution,
-  extra: { storageBefore: number; storageAfter: number; target?: TargetResult; now: number; jobScope: boolean }
+  extra: { storageBefore?: number; storageAfter?: number; target?: TargetResult; now: number; jobScope: boolean }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
   const skipped = [...planned.skipped, ...execution.skipped]

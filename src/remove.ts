@@ -1,4 +1,5 @@
 import { EngineError, type Engine, type RemovedItem } from './engine'
+import { Ledger } from './ledger'
 import { shortId } from './simulation'
 import { formatBytes } from './units'
 import type { Log } from './log'
@@ -46,11 +47,12 @@ export async function execute(
     plan.steps.forEach((step, index) => report.settle(index, planned(step)))
     return report.execution()
   }
+  const ledger = new Ledger(plan.state)
   let gone: Error | undefined
   const outcomes = await runAfter(plan.steps, prerequisites(plan.steps, images), PARALLEL_REMOVALS, async (step, index) => {
     let outcome: Done | Skip | undefined
     try {
-      outcome = gone ? undefined : await send(engine, plan, step, options.timeoutMs)
+      outcome = gone ? undefined : await send(engine, ledger, step, options.timeoutMs)
     } catch (error) {
       gone ??= error as Error
     }
@@ -115,27 +117,43 @@ class Reporter {
 const total = (done: Done[]): number => done.reduce((sum, d) => sum + d.bytes, 0)
 
 function planned(step: Step): Done {
-  return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId] : [], bytes: step.bytes }
+  return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId, ...step.pruned] : [], bytes: step.bytes }
 }
 
 /** One request; throws only when the engine is gone, so the caller stops. */
-async function send(engine: Engine, plan: Plan, step: Step, timeoutMs: number): Promise<Done | Skip> {
+async function send(engine: Engine, ledger: Ledger, step: Step, timeoutMs: number): Promise<Done | Skip> {
   let items: RemovedItem[]
   try {
     items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs)
   } catch (error) {
     if (error instanceof EngineError && error.unreachable) throw error
+    // Gone already: what it held is no longer ours to count, but no longer holds our layers either.
+    if (error instanceof EngineError && error.statusCode === 404) ledger.release(step.imageId)
     return refused(step, error)
   }
-  const deleted = items.flatMap(item => (item.deleted ? [item.deleted] : []))
-  // The engine lists the image and the layers it removed; only layers hold bytes.
-  const layers = deleted.filter(id => plan.layerSizes.has(id))
+  // Graph drivers list the layers they removed too, the other stores only images: the bytes
+  // are those of the layers that no image or container holds once these images are gone.
+  const answered = items.flatMap(item => (item.deleted && !ledger.isLayer(item.deleted) ? [item.deleted] : []))
+  const deletedImages = await confirmed(engine, step, answered)
   return {
     step,
     untagged: items.flatMap(item => (item.untagged ? [item.untagged] : [])),
-    deletedImages: deleted.filter(id => !plan.layerSizes.has(id)),
-    bytes: layers.reduce((sum, id) => sum + (plan.layerSizes.get(id) ?? 0), 0)
+    deletedImages,
+    bytes: ledger.bytes(deletedImages.flatMap(id => ledger.release(id)))
   }
+}
+
+/**
+ * Where the answer and the plan disagree about the step's own image, the engine is asked
+ * whether it is still there: Podman deletes an image others are built on and answers [] or
+ * Untagged only, and the containerd store answers Deleted for one it keeps, untagged.
+ */
+async function confirmed(engine: Engine, step: Step, answered: string[]): Promise<string[]> {
+  const said = answered.includes(step.imageId)
+  if (said === step.deleted) return answered
+  const there = await engine.exists(step.imageId).catch(() => !said)
+  const others = answered.filter(id => id !== step.imageId)
+  return there ? others : [step.imageId, ...others]
 }
 
 /** Transient failures (a server error, a dropped connection) are asked again, with backoff, within the deadline. */
@@ -160,12 +178,15 @@ function refused(step: Step, error: unknown): Skip {
   return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named }
 }
 
-/** Maps the engine's refusal texts (moby image_delete.go) onto our reasons. */
+/** Maps the engine's refusal texts (moby image_delete.go, Podman's libimage) onto our reasons. */
 function reasonOf(status: number | undefined, message: string): SkipReason {
   if (status === 404) return 'not-found'
+  if (message.includes('by ID with more than one tag')) return 'multiple-references'
   if (status !== 409) return 'error'
   if (message.includes('running container')) return 'in-use'
-  if (message.includes('stopped container') || message.includes('is using its referenced image')) return 'in-use-stopped'
+  // Podman does not say whether the container runs; one that ran at planning was never sent.
+  const stopped = ['stopped container', 'is using its referenced image', 'image is in use by a container']
+  if (stopped.some(words => message.includes(words))) return 'in-use-stopped'
   if (message.includes('dependent child images')) return 'has-children'
   if (message.includes('multiple repositories')) return 'multiple-references'
   return 'error'

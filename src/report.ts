@@ -14,8 +14,8 @@ function setOutputs(result: Result): void {
   core.setOutput('deleted', JSON.stringify(result.deleted))
   core.setOutput('deleted-count', String(result.deleted.length))
   core.setOutput('untagged', JSON.stringify(result.untagged))
-  core.setOutput('storage-before', String(result.storageBefore))
-  core.setOutput('storage-after', String(result.storageAfter))
+  core.setOutput('storage-before', result.storageBefore === undefined ? '' : String(result.storageBefore))
+  core.setOutput('storage-after', result.storageAfter === undefined ? '' : String(result.storageAfter))
   core.setOutput('target-met', result.target ? String(result.target.met) : '')
   core.setOutput(
     'skipped',
@@ -91,7 +91,8 @@ async function writeSummary(result: Result): Promise<void> {
   summary.addRaw(overview(result, skips.length), true)
   if (removals.length + skips.length > 0) summary.addRaw(table(result, removals, skips), true)
   else summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true)
-  summary.addRaw(storageLine(result), true)
+  const storage = storageLine(result)
+  if (storage) summary.addRaw(storage, true)
   try {
     await summary.write()
   } catch (error) {
@@ -116,7 +117,9 @@ function overview(result: Result, left: number): string {
   return `<p>Exactly <b>${bytes}</b> of image storage ${freed} on <code>${escape(result.endpoint)}</code>: ${counts.join(', ')}.</p>`
 }
 
-function storageLine(result: Result): string {
+/** Left out where the engine has no figure for what removals free (Podman, the containerd store). */
+function storageLine(result: Result): string | undefined {
+  if (result.storageBefore === undefined || result.storageAfter === undefined) return undefined
   const before = formatBytes(result.storageBefore)
   const after = formatBytes(result.storageAfter)
   const predicted = result.dryRun ? ' (predicted)' : ''

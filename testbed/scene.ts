@@ -11,6 +11,7 @@ const DOCKER = '/usr/bin/docker'
 const CLI_TIMEOUT_MS = 120_000
 const SETTLE_STEP_MS = 200
 const SETTLE_WINDOW_MS = 4_000
+const LIST_ATTEMPTS = 5
 
 export interface SceneTarget {
   host: string
@@ -303,7 +304,7 @@ export class Scene {
   }
 
   async images(): Promise<ImageInfo[]> {
-    const list = await apiJson<ApiImage[]>(this.socket, 'GET', '/images/json?all=1')
+    const list = await this.listImages()
     return list.map(i => ({
       id: asImageId(i.Id),
       tags: real(i.RepoTags),
@@ -311,6 +312,19 @@ export class Scene {
       parent: asImageId(i.ParentId ?? ''),
       created: i.Created
     }))
+  }
+
+  /**
+   * The containerd store answers the list with 404 `content digest … not found`, and Podman with
+   * 500 `retrieving label for image …: image not known`, when an image it is reading is deleted
+   * meanwhile: asked again, they list what is left.
+   */
+  private async listImages(): Promise<ApiImage[]> {
+    for (let attempt = 1; ; attempt++) {
+      const res = await api(this.socket, 'GET', '/images/json?all=1')
+      if (res.status === 200) return JSON.parse(res.body) as ApiImage[]
+      if ((res.status !== 404 && res.status !== 500) || attempt === LIST_ATTEMPTS) throw new Error(`GET /images/json answered ${res.status}: ${res.body.trim()}`)
+    }
   }
 
   async containers(): Promise<ContainerInfo[]> {

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
-import { expectReclaimed, idsOf, storage, succeeded } from './checks'
+import { expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded } from './checks'
 import { bed, runAction } from './harness'
 
 const { scene } = bed()
@@ -22,16 +22,17 @@ describe('reclaimed-bytes is what left the engine', () => {
     await sharedBase()
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'left:1' }))
-    expect(out.bytes).toBe(MB)
+    expectLayerBytes(out.bytes, MB)
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
-  test('the shared layer is counted once when its last holder goes', async () => {
+  // Docker keeps a base with children when its tag goes, and it goes with its last child; Podman deletes it with its tag.
+  test('the shared layer is counted once when its last holder goes (with the untagged base, which Podman deleted with its tag)', async () => {
     await sharedBase()
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'left:1 right:1' }))
-    expect(out.bytes).toBe(6 * MB)
-    expect(out.deleted).toHaveLength(3)
+    expectLayerBytes(out.bytes, MB, 2 * MB, 3 * MB)
+    expect(out.deleted).toHaveLength(store === 'podman' ? 2 : 3)
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
@@ -52,19 +53,23 @@ describe('reclaimed-bytes is what left the engine', () => {
     expect(dry.summary).toContain('would reclaim')
   })
 
-  test('the summary shows the total first, a row per image, and storage before and after', async () => {
+  // The containerd store's LayersSize leaves out the blobs a removal frees, and Podman's is 0: no storage line there.
+  test('the summary shows the total first, a row per image, and storage before and after (overlay2 only)', async () => {
     await scene.build('summary:1', { bytes: 1_230_000 })
     const run = await runAction({ refs: 'summary:1 missing:1' })
     const out = succeeded(run)
-    expect(run.outputs.reclaimed).toBe('1.23MB')
+    expectLayerBytes(out.bytes, 1_230_000)
+    const reclaimed = run.outputs.reclaimed
+    if (store === 'overlay2') expect(reclaimed).toBe('1.23MB')
     expect(run.outputs['deleted-count']).toBe(String(out.deleted.length))
     const lines = run.summary.trim().split('\n')
-    expect(lines[0]).toBe('<h2>Docker images: reclaimed 1.23MB</h2>')
-    expect(lines[1]).toContain('Exactly <b>1,230,000 bytes</b> of image storage freed')
-    expect(run.summary).toMatch(
-      /<tr><td>summary:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td><td>[^<]+<\/td><td align="right">1.23MB<\/td><td>Deleted<\/td><\/tr>/
-    )
+    expect(lines[0]).toBe(`<h2>Docker images: reclaimed ${reclaimed}</h2>`)
+    expect(lines[1]).toContain(`Exactly <b>${out.bytes.toLocaleString('en-US')} bytes</b> of image storage freed`)
+    expect(run.summary).toContain(`<tr><td>summary:1</td><td><code>${out.deleted[0].slice(7, 19)}</code></td>`)
+    expect(run.summary).toMatch(new RegExp(`<td align="right">${reclaimed}</td><td>Deleted</td></tr>`))
     expect(run.summary).toMatch(/<tr><td>missing:1<\/td>.*<td>Not found: no image has this name or ID<\/td><\/tr>/)
-    expect(run.summary).toMatch(/Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\./)
+    const storageLine = /Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\./
+    if (store === 'overlay2') expect(run.summary).toMatch(storageLine)
+    else expect(run.summary).not.toContain('Image storage')
   })
 })

@@ -3,8 +3,9 @@ import { readFileSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { parse } from 'yaml'
+import { formatBytes } from '../../src/units'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, idsOf, storage, tagsOf } from './checks'
+import { expectLayerBytes, expectReclaimed, idsOf, storage, tagsOf } from './checks'
 import { bed, REPO_ROOT } from './harness'
 
 const { scene } = bed()
@@ -64,7 +65,8 @@ describe('the command line', () => {
     const run = await cli(['--refs', 'cli:1', '--refs', 'cli:2', '--json', '--docker-host', bed().host])
     expect(run.code).toBe(0)
     const result = JSON.parse(run.stdout) as { reclaimedBytes: number; reclaimed: string; deleted: string[]; untagged: string[] }
-    expect(result).toMatchObject({ reclaimedBytes: 2 * MB, reclaimed: '2MB', deleted: [id], untagged: ['cli:1', 'cli:2'] })
+    expect(result).toMatchObject({ reclaimed: formatBytes(result.reclaimedBytes), deleted: [id], untagged: ['cli:1', 'cli:2'] })
+    expectLayerBytes(result.reclaimedBytes, 2 * MB)
     expect(await tagsOf(scene)).toEqual(['cli:3', BUSYBOX].sort())
     expectReclaimed(result.reclaimedBytes, before, await storage(scene), 1)
   })
@@ -73,7 +75,9 @@ describe('the command line', () => {
     await scene.build('human:1', { bytes: MB })
     const run = await cli(['--refs', 'human:1', '--refs', 'ghost:1', '--fail-on-error', '--docker-host', bed().host])
     expect(run.code).toBe(1)
-    expect(run.stdout).toMatch(/^Reclaimed 1MB \(1000000 bytes\)/)
+    const bytes = Number(/^Reclaimed \S+ \((\d+) bytes\)/.exec(run.stdout)?.[1])
+    expectLayerBytes(bytes, MB)
+    expect(run.stdout).toMatch(new RegExp(`^Reclaimed ${formatBytes(bytes)} \\(${bytes} bytes\\)`))
     expect(run.stdout).toMatch(/deleted\s+human:1/)
     expect(run.stdout).toMatch(/not-found\s+ghost:1/)
     expect(run.stderr).toContain('warning: ghost:1: not-found')

@@ -181,8 +181,10 @@ describe(`the ${engine.flavour} engine`, () => {
     const atOnce = (await raw()) - before
     const settled = (await scene.layersSize()) - before
     if (store === 'containerd') {
-      // The builder's snapshot of the COPY step is still there: the new layer counts twice.
-      expect(atOnce).toBeGreaterThanOrEqual(2 * MB)
+      // Until the collector runs, the builder's snapshot of the COPY step counts the new layer
+      // twice; on a busy machine it may already have run when the build returns.
+      expect(atOnce).toBeGreaterThanOrEqual(MB)
+      expect(atOnce === settled || atOnce >= 2 * MB).toBe(true)
       expect(settled).toBeGreaterThanOrEqual(MB)
       expect(settled).toBeLessThan(MB + 64 * 1024)
     } else {

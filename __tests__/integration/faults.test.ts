@@ -9,7 +9,8 @@ import { removeRoot } from '../../testbed/bed'
 import type { Fault, Hook, Proxy } from '../../testbed/proxy'
 import { runBundle } from '../../testbed/runner'
 import { Scene } from '../../testbed/scene'
-import { expectReclaimed, idsOf, parsed, storage, succeeded, tagsOf } from './checks'
+import { BUSYBOX } from '../../testbed/scene'
+import { expectLayerBytes, expectReclaimed, idsOf, layerBytes, parsed, storage, store, succeeded, tagsOf, times } from './checks'
 import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
@@ -97,7 +98,7 @@ describe('transient failures are retried, and one image failing never stops the 
     })
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'flaky:1 flaky:2' }, { env: { DOCKER_HOST: host } }))
-    expect(out.bytes).toBe(2 * MB)
+    expectLayerBytes(out.bytes, MB, MB)
     expect([...tries.values()]).toEqual([3, 3])
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
@@ -131,9 +132,13 @@ describe('other processes acting between the listing and the removals', () => {
     const before = await storage(scene)
     const run = await runAction({ refs: 'mine:1 theirs:1', 'fail-on-error': 'true' }, { env: { DOCKER_HOST: host } })
     const out = succeeded(run)
-    expect(out.bytes).toBe(MB)
+    expectLayerBytes(out.bytes, MB)
     expect(out.skipped).toEqual([expect.objectContaining({ ref: 'theirs:1', reason: 'not-found', message: expect.stringContaining('already removed') })])
-    expect(before.layers - (await storage(scene)).layers).toBe(3 * MB)
+    expect(await tagsOf(scene)).toEqual([BUSYBOX])
+    // overlay2's LayersSize shows both went; the disk shows it on every store.
+    const after = await storage(scene)
+    if (store === 'overlay2') expect(before.layers - after.layers).toBe(3 * MB)
+    expect(before.disk - after.disk).toBeGreaterThanOrEqual(layerBytes(MB, 2 * MB).min)
   })
 
   test('an image that gains a container or a tag meanwhile is not removed, even with force', async () => {
@@ -160,23 +165,34 @@ describe('other processes acting between the listing and the removals', () => {
     expect(await idsOf(scene)).toEqual(expect.arrayContaining([contained, retagged]))
   })
 
-  test('two copies of the action on one engine at once: no crash, no double counting', async () => {
+  // Podman takes an image that is gone by the time it deletes it for removed, and says Deleted:
+  // when both copies remove one image at once, both are told they deleted it.
+  test('two copies of the action on one engine at once: no crash, no double counting (but on Podman, which tells both copies it deleted an image they removed at once, such an image counts twice)', async () => {
     await scene.many('shared', 80, 20_000)
     const before = await storage(scene)
     const [a, b] = await Promise.all([runAction({ refs: 'shared:*' }), runAction({ refs: 'shared:*' })])
     const [outA, outB] = [succeeded(a), succeeded(b)]
     const deleted = [...outA.deleted, ...outB.deleted]
-    expect(new Set(deleted).size).toBe(deleted.length)
+    expect(new Set(deleted).size).toBe(80)
+    expect(await tagsOf(scene)).toEqual([BUSYBOX])
+    if (store === 'podman') {
+      const twice = deleted.length - 80
+      expectLayerBytes(outA.bytes + outB.bytes, ...times(80 + twice, 20_000))
+      return
+    }
     expect(deleted).toHaveLength(80)
     // The engine deletes a layer in whichever request lets go of it last. When that is one copy's
     // listing, which holds each layer a moment to size it, while the other copy deletes the image,
     // no answer names the layer: its bytes are freed, and neither copy can count them. With
     // removals side by side that happens to a layer now and then; counting one twice never does.
     const after = await storage(scene)
+    const total = outA.bytes + outB.bytes
+    expect(total).toBeLessThanOrEqual(layerBytes(...times(80, 20_000)).max)
+    expect(total).toBeGreaterThanOrEqual(layerBytes(...times(80 - IN_FLIGHT, 20_000)).min)
+    expectReclaimed(total, before, after, 80, { containerKeepsLayers: true })
+    if (store !== 'overlay2') return
     expect(before.layers - after.layers).toBe(80 * 20_000)
-    expect(outA.bytes + outB.bytes).toBeLessThanOrEqual(80 * 20_000)
-    expect((80 * 20_000 - outA.bytes - outB.bytes) % 20_000).toBe(0)
-    expect(outA.bytes + outB.bytes).toBeGreaterThanOrEqual((80 - IN_FLIGHT) * 20_000)
+    expect((80 * 20_000 - total) % 20_000).toBe(0)
   })
 })
 
@@ -186,17 +202,25 @@ describe('an engine killed in the middle of a long removal', () => {
     let engine = await startEngine(root)
     try {
       const own = new Scene(engine)
-      await own.many('doomed', 200, 10_000)
+      const ids = (await own.many('doomed', 200, 10_000)).sort()
       const run = runBundle({ refs: 'doomed:*' }, { host: engine.host })
-      while ((await own.images()).length > 160) await new Promise(resolve => setTimeout(resolve, 100))
+      // Any 40 gone means at least 40 deleted. Those first in the action's order (by ID) are
+      // asked one by one: the containerd store's and Podman's lists fail while removals run.
+      const firstForty = ids.slice(0, 40)
+      const gone = async (): Promise<boolean> => {
+        for (const id of firstForty) if (await own.exists(id).catch(() => true)) return false
+        return true
+      }
+      while (!(await gone())) await new Promise(resolve => setTimeout(resolve, 100))
       process.kill(engine.pid, 'SIGKILL')
       const first = await run
       expect(first.code).not.toBe(0)
       expect(first.stdout).toMatch(/::error::The engine at unix:\/\/\S+ stopped answering after \d+ of \d+ requests/)
       const partial = parsed(first)
-      expect(partial.deleted.length).toBeGreaterThanOrEqual(40)
+      // 40 were gone when the kill came; the answers to those in flight may never have arrived.
+      expect(partial.deleted.length).toBeGreaterThanOrEqual(40 - IN_FLIGHT)
       expect(partial.deleted.length).toBeLessThan(200)
-      expect(partial.bytes).toBe(partial.deleted.length * 10_000)
+      expectLayerBytes(partial.bytes, ...times(partial.deleted.length, 10_000))
       expect(first.summary).toContain(first.outputs.reclaimed)
       expect(first.summary).toMatch(new RegExp(`\\b${partial.deleted.length}\\b`))
 

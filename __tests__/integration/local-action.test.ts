@@ -106,8 +106,12 @@ onOneEngine('@github/local-action runs the source against the bed', () => {
       deleted: JSON.stringify([id]),
       'deleted-count': '1',
       untagged: JSON.stringify(['local:1']),
-      skipped: JSON.stringify([{ ref: 'missing:1', id: '', reason: 'not-found', message: 'No such image: missing:1' }])
+      skipped: JSON.stringify([{ ref: 'missing:1', id: '', reason: 'not-found', message: 'No such image: missing:1' }]),
+      'storage-before': expect.stringMatching(/^\d+$/),
+      'storage-after': expect.stringMatching(/^\d+$/),
+      'target-met': ''
     })
+    expect(Number(run.outputs['storage-before']) - Number(run.outputs['storage-after'])).toBe(1_230_000)
     expect(await scene.exists('local:1')).toBe(false)
     expect(run.summary.split('\n')[0]).toBe('<h2>Docker images: reclaimed 1.23MB</h2>')
     expect(run.summary).toMatch(/<tr><td>local:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td>.*<td align="right">1.23MB<\/td><td>Deleted<\/td><\/tr>/)

@@ -21,7 +21,9 @@ describe('logs, summary and endpoint', () => {
     expect(run.stdout).toContain('::group::Planning')
     expect(run.stdout).toContain('::group::Removing')
     expect(run.stdout).toContain('Untagged: bulk:7\n')
-    expect(run.stdout).toMatch(/Deleted: sha256:[0-9a-f]{64} \(for bulk:7; 1kB freed\)/)
+    // A 1,000-byte layer: 1kB on overlay2, its blob and snapshot on containerd, its tar on Podman.
+    const freed = bed().engine.imageStore === 'overlay2' ? '1kB' : '[\\d.]+kB'
+    expect(run.stdout).toMatch(new RegExp(`Deleted: sha256:[0-9a-f]{64} \\(for bulk:7; ${freed} freed\\)`))
     expect(run.stdout).toContain('deleted 25/60')
     expect(run.stdout).toContain('deleted 50/60')
   })

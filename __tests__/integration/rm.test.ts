@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, idsOf, storage, succeeded, tagsOf } from './checks'
+import { expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded, tagsOf } from './checks'
 import { bed, runAction } from './harness'
 
 const { scene } = bed()
@@ -31,7 +31,7 @@ describe('refs follow docker image rm to the letter', () => {
     const out = succeeded(await runAction({ refs: 'app:1' }))
     expect(out.untagged).toEqual(['app:1'])
     expect(out.deleted).toEqual([app])
-    expect(out.bytes).toBe(2 * MB)
+    expectLayerBytes(out.bytes, 2 * MB)
     expect(await tagsOf(scene)).toEqual(['base:1', 'other:1', BUSYBOX].sort())
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
@@ -52,7 +52,7 @@ describe('refs follow docker image rm to the letter', () => {
     const forced = succeeded(await runAction({ refs: id.slice(7, 19), force: 'true' }))
     expect(forced.untagged.sort()).toEqual(['multi:1', 'multi:2'])
     expect(forced.deleted).toContain(id)
-    expect(forced.bytes).toBe(MB)
+    expectLayerBytes(forced.bytes, MB)
     expectReclaimed(forced.bytes, before, await storage(scene), forced.deleted.length)
   })
 
@@ -64,7 +64,9 @@ describe('refs follow docker image rm to the letter', () => {
     expect(await tagsOf(scene)).toEqual([BUSYBOX])
   })
 
-  test('a digest reference untags that digest only', async () => {
+  // overlay2 keeps a pushed digest as a name of its own; the containerd store and Podman list one
+  // for each tagged name, a view of the image's own digest that stands for the repository's tags.
+  ;(store === 'overlay2' ? test : test.skip)('a digest reference untags that digest only (overlay2)', async () => {
     const repo = `${bed().registry}/pushed`
     await scene.build(`${repo}:1`, { bytes: MB })
     const digestRef = await scene.push(`${repo}:1`)
@@ -75,28 +77,61 @@ describe('refs follow docker image rm to the letter', () => {
     expect(image?.digests).toEqual([])
   })
 
-  test('the last tag of a repository takes its digest references with it', async () => {
+  ;(store === 'overlay2' ? test.skip : test)('a digest reference names its repository\'s tags: alone it deletes the image; beside another repository containerd untags them and Podman refuses', async () => {
+    const shared = `${bed().registry}/shared`
+    const both = await scene.build([`${shared}:1`, 'elsewhere:1'], { bytes: MB })
+    const sharedDigest = await scene.push(`${shared}:1`)
+    const beside = succeeded(await runAction({ refs: sharedDigest }))
+    if (store === 'containerd') {
+      expect(beside).toMatchObject({ untagged: [`${shared}:1`], skipped: [] })
+    } else {
+      expect(beside.untagged).toEqual([])
+      expect(beside.skipped).toEqual([expect.objectContaining({ ref: sharedDigest, reason: 'error', message: expect.stringContaining('tag not known') })])
+    }
+    expect(beside.deleted).toEqual([])
+    expect(await idsOf(scene)).toContain(both)
+
+    const repo = `${bed().registry}/pushed`
+    const id = await scene.build(`${repo}:1`, { bytes: MB })
+    const digestRef = await scene.push(`${repo}:1`)
+    const before = await storage(scene)
+    const out = succeeded(await runAction({ refs: digestRef }))
+    expect(out.untagged).toEqual([`${repo}:1`])
+    expect(out.deleted).toEqual([id])
+    expectLayerBytes(out.bytes, MB)
+    expectReclaimed(out.bytes, before, await storage(scene), 1)
+  })
+
+  test('the last tag of a repository takes its digest references with it (reported on overlay2, where they are names of their own)', async () => {
     const repo = `${bed().registry}/digested`
     const id = await scene.build(`${repo}:1`, { bytes: MB })
     const digestRef = await scene.push(`${repo}:1`)
     const out = succeeded(await runAction({ refs: `${repo}:1` }))
-    expect(out.untagged.sort()).toEqual([`${repo}:1`, digestRef].sort())
+    expect(out.untagged.sort()).toEqual((store === 'overlay2' ? [`${repo}:1`, digestRef] : [`${repo}:1`]).sort())
     expect(out.deleted).toContain(id)
+    expect(await idsOf(scene)).not.toContain(id)
   })
 
   const onPodman = bed().engine.flavour === 'podman'
 
-  ;(onPodman ? test.skip : test)('an image of a stopped container needs force, and then frees nothing while the container holds its layers', async () => {
+  ;(onPodman ? test.skip : test)('an image of a stopped container needs force, and then frees nothing: overlay2 deletes it while the container holds its layers, the containerd store only untags it', async () => {
     const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
     await scene.runContainer('stopped:1', { running: false })
     const refused = succeeded(await runAction({ refs: 'stopped:1' }))
     expect(refused.skipped).toEqual([expect.objectContaining({ ref: 'stopped:1', reason: 'in-use-stopped' })])
     const before = await storage(scene)
     const forced = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
-    expect(forced.deleted).toContain(id)
+    expect(forced.untagged).toEqual(['stopped:1'])
     expect(forced.bytes).toBe(0)
     const after = await storage(scene)
-    expect(before.layers - after.layers).toBe(MB)
+    if (store === 'overlay2') {
+      expect(forced.deleted).toEqual([id])
+      expect(before.layers - after.layers).toBe(MB)
+    } else {
+      expect(forced.deleted).toEqual([])
+      expect((await scene.images()).find(image => image.id === id)?.tags).toEqual([])
+      expect(after.layers).toBe(before.layers)
+    }
     expectReclaimed(0, before, after, forced.deleted.length, { containerKeepsLayers: true })
   })
 
@@ -119,39 +154,56 @@ describe('refs follow docker image rm to the letter', () => {
     expect(await tagsOf(scene)).toEqual(['running:1', 'running:2', BUSYBOX].sort())
   })
 
-  test('untagged parents go with their child unless no-prune', async () => {
+  // Podman ignores noprune: it always prunes untagged parents.
+  test('untagged parents go with their child unless no-prune (on Podman, even with no-prune)', async () => {
     const child = await scene.build('layered:1', { bytes: MB, labels: { stage: 'final' } })
     const parent = (await scene.images()).find(image => image.id === child)?.parent as string
     expect(parent).toMatch(/^sha256:/)
     const kept = succeeded(await runAction({ refs: 'layered:1', 'no-prune': 'true' }))
-    expect(kept.deleted).toEqual([child])
-    expect(kept.bytes).toBe(0)
-    expect(await idsOf(scene)).toContain(parent)
+    expect(kept.deleted).toEqual(store === 'podman' ? [child, parent] : [child])
+    if (store === 'podman') expectLayerBytes(kept.bytes, MB)
+    else expect(kept.bytes).toBe(0)
+    expect((await idsOf(scene)).includes(parent)).toBe(store !== 'podman')
     await scene.wipe({ keepBusybox: true })
     const again = await scene.build('layered:1', { bytes: MB, labels: { stage: 'final' } })
     const before = await storage(scene)
     const pruned = succeeded(await runAction({ refs: 'layered:1' }))
     expect(pruned.deleted[0]).toBe(again)
     expect(pruned.deleted).toHaveLength(2)
-    expect(pruned.bytes).toBe(MB)
-    expectReclaimed(pruned.bytes, before, await storage(scene), 2)
+    expectLayerBytes(pruned.bytes, MB)
+    expectReclaimed(pruned.bytes, before, await storage(scene), pruned.deleted.length)
   })
 
-  test('an untagged parent named by ID is refused while it has children', async () => {
+  // Only overlay2 refuses to delete an image others are built on; the children keep its layers.
+  test('an untagged parent named by ID is refused while it has children (overlay2); the other stores delete it and free nothing', async () => {
     const child = await scene.build('kid:1', { bytes: MB, labels: { x: 'y' } })
     const parent = (await scene.images()).find(image => image.id === child)?.parent as string
+    const before = await storage(scene)
     const out = succeeded(await runAction({ refs: parent, force: 'true' }))
-    expect(out.skipped).toEqual([expect.objectContaining({ id: parent, reason: 'has-children' })])
-    expect(await idsOf(scene)).toContain(parent)
+    if (store === 'overlay2') {
+      expect(out.skipped).toEqual([expect.objectContaining({ id: parent, reason: 'has-children' })])
+      expect(await idsOf(scene)).toContain(parent)
+    } else {
+      expect(out.deleted).toEqual([parent])
+      expect(out.bytes).toBe(0)
+      expect(await idsOf(scene)).toContain(child)
+      expect(await idsOf(scene)).not.toContain(parent)
+    }
+    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
-  test('the last tag of an image with children is only untagged', async () => {
+  // Docker keeps it, untagged (the containerd store answers Deleted all the same); Podman deletes it.
+  test('the last tag of an image with children is only untagged (on Podman it is deleted, freeing nothing)', async () => {
     const base = await scene.build('parentbase:1', { bytes: MB })
-    await scene.build('kid:2', { from: 'parentbase:1', bytes: MB })
+    const kid = await scene.build('kid:2', { from: 'parentbase:1', bytes: MB })
+    const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'parentbase:1' }))
     expect(out.untagged).toEqual(['parentbase:1'])
-    expect(out.deleted).toEqual([])
-    expect(await idsOf(scene)).toContain(base)
+    expect(out.deleted).toEqual(store === 'podman' ? [base] : [])
+    expect(out.bytes).toBe(0)
+    expect((await idsOf(scene)).includes(base)).toBe(store !== 'podman')
+    expect(await idsOf(scene)).toContain(kid)
+    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
   test('an ambiguous short ID is refused, and a unique one is enough', async () => {
@@ -193,7 +245,7 @@ describe('refs follow docker image rm to the letter', () => {
 
   test('running the same step twice is harmless: the second reclaims 0', async () => {
     await scene.build('twice:1', { bytes: MB })
-    expect(succeeded(await runAction({ refs: 'twice:1' })).bytes).toBe(MB)
+    expectLayerBytes(succeeded(await runAction({ refs: 'twice:1' })).bytes, MB)
     const second = await runAction({ refs: 'twice:1' })
     expect(second.code).toBe(0)
     expect(succeeded(second).bytes).toBe(0)

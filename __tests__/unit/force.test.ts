@@ -40,7 +40,7 @@ describe('on Podman, where forcing deletes the containers too', () => {
   const stopped: Container = { id: 'c'.repeat(64), imageId: id('b'), running: false, created: 0 }
 
   test('an image a stopped container uses is skipped, never forced', () => {
-    const engine = { ...state([{ id: id('b'), tags: ['used:1'] }], [stopped]), forceRemovesContainers: true }
+    const engine = { ...state([{ id: id('b'), tags: ['used:1'] }], [stopped]), store: 'podman' as const }
     const planned = plan(engine, selection(['used:1', id('b')]), NOW)
     expect(planned.steps).toEqual([])
     expect(planned.skipped.map(s => s.reason)).toEqual(['in-use-stopped', 'in-use-stopped'])
@@ -48,7 +48,7 @@ describe('on Podman, where forcing deletes the containers too', () => {
   })
 
   test('an image no container uses is still forced where it must be', () => {
-    const engine = { ...state([{ id: id('a'), tags: ['one:1', 'two:1'] }]), forceRemovesContainers: true }
+    const engine = { ...state([{ id: id('a'), tags: ['one:1', 'two:1'] }]), store: 'podman' as const }
     expect(forced(engine, [id('a')])).toEqual([true])
   })
 })

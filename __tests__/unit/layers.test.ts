@@ -127,6 +127,23 @@ describe('sizeLayers', () => {
     expect(sizes(result, 'app')).toEqual([100, 0, 40])
   })
 
+  test('history says how the image\'s own bytes split, its size how many there are (containerd: snapshots in history, blob and snapshot in Size)', async () => {
+    const history = historyOf({
+      app: [
+        { size: 250, createdBy: '/bin/sh -c #(nop) COPY file:base in / ' },
+        { size: 1000, createdBy: '/bin/sh -c #(nop) COPY file:a in /a ' },
+        { size: 0, createdBy: '/bin/sh -c #(nop)  CMD ["sh"]' },
+        { size: 3000, createdBy: '/bin/sh -c #(nop) COPY file:b in /b ' }
+      ]
+    })
+    const stacks = [
+      { id: 'base', size: 500, chain: ['c0'] },
+      { id: 'app', size: 8500, chain: ['c0', 'c1', 'c2'] }
+    ]
+    const result = await sizeLayers(stacks, history)
+    expect(sizes(result, 'app')).toEqual([500, 2000, 6000])
+  })
+
   test('history is read only for the images that still need it after the others are deduced', async () => {
     const history = historyOf({
       a: [

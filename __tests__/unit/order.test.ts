@@ -10,6 +10,7 @@ const step = (imageId: string, target = imageId): Step => ({
   cause: target,
   named: false,
   untagged: [],
+  pruned: [],
   deleted: target === imageId,
   freed: [],
   bytes: 0

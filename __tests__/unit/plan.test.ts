@@ -1,4 +1,5 @@
 import { parseFilters, NO_FILTERS } from '../../src/filters'
+import { Ledger } from '../../src/ledger'
 import { plan, type Plan, type Selection, type Step } from '../../src/plan'
 import { parseRefSpec, type RefSpec } from '../../src/reference'
 import { isSingleReference } from '../../src/simulation'
@@ -817,7 +818,8 @@ describe('accounting', () => {
     const freed = result.steps.flatMap(s => s.freed)
     expect(new Set(freed).size).toBe(freed.length)
     expect(new Set(freed)).toEqual(expectedFreed(state, result))
-    const sizeOf = (c: string): number => result.layerSizes.get(c) ?? NaN
+    const ledger = new Ledger(result.state)
+    const sizeOf = (c: string): number => (ledger.isLayer(c) ? ledger.size(c) : NaN)
     for (const step of result.steps) expect(step.bytes).toBe(step.freed.reduce((sum, c) => sum + sizeOf(c), 0))
     expect(result.bytes).toBe(freed.reduce((sum, c) => sum + sizeOf(c), 0))
     expect(result.bytes).toBe(result.steps.reduce((sum, s) => sum + s.bytes, 0))
@@ -828,11 +830,14 @@ describe('accounting', () => {
     expect(result.bytes).toBe(200 + 30 + 3 + 4 + 5 + 6)
   })
 
-  test('layerSizes prices every known layer', () => {
-    const result = run(busy(), {})
-    expect(result.layerSizes.get('B')).toBe(1000)
-    expect(result.layerSizes.get('H')).toBe(7)
-    expect(result.layerSizes.size).toBe(8)
+  test('the ledger of the plan\'s state prices every known layer, and frees each once its last holder goes', () => {
+    const ledger = new Ledger(run(busy(), {}).state)
+    expect(ledger.size('B')).toBe(1000)
+    expect(ledger.size('H')).toBe(7)
+    expect(['B', 'M', 'A', 'S', 'T', 'D', 'E', 'H'].every(c => ledger.isLayer(c))).toBe(true)
+    expect(ledger.release(APP)).toEqual(['A'])
+    expect(ledger.release(APP)).toEqual([])
+    expect(ledger.release(id('5c'))).toEqual([])
   })
 
   test('every step targets a full ID or a reference the engine listed, never the user\'s raw text for IDs', () => {

@@ -1,0 +1,62 @@
+import type { EngineState } from './model'
+
+/**
+ * Who holds which layer: every image, and every container through its
+ * image. A layer leaves the engine's storage when its last holder goes, so
+ * the bytes a removal frees follow from which images left, on every store
+ * (the containerd store and Podman name only images in a DELETE's answer,
+ * never layers).
+ */
+export class Ledger {
+  private readonly holders = new Map<string, number>()
+  private readonly sizes = new Map<string, number>()
+  private readonly gone = new Set<string>()
+
+  constructor(private readonly state: Pick<EngineState, 'images' | 'containers' | 'layers'>) {
+    for (const container of state.containers) this.hold(container.imageId)
+    for (const image of state.images) this.hold(image.id)
+  }
+
+  private hold(imageId: string): void {
+    for (const layer of this.state.layers.get(imageId) ?? []) {
+      this.sizes.set(layer.chainId, layer.size)
+      this.holders.set(layer.chainId, (this.holders.get(layer.chainId) ?? 0) + 1)
+    }
+  }
+
+  isLayer(id: string): boolean {
+    return this.sizes.has(id)
+  }
+
+  size(chainId: string): number {
+    return this.sizes.get(chainId) ?? 0
+  }
+
+  bytes(chainIds: string[]): number {
+    return chainIds.reduce((sum, chainId) => sum + this.size(chainId), 0)
+  }
+
+  /** Bytes that releasing this image alone would free now: its layers nobody else holds. */
+  unique(imageId: string): number {
+    const own = new Set((this.state.layers.get(imageId) ?? []).map(layer => layer.chainId))
+    return this.bytes([...own].filter(chainId => this.holders.get(chainId) === 1))
+  }
+
+  /** Bytes of every layer someone still holds. */
+  held(): number {
+    return this.bytes([...this.holders].filter(([, holders]) => holders > 0).map(([chainId]) => chainId))
+  }
+
+  /** The image left the engine: the layers nobody holds any more, top first. Releasing twice frees nothing. */
+  release(imageId: string): string[] {
+    if (this.gone.has(imageId)) return []
+    this.gone.add(imageId)
+    const freed: string[] = []
+    for (const layer of [...(this.state.layers.get(imageId) ?? [])].reverse()) {
+      const left = (this.holders.get(layer.chainId) ?? 1) - 1
+      this.holders.set(layer.chainId, left)
+      if (left === 0) freed.push(layer.chainId)
+    }
+    return freed
+  }
+}
