@@ -101380,11 +101380,14 @@ function chainIds(diffIds) {
 async function sizeLayers(stacks, history) {
     const known = new Map();
     const needHistory = [];
-    for (const stack of [...stacks].sort((a, b) => a.chain.length - b.chain.length)) {
+    // Images over one chain differ in size by their own metadata on some stores (a LABEL step's
+    // config): the smallest sizes it, whatever order the engine lists them in.
+    const order = (a, b) => a.chain.length - b.chain.length || a.size - b.size || a.id.localeCompare(b.id);
+    for (const stack of [...stacks].sort(order)) {
         if (!deduce(stack, known))
             needHistory.push(stack);
     }
-    for (const stack of needHistory) {
+    for (const stack of needHistory.sort((a, b) => a.chain.length - b.chain.length || a.id.localeCompare(b.id))) {
         if (!deduce(stack, known))
             alignHistory(stack, await history(stack.id), known);
     }
@@ -101414,9 +101417,27 @@ function alignHistory(stack, entries, known) {
     if (layers.length !== stack.chain.length)
         layers = entries.filter(e => e.size > 0);
     const offset = stack.chain.length - layers.length;
-    stack.chain.forEach((chainId, i) => {
-        if (!known.has(chainId))
-            known.set(chainId, i >= offset ? layers[i - offset].size : 0);
+    const unknown = stack.chain.map((chainId, i) => ({ chainId, i })).filter(({ chainId }) => !known.has(chainId));
+    const rest = stack.size - stack.chain.reduce((sum, c) => sum + (known.get(c) ?? 0), 0);
+    const sizes = fit(unknown.map(({ i }) => (i >= offset ? layers[i - offset].size : 0)), rest);
+    unknown.forEach(({ chainId }, n) => known.set(chainId, sizes[n]));
+}
+/**
+ * History sizes a layer as one store keeps it and `Size` as another may:
+ * the containerd store's history counts the unpacked snapshot, its `Size`
+ * the compressed blob as well, and removing the image frees both. So the
+ * history only says how the image's own bytes split between its layers;
+ * the image's size says how many there are (on overlay2 the two agree).
+ */
+function fit(sizes, total) {
+    const sum = sizes.reduce((a, b) => a + b, 0);
+    if (sum <= 0 || total <= 0 || total === sum)
+        return sizes;
+    let left = total;
+    return sizes.map((size, n) => {
+        const share = n === sizes.length - 1 ? left : Math.round((size * total) / sum);
+        left -= share;
+        return share;
     });
 }
 
@@ -101448,9 +101469,11 @@ const NEWEST_API = '1.45';
 /** An engine that does not answer its first request this fast is taken as unreachable. */
 const FIRST_CONTACT_MS = 10_000;
 const PARALLEL_INSPECTS = 8;
-const READ_ATTEMPTS = 6;
+/** The stores' own listing races (testbed/ENGINES.md) outlast a few quick retries: podman's for seconds. */
+const READ_ATTEMPTS = 8;
 const READ_BACKOFF_MS = 200;
 const engine_FULL_ID = /^sha256:[0-9a-f]{64}$/;
+const BARE_ID = /^[0-9a-f]{64}$/;
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
 async function connect(endpoint, timeoutMs) {
     const where = shown(endpoint.host);
@@ -101471,8 +101494,20 @@ async function connect(endpoint, timeoutMs) {
         throw new EngineError(`Cannot reach the Docker engine at ${where}: ${connectionFailure(error, endpoint) ?? describe(error)}.`);
     }
     const apiVersion = olderVersion(version.ApiVersion, NEWEST_API);
-    const podman = (version.Components ?? []).some(component => /podman/i.test(component.Name));
-    return new DockerEngine(where, apiVersion, podman, openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` }));
+    const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` });
+    return new DockerEngine(where, apiVersion, await imageStore(docker, version), docker);
+}
+/**
+ * Podman names itself among the version's components; Docker's containerd
+ * image store says so in /info's DriverStatus (`docker info` shows it as
+ * driver-type), whatever snapshotter it uses.
+ */
+async function imageStore(docker, version) {
+    if ((version.Components ?? []).some(component => /podman/i.test(component.Name)))
+        return 'podman';
+    const info = (await docker.info().catch(() => ({})));
+    const snapshotter = (info.DriverStatus ?? []).some(([key, value]) => key === 'driver-type' && value.startsWith('io.containerd.snapshotter'));
+    return snapshotter ? 'containerd' : 'graphdriver';
 }
 function withDeadline(work, ms, message) {
     let timer;
@@ -101496,45 +101531,73 @@ function describe(error) {
 /**
  * A read that met other work on the engine, and is worth sending again. The engine fails a list,
  * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
- * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)".
+ * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
+ * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image".
  * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
-const RACED = /layer does not exist|layer \S+ was not found|disk usage operation is already running/;
+const RACED = /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|disk usage operation is already running/;
 function raced(error) {
     return error instanceof EngineError && RACED.test(error.message);
 }
+/**
+ * References in Docker's familiar form (Podman answers docker.io/library/app:1 for app:1),
+ * without the `<none>:<none>` that older APIs list for none.
+ */
 function realRefs(values) {
-    return (values ?? []).filter(ref => !ref.startsWith('<none>'));
+    return (values ?? []).filter(ref => !ref.startsWith('<none>')).map(familiarRef);
+}
+function familiarRef(ref) {
+    const parsed = parseNamed(ref);
+    return parsed ? familiarString(parsed) : ref;
+}
+/** Podman answers some IDs and every ParentId as bare hex; every other engine as sha256:<hex>. */
+function imageId(id) {
+    return id && BARE_ID.test(id) ? `sha256:${id}` : (id ?? '');
 }
 class DockerEngine {
     endpoint;
     apiVersion;
-    forceRemovesContainers;
+    store;
     docker;
-    constructor(endpoint, apiVersion, forceRemovesContainers, docker) {
+    constructor(endpoint, apiVersion, store, docker) {
         this.endpoint = endpoint;
         this.apiVersion = apiVersion;
-        this.forceRemovesContainers = forceRemovesContainers;
+        this.store = store;
         this.docker = docker;
     }
     async images() {
         const list = await this.read(() => this.docker.listImages({ all: true }));
         return list.map(info => ({
-            id: info.Id,
-            parentId: info.ParentId ?? '',
+            id: imageId(info.Id),
+            parentId: imageId(info.ParentId),
             tags: realRefs(info.RepoTags),
-            digests: realRefs(info.RepoDigests),
+            digests: this.digestsOf(info),
             created: info.Created * 1000,
             size: info.Size,
             labels: info.Labels ?? {}
         }));
     }
+    /**
+     * The containerd store and Podman list `repo@<digest>` as a view of the image's own digest
+     * (containerd: its ID) for some or all of its tagged repositories: given for all here, so
+     * that a digest reference names the same image whichever the engine chose to list.
+     */
+    digestsOf(info) {
+        const listed = realRefs(info.RepoDigests);
+        if (this.store === 'graphdriver')
+            return listed;
+        const digests = new Set(listed.map(ref => ref.slice(ref.indexOf('@') + 1)));
+        if (this.store === 'containerd')
+            digests.add(imageId(info.Id));
+        const repos = new Set(realRefs(info.RepoTags).map(tag => familiarString({ name: parseNamed(tag)?.name ?? tag })));
+        return [...repos].flatMap(repo => [...digests].map(digest => `${repo}@${digest}`));
+    }
     async containers() {
         const list = await this.call(() => this.docker.listContainers({ all: true }));
         return list.map(info => ({
             id: info.Id,
-            imageId: info.ImageID,
+            imageId: imageId(info.ImageID),
             running: ['running', 'paused', 'restarting'].includes(info.State),
             created: info.Created * 1000
         }));
@@ -101582,10 +101645,18 @@ class DockerEngine {
         if (!engine_FULL_ID.test(target) && !parseNamed(target))
             throw new EngineError(`refusing to send "${target}" to the engine`);
         const items = (await this.call(() => this.docker.getImage(target).remove({ force, noprune: true })));
-        return (items ?? []).map(item => ({ untagged: item.Untagged, deleted: item.Deleted }));
+        return (items ?? []).map(item => ({
+            untagged: item.Untagged === undefined ? undefined : familiarRef(item.Untagged),
+            deleted: item.Deleted === undefined ? undefined : imageId(item.Deleted)
+        }));
     }
-    storage() {
-        return this.read(() => this.diskUsage());
+    async exists(id) {
+        if (!engine_FULL_ID.test(id))
+            throw new EngineError(`refusing to send "${id}" to the engine`);
+        return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined;
+    }
+    async storage() {
+        return this.store === 'graphdriver' ? this.read(() => this.diskUsage()) : undefined;
     }
     async diskUsage() {
         // Without type=image the engine also sizes every container's filesystem.
@@ -101630,35 +101701,23 @@ async function inBatches(items, width, work) {
     return results;
 }
 
-;// CONCATENATED MODULE: ./src/simulation.ts
-
-const simulation_shortId = (id) => id.replace(/^sha256:/, '').slice(0, 12);
-const repoOf = (ref) => parseNamed(ref)?.name ?? ref;
-const isDigestRef = (ref) => ref.includes('@');
+;// CONCATENATED MODULE: ./src/ledger.ts
 /**
- * A copy of the engine's image graph that removals are played on before any
- * is sent, so the plan knows each request's effect and the bytes it frees.
- * The rules mirror moby's daemon/images/image_delete.go (ImageDelete,
- * imageDeleteHelper, checkImageDeleteConflict); parent pruning is left to
- * the caller, which sends it as requests of its own.
+ * Who holds which layer: every image, and every container through its
+ * image. A layer leaves the engine's storage when its last holder goes, so
+ * the bytes a removal frees follow from which images left, on every store
+ * (the containerd store and Podman name only images in a DELETE's answer,
+ * never layers).
  */
-class Simulation {
+class Ledger {
     state;
-    nodes = new Map();
-    containers = new Map();
     holders = new Map();
     sizes = new Map();
+    gone = new Set();
     constructor(state) {
         this.state = state;
-        for (const image of state.images) {
-            this.nodes.set(image.id, { image, refs: [...image.tags, ...image.digests], children: new Set() });
-        }
-        for (const image of state.images)
-            this.nodes.get(image.parentId)?.children.add(image.id);
-        for (const container of state.containers) {
-            this.containers.set(container.imageId, [...(this.containers.get(container.imageId) ?? []), container]);
+        for (const container of state.containers)
             this.hold(container.imageId);
-        }
         for (const image of state.images)
             this.hold(image.id);
     }
@@ -101667,6 +101726,78 @@ class Simulation {
             this.sizes.set(layer.chainId, layer.size);
             this.holders.set(layer.chainId, (this.holders.get(layer.chainId) ?? 0) + 1);
         }
+    }
+    isLayer(id) {
+        return this.sizes.has(id);
+    }
+    size(chainId) {
+        return this.sizes.get(chainId) ?? 0;
+    }
+    bytes(chainIds) {
+        return chainIds.reduce((sum, chainId) => sum + this.size(chainId), 0);
+    }
+    /** Bytes that releasing this image alone would free now: its layers nobody else holds. */
+    unique(imageId) {
+        const own = new Set((this.state.layers.get(imageId) ?? []).map(layer => layer.chainId));
+        return this.bytes([...own].filter(chainId => this.holders.get(chainId) === 1));
+    }
+    /** Bytes of every layer someone still holds. */
+    held() {
+        return this.bytes([...this.holders].filter(([, holders]) => holders > 0).map(([chainId]) => chainId));
+    }
+    /** The image left the engine: the layers nobody holds any more, top first. Releasing twice frees nothing. */
+    release(imageId) {
+        if (this.gone.has(imageId))
+            return [];
+        this.gone.add(imageId);
+        const freed = [];
+        for (const layer of [...(this.state.layers.get(imageId) ?? [])].reverse()) {
+            const left = (this.holders.get(layer.chainId) ?? 1) - 1;
+            this.holders.set(layer.chainId, left);
+            if (left === 0)
+                freed.push(layer.chainId);
+        }
+        return freed;
+    }
+}
+
+;// CONCATENATED MODULE: ./src/simulation.ts
+
+
+const RULES = {
+    graphdriver: { childrenBlock: true, childrenKeep: true, digestViews: false, forceOnlyUntagsUsed: false, prunesParents: false },
+    containerd: { childrenBlock: false, childrenKeep: true, digestViews: true, forceOnlyUntagsUsed: true, prunesParents: false },
+    podman: { childrenBlock: false, childrenKeep: false, digestViews: true, forceOnlyUntagsUsed: false, prunesParents: true }
+};
+const simulation_shortId = (id) => id.replace(/^sha256:/, '').slice(0, 12);
+const repoOf = (ref) => parseNamed(ref)?.name ?? ref;
+const isDigestRef = (ref) => ref.includes('@');
+/**
+ * A copy of the engine's image graph that removals are played on before any
+ * is sent, so the plan knows each request's effect and the bytes it frees.
+ * The graph driver rules mirror moby's daemon/images/image_delete.go
+ * (ImageDelete, imageDeleteHelper, checkImageDeleteConflict); the other
+ * stores differ where RULES says. Parent pruning on graph drivers is left to
+ * the caller, which sends it as requests of its own.
+ */
+class Simulation {
+    nodes = new Map();
+    containers = new Map();
+    ledger;
+    rules;
+    store;
+    constructor(state) {
+        this.store = state.store ?? 'graphdriver';
+        this.rules = RULES[this.store];
+        for (const image of state.images) {
+            this.nodes.set(image.id, { image, refs: [...image.tags, ...image.digests], children: new Set() });
+        }
+        for (const image of state.images)
+            this.nodes.get(image.parentId)?.children.add(image.id);
+        for (const container of state.containers) {
+            this.containers.set(container.imageId, [...(this.containers.get(container.imageId) ?? []), container]);
+        }
+        this.ledger = new Ledger(state);
     }
     alive(id) {
         return this.nodes.has(id);
@@ -101680,8 +101811,36 @@ class Simulation {
     tags(id) {
         return this.refs(id).filter(ref => !isDigestRef(ref));
     }
+    /** The references the store counts: its digest views are not names of their own. */
+    counted(refs) {
+        return this.rules.digestViews ? refs.filter(ref => !isDigestRef(ref)) : refs;
+    }
+    /** The references removing it by name goes through, one by one: a store's digest views go with their tags. */
+    names(id) {
+        return this.counted(this.refs(id));
+    }
+    /** Whether the engine lets this image go by ID unforced, as far as its references go. */
+    singleReference(id) {
+        return isSingleReference(this.counted(this.refs(id)));
+    }
+    /** Whether nothing names it any more. */
+    unnamed(id) {
+        return this.counted(this.refs(id)).length === 0;
+    }
     hasChildren(id) {
         return (this.nodes.get(id)?.children.size ?? 0) > 0;
+    }
+    /** An image with children cannot be deleted by ID (graph drivers). */
+    get childrenBlock() {
+        return this.rules.childrenBlock;
+    }
+    /** An image with children stays when its last tag goes (graph drivers, the containerd store). */
+    get childrenKeep() {
+        return this.rules.childrenKeep;
+    }
+    /** The engine prunes untagged parents itself, whatever noprune says (Podman). */
+    get prunesParents() {
+        return this.rules.prunesParents;
     }
     parent(id) {
         return this.nodes.get(id)?.image.parentId ?? '';
@@ -101690,20 +101849,15 @@ class Simulation {
         return this.containers.get(id) ?? [];
     }
     layerSize(chainId) {
-        return this.sizes.get(chainId) ?? 0;
+        return this.ledger.size(chainId);
     }
     /** Bytes that deleting this image alone would free now: its layers nothing else holds. */
     uniqueBytes(id) {
-        const own = new Set((this.state.layers.get(id) ?? []).map(layer => layer.chainId));
-        return [...own].filter(chainId => this.holders.get(chainId) === 1).reduce((sum, chainId) => sum + this.layerSize(chainId), 0);
+        return this.ledger.unique(id);
     }
     /** Bytes of every layer some image or container holds: the image storage on disk. */
     storedBytes() {
-        let total = 0;
-        for (const [chainId, holders] of this.holders)
-            if (holders > 0)
-                total += this.layerSize(chainId);
-        return total;
+        return this.ledger.held();
     }
     depth(id) {
         let depth = 0;
@@ -101717,26 +101871,42 @@ class Simulation {
      * plan and the request is refused by the engine instead of forced away.
      */
     needsForce(id, byName) {
-        const refs = this.refs(id);
+        const refs = this.counted(this.refs(id));
         const used = this.usedBy(id).length > 0;
         if (byName)
-            return used && isSingleReference(refs);
+            return used && this.lastNameGoes(id, byName);
         return used || (refs.length > 0 && !isSingleReference(refs));
+    }
+    /** Whether removing this name leaves the image unnamed. */
+    lastNameGoes(id, ref) {
+        const refs = this.counted(this.refs(id));
+        if (!this.rules.digestViews)
+            return isSingleReference(refs);
+        return refs.every(r => this.namedBy(r, ref));
+    }
+    /** On a store with digest views, a digest reference stands for every tag of its repository. */
+    namedBy(tag, ref) {
+        return tag === ref || (this.rules.digestViews && isDigestRef(ref) && repoOf(tag) === repoOf(ref));
     }
     /** `DELETE /images/<ref>` where ref is a tag or digest the image carries. */
     removeByName(id, ref, force) {
         const node = this.nodes.get(id);
         if (!node)
             return this.notFound(ref);
+        if (this.store === 'podman' && isDigestRef(ref) && this.counted(node.refs).length > 1) {
+            // Podman untags a name it was asked by, and a digest is none of its names.
+            return conflict('error', `${ref}: tag not known`);
+        }
         const stopped = this.usedBy(id)[0];
-        if (!force && isSingleReference(node.refs) && stopped) {
-            return conflict('in-use-stopped', `unable to remove repository reference "${ref}" (must force) - container ${simulation_shortId(stopped.id)} is using its referenced image ${simulation_shortId(id)}`);
-        }
+        const last = this.lastNameGoes(id, ref);
+        if (!force && last && stopped)
+            return conflict('in-use-stopped', this.usedByNameMessage(ref, id, stopped));
         const untagged = this.untag(node, ref);
-        if (node.refs.length > 0 || node.children.size > 0 || (stopped && !force)) {
-            return { ok: true, untagged, deleted: false, freed: [] };
-        }
-        return { ok: true, untagged, deleted: true, freed: this.drop(node) };
+        const keptByChildren = node.children.size > 0 && this.rules.childrenKeep;
+        const keptByContainer = stopped !== undefined && (!force || this.rules.forceOnlyUntagsUsed);
+        if (node.refs.length > 0 || keptByChildren || keptByContainer)
+            return { ok: true, untagged, deleted: false, pruned: [], freed: [] };
+        return this.deleted(node, untagged);
     }
     /** `DELETE /images/sha256:<id>`. */
     removeById(id, force) {
@@ -101744,64 +101914,120 @@ class Simulation {
         if (!node)
             return this.notFound(id);
         const untagged = [];
-        if (isSingleReference(node.refs)) {
+        if (isSingleReference(this.counted(node.refs))) {
             const found = this.conflictOf(node, force, false);
             if (found)
                 return found;
-            untagged.push(...node.refs.splice(0));
+            untagged.push(...this.untagAll(node));
         }
         const found = this.conflictOf(node, force, true);
         if (found)
             return found;
-        untagged.push(...node.refs.splice(0));
-        return { ok: true, untagged, deleted: true, freed: this.drop(node) };
+        untagged.push(...this.untagAll(node));
+        if (this.usedBy(id).length > 0 && this.rules.forceOnlyUntagsUsed)
+            return { ok: true, untagged, deleted: false, pruned: [], freed: [] };
+        return this.deleted(node, untagged);
+    }
+    deleted(node, untagged) {
+        const freed = this.drop(node);
+        const pruned = this.rules.prunesParents ? this.pruneParentsOf(node.image) : [];
+        for (const id of pruned)
+            freed.push(...this.ledger.release(id));
+        return { ok: true, untagged, deleted: true, pruned, freed };
+    }
+    /** Podman's cascade: each parent that is left untagged, childless and unused goes too. */
+    pruneParentsOf(image) {
+        const pruned = [];
+        for (let parent = this.nodes.get(image.parentId); parent; parent = this.nodes.get(parent.image.parentId)) {
+            const id = parent.image.id;
+            if (this.counted(parent.refs).length > 0 || parent.children.size > 0 || this.usedBy(id).length > 0)
+                break;
+            this.dropRecord(parent);
+            pruned.push(id);
+        }
+        return pruned;
+    }
+    untagAll(node) {
+        const refs = node.refs.splice(0);
+        return this.rules.digestViews ? refs.filter(ref => !isDigestRef(ref)) : refs;
     }
     conflictOf(node, force, countRefs) {
         const id = node.image.id;
-        if (node.children.size > 0) {
+        if (node.children.size > 0 && this.rules.childrenBlock) {
             return conflict('has-children', `unable to delete ${simulation_shortId(id)} (cannot be forced) - image has dependent child images`);
         }
         if (force)
             return undefined;
-        if (countRefs && node.refs.length > 0) {
-            return conflict('multiple-references', `unable to delete ${simulation_shortId(id)} (must be forced) - image is referenced in multiple repositories`);
-        }
+        if (countRefs && this.counted(node.refs).length > 0)
+            return conflict('multiple-references', this.multipleMessage(node));
         const stopped = this.usedBy(id)[0];
-        if (stopped) {
-            return conflict('in-use-stopped', `unable to delete ${simulation_shortId(id)} (must be forced) - image is being used by stopped container ${simulation_shortId(stopped.id)}`);
-        }
+        if (stopped)
+            return conflict('in-use-stopped', this.usedByIdMessage(id, stopped));
         return undefined;
+    }
+    multipleMessage(node) {
+        const id = simulation_shortId(node.image.id);
+        if (this.store === 'podman') {
+            return `unable to delete image "${node.image.id.replace(/^sha256:/, '')}" by ID with more than one tag (${this.counted(node.refs).join(' ')}): please force removal`;
+        }
+        return `unable to delete ${id} (must be forced) - image is referenced in multiple repositories`;
+    }
+    usedByNameMessage(ref, id, container) {
+        if (this.store === 'podman')
+            return podmanInUse(ref, container);
+        if (this.store === 'containerd') {
+            return `unable to delete ${ref} (must be forced) - container ${simulation_shortId(container.id)} is using its referenced image ${simulation_shortId(id)}`;
+        }
+        return `unable to remove repository reference "${ref}" (must force) - container ${simulation_shortId(container.id)} is using its referenced image ${simulation_shortId(id)}`;
+    }
+    usedByIdMessage(id, container) {
+        if (this.store === 'podman')
+            return podmanInUse(simulation_shortId(id), container);
+        return `unable to delete ${simulation_shortId(id)} (must be forced) - image is being used by stopped container ${simulation_shortId(container.id)}`;
     }
     /**
      * Untags one reference; when the last tag of a repository goes, the
      * engine also drops that repository's digest references.
      */
     untag(node, ref) {
+        if (this.rules.digestViews)
+            return this.untagViews(node, ref);
         node.refs = node.refs.filter(r => r !== ref);
         const untagged = [ref];
         if (isDigestRef(ref))
             return untagged;
-        const repo = repoOf(ref);
-        if (node.refs.some(r => !isDigestRef(r) && repoOf(r) === repo))
-            return untagged;
-        const sameRepoDigests = node.refs.filter(r => isDigestRef(r) && repoOf(r) === repo);
-        node.refs = node.refs.filter(r => !sameRepoDigests.includes(r));
+        const sameRepoDigests = this.orphanedDigests(node, repoOf(ref));
         return [...untagged, ...sameRepoDigests];
+    }
+    /**
+     * containerd and Podman: a digest reference takes every tag of its
+     * repository (it names them all), and the views vanish with the last
+     * tag, unreported.
+     */
+    untagViews(node, ref) {
+        const repo = repoOf(ref);
+        const untagged = isDigestRef(ref) ? node.refs.filter(r => !isDigestRef(r) && repoOf(r) === repo) : [ref];
+        node.refs = node.refs.filter(r => r !== ref && !untagged.includes(r));
+        this.orphanedDigests(node, repo);
+        return untagged;
+    }
+    /** Drops the repository's digest references once it has no tag left; returns them. */
+    orphanedDigests(node, repo) {
+        if (node.refs.some(r => !isDigestRef(r) && repoOf(r) === repo))
+            return [];
+        const digests = node.refs.filter(r => isDigestRef(r) && repoOf(r) === repo);
+        node.refs = node.refs.filter(r => !digests.includes(r));
+        return digests;
     }
     /** Deletes the image record and returns the layers nobody holds any more. */
     drop(node) {
-        const id = node.image.id;
+        this.dropRecord(node);
+        return this.ledger.release(node.image.id);
+    }
+    dropRecord(node) {
         node.refs = [];
-        this.nodes.delete(id);
-        this.nodes.get(node.image.parentId)?.children.delete(id);
-        const freed = [];
-        for (const layer of [...(this.state.layers.get(id) ?? [])].reverse()) {
-            const left = (this.holders.get(layer.chainId) ?? 1) - 1;
-            this.holders.set(layer.chainId, left);
-            if (left === 0)
-                freed.push(layer.chainId);
-        }
-        return freed;
+        this.nodes.delete(node.image.id);
+        this.nodes.get(node.image.parentId)?.children.delete(node.image.id);
     }
     notFound(ref) {
         return conflict('not-found', `No such image: ${ref}`);
@@ -101809,6 +102035,9 @@ class Simulation {
 }
 function conflict(reason, message) {
     return { ok: false, reason, message };
+}
+function podmanInUse(ref, container) {
+    return `image ${ref} is in use: image used by ${container.id}: image is in use by a container: consider listing external containers and force-removing image`;
 }
 /**
  * moby's isSingleReference: at most one tag, and any digest references in
@@ -101922,11 +102151,7 @@ class Planner {
             this.prune(this.selection.prune);
         if (this.selection.targets)
             this.evict(this.selection.targets);
-        const layerSizes = new Map();
-        for (const layers of this.state.layers.values())
-            for (const l of layers)
-                layerSizes.set(l.chainId, l.size);
-        return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, layerSizes, storage: this.storage() };
+        return { steps: this.steps, skipped: this.skipped, filteredOut: this.filteredOut, bytes: this.freed, storage: this.storage(), state: this.state };
     }
     storage() {
         const { freeBytes } = this.state;
@@ -101980,7 +102205,7 @@ class Planner {
     /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
     evictable(id) {
         const image = this.image(id);
-        const intermediate = this.sim.refs(id).length === 0 && this.sim.hasChildren(id);
+        const intermediate = this.sim.unnamed(id) && this.sim.hasChildren(id);
         return (!intermediate &&
             !this.isPreexisting(id) &&
             this.sim.usedBy(id).length === 0 &&
@@ -102084,14 +102309,14 @@ class Planner {
             return this.skip(ref, id, protectedBy.reason, protectedBy.message, named);
         const force = this.selection.force && this.sim.needsForce(id, byName);
         const stopped = this.sim.usedBy(id)[0];
-        if (force && stopped && this.state.forceRemovesContainers) {
+        if (force && stopped && this.sim.store === 'podman') {
             const message = `image is being used by stopped container ${simulation_shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`;
             return this.skip(ref, id, 'in-use-stopped', message, named);
         }
         const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force);
         if (!outcome.ok)
             return this.skip(ref, id, outcome.reason, outcome.message, named);
-        this.record(ref, id, byName ?? id, force, outcome, !this.selection.noPrune, named);
+        this.record(ref, id, byName ?? id, force, outcome, this.pruneParentsToo(), named);
     }
     isPreexisting(id, ref) {
         const refs = this.selection.preexisting?.get(id);
@@ -102108,7 +102333,7 @@ class Planner {
         if (!byName || this.isPreexisting(id, byName))
             return 'was on the engine before the job started';
         const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName));
-        if (others.length > 0 || this.sim.hasChildren(id))
+        if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.childrenKeep))
             return undefined;
         return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it';
     }
@@ -102143,16 +102368,21 @@ class Planner {
             return this.skip(this.label(id), id, outcome.reason, outcome.message, false);
         const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0);
         this.freed += bytes;
-        this.steps.push({ target, force, imageId: id, cause, named, untagged: outcome.untagged, deleted: outcome.deleted, freed: outcome.freed, bytes });
+        const { untagged, deleted, pruned, freed } = outcome;
+        this.steps.push({ target, force, imageId: id, cause, named, untagged, deleted, pruned, freed, bytes });
         if (outcome.deleted && pruneParents)
             this.pruneParents(this.image(id).parentId);
+    }
+    /** Whether to send parent removals after a deletion: Podman prunes them itself, ignoring noprune. */
+    pruneParentsToo() {
+        return !this.selection.noPrune && !this.sim.prunesParents;
     }
     /**
      * The engine's parent pruning, sent as requests of our own (the engine is
      * always asked with noprune=1) so that keep rules hold for parents too.
      */
     pruneParents(id) {
-        if (!id || !this.sim.alive(id) || this.sim.refs(id).length > 0 || this.sim.hasChildren(id) || this.isPreexisting(id))
+        if (!id || !this.sim.alive(id) || !this.sim.unnamed(id) || this.sim.hasChildren(id) || this.isPreexisting(id))
             return;
         if (this.sim.usedBy(id).length > 0 || this.protection(id))
             return;
@@ -102175,7 +102405,7 @@ class Planner {
     }
     /** What `docker image prune -a` considers: everything but untagged intermediates. */
     isPrunable(id) {
-        return this.sim.refs(id).length > 0 || !this.sim.hasChildren(id);
+        return !this.sim.unnamed(id) || !this.sim.hasChildren(id);
     }
     /**
      * Prune never forces, like the engine's: images of containers stay. A
@@ -102190,13 +102420,17 @@ class Planner {
         if (stopped) {
             return this.skip(this.label(id), id, 'in-use-stopped', `image is being used by stopped container ${simulation_shortId(stopped.id)}`, false);
         }
-        const refs = this.sim.refs(id);
-        if (refs.length === 0 || isSingleReference(refs)) {
-            return this.record(cause, id, id, false, this.sim.removeById(id, false), !this.selection.noPrune);
+        if (this.sim.hasChildren(id) && !this.sim.childrenBlock) {
+            // Stores that would delete it take a name and free nothing: the images built on it hold its layers.
+            return this.skip(this.label(id), id, 'has-children', 'other images that stay are built on it', false);
         }
-        for (const ref of refs) {
+        const pruneParents = this.pruneParentsToo();
+        if (this.sim.unnamed(id) || this.sim.singleReference(id)) {
+            return this.record(cause, id, id, false, this.sim.removeById(id, false), pruneParents);
+        }
+        for (const ref of this.sim.names(id)) {
             const outcome = this.sim.removeByName(id, ref, false);
-            this.record(cause, id, ref, false, outcome, !this.selection.noPrune);
+            this.record(cause, id, ref, false, outcome, pruneParents);
             if (!outcome.ok || outcome.deleted)
                 return;
         }
@@ -102290,6 +102524,7 @@ class Slots {
 
 
 
+
 const PROGRESS_EVERY = 25;
 /** DELETEs in flight: the engine's per-image cost is mostly fsyncs, which overlap (bench/README.md). */
 const PARALLEL_REMOVALS = 6;
@@ -102307,11 +102542,12 @@ async function execute(engine, plan, options, images, log) {
         plan.steps.forEach((step, index) => report.settle(index, planned(step)));
         return report.execution();
     }
+    const ledger = new Ledger(plan.state);
     let gone;
     const outcomes = await runAfter(plan.steps, prerequisites(plan.steps, images), PARALLEL_REMOVALS, async (step, index) => {
         let outcome;
         try {
-            outcome = gone ? undefined : await send(engine, plan, step, options.timeoutMs);
+            outcome = gone ? undefined : await send(engine, ledger, step, options.timeoutMs);
         }
         catch (error) {
             gone ??= error;
@@ -102372,10 +102608,10 @@ class Reporter {
 }
 const total = (done) => done.reduce((sum, d) => sum + d.bytes, 0);
 function planned(step) {
-    return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId] : [], bytes: step.bytes };
+    return { step, untagged: step.untagged, deletedImages: step.deleted ? [step.imageId, ...step.pruned] : [], bytes: step.bytes };
 }
 /** One request; throws only when the engine is gone, so the caller stops. */
-async function send(engine, plan, step, timeoutMs) {
+async function send(engine, ledger, step, timeoutMs) {
     let items;
     try {
         items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs);
@@ -102383,17 +102619,34 @@ async function send(engine, plan, step, timeoutMs) {
     catch (error) {
         if (error instanceof EngineError && error.unreachable)
             throw error;
+        // Gone already: what it held is no longer ours to count, but no longer holds our layers either.
+        if (error instanceof EngineError && error.statusCode === 404)
+            ledger.release(step.imageId);
         return refused(step, error);
     }
-    const deleted = items.flatMap(item => (item.deleted ? [item.deleted] : []));
-    // The engine lists the image and the layers it removed; only layers hold bytes.
-    const layers = deleted.filter(id => plan.layerSizes.has(id));
+    // Graph drivers list the layers they removed too, the other stores only images: the bytes
+    // are those of the layers that no image or container holds once these images are gone.
+    const answered = items.flatMap(item => (item.deleted && !ledger.isLayer(item.deleted) ? [item.deleted] : []));
+    const deletedImages = await confirmed(engine, step, answered);
     return {
         step,
         untagged: items.flatMap(item => (item.untagged ? [item.untagged] : [])),
-        deletedImages: deleted.filter(id => !plan.layerSizes.has(id)),
-        bytes: layers.reduce((sum, id) => sum + (plan.layerSizes.get(id) ?? 0), 0)
+        deletedImages,
+        bytes: ledger.bytes(deletedImages.flatMap(id => ledger.release(id)))
     };
+}
+/**
+ * Where the answer and the plan disagree about the step's own image, the engine is asked
+ * whether it is still there: Podman deletes an image others are built on and answers [] or
+ * Untagged only, and the containerd store answers Deleted for one it keeps, untagged.
+ */
+async function confirmed(engine, step, answered) {
+    const said = answered.includes(step.imageId);
+    if (said === step.deleted)
+        return answered;
+    const there = await engine.exists(step.imageId).catch(() => !said);
+    const others = answered.filter(id => id !== step.imageId);
+    return there ? others : [step.imageId, ...others];
 }
 /** Transient failures (a server error, a dropped connection) are asked again, with backoff, within the deadline. */
 async function withRetries(request, deadline) {
@@ -102418,15 +102671,19 @@ function refused(step, error) {
         return { ref: step.cause, id: step.imageId, reason: 'not-found', message: `already removed by another process (${message})`, named: false };
     return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named };
 }
-/** Maps the engine's refusal texts (moby image_delete.go) onto our reasons. */
+/** Maps the engine's refusal texts (moby image_delete.go, Podman's libimage) onto our reasons. */
 function reasonOf(status, message) {
     if (status === 404)
         return 'not-found';
+    if (message.includes('by ID with more than one tag'))
+        return 'multiple-references';
     if (status !== 409)
         return 'error';
     if (message.includes('running container'))
         return 'in-use';
-    if (message.includes('stopped container') || message.includes('is using its referenced image'))
+    // Podman does not say whether the container runs; one that ran at planning was never sent.
+    const stopped = ['stopped container', 'is using its referenced image', 'image is in use by a container'];
+    if (stopped.some(words => message.includes(words)))
         return 'in-use-stopped';
     if (message.includes('dependent child images'))
         return 'has-children';
@@ -102481,15 +102738,16 @@ async function reclaim(settings, log, now = Date.now()) {
     const storageBefore = targets ? planned.storage.before : await engine.storage();
     const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
     const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log));
-    const predicted = storageBefore - execution.bytes;
+    const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes;
     // The engine is asked again only when this run changed something it could measure: never in a
     // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
     // interrupted run, where it may not answer. Otherwise the prediction stands in.
     const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0;
-    const storageAfter = changed && !targets ? await engine.storage().catch(() => predicted) : predicted;
-    const target = targets && (await judge(engine, targets, planned, storageAfter, changed));
+    const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.storage().catch(() => predicted) : predicted;
+    const targetStorage = planned.storage.before - execution.bytes;
+    const target = targets && (await judge(engine, targets, planned, targetStorage, changed));
     if (target && !target.met)
-        log.warning(missed(target, storageAfter));
+        log.warning(missed(target, targetStorage));
     const jobScope = settings.preexisting !== undefined;
     return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope });
 }
@@ -102516,7 +102774,7 @@ function missed(target, storageAfter) {
  */
 async function planAgainst(engine, settings, now, log) {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()]);
-    const state = { images, containers, layers: new Map(), forceRemovesContainers: engine.forceRemovesContainers };
+    const state = { images, containers, layers: new Map(), store: engine.store };
     const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined));
     if (settings.targets?.minFree !== undefined)
         state.freeBytes = await freeUnderDataRoot(engine);
@@ -102572,8 +102830,8 @@ function setOutputs(result) {
     core.setOutput('deleted', JSON.stringify(result.deleted));
     core.setOutput('deleted-count', String(result.deleted.length));
     core.setOutput('untagged', JSON.stringify(result.untagged));
-    core.setOutput('storage-before', String(result.storageBefore));
-    core.setOutput('storage-after', String(result.storageAfter));
+    core.setOutput('storage-before', result.storageBefore === undefined ? '' : String(result.storageBefore));
+    core.setOutput('storage-after', result.storageAfter === undefined ? '' : String(result.storageAfter));
     core.setOutput('target-met', result.target ? String(result.target.met) : '');
     core.setOutput('skipped', JSON.stringify(result.skipped.map(({ ref, id, reason, message }) => ({ ref, id, reason, message }))));
 }
@@ -102640,7 +102898,9 @@ async function writeSummary(result) {
         summary.addRaw(table(result, removals, skips), true);
     else
         summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true);
-    summary.addRaw(storageLine(result), true);
+    const storage = storageLine(result);
+    if (storage)
+        summary.addRaw(storage, true);
     try {
         await summary.write();
     }
@@ -102663,7 +102923,10 @@ function overview(result, left) {
     const freed = result.dryRun ? 'would be freed' : 'freed';
     return `<p>Exactly <b>${bytes}</b> of image storage ${freed} on <code>${report_escape(result.endpoint)}</code>: ${counts.join(', ')}.</p>`;
 }
+/** Left out where the engine has no figure for what removals free (Podman, the containerd store). */
 function storageLine(result) {
+    if (result.storageBefore === undefined || result.storageAfter === undefined)
+        return undefined;
     const before = formatBytes(result.storageBefore);
     const after = formatBytes(result.storageAfter);
     const predicted = result.dryRun ? ' (predicted)' : '';
@@ -102836,7 +103099,10 @@ function report(result) {
         const age = row.created === undefined ? '' : units_formatAge(row.created, result.now);
         lines.push(`  ${row.outcome.padEnd(20)} ${row.ref.padEnd(40)} ${simulation_shortId(row.id).padEnd(12)} ${age.padEnd(10)} ${units_formatBytes(row.bytes)}`);
     }
-    lines.push(`Image storage: ${units_formatBytes(result.storageBefore)} before, ${units_formatBytes(result.storageAfter)} after.`);
+    const { storageBefore, storageAfter } = result;
+    if (storageBefore !== undefined && storageAfter !== undefined) {
+        lines.push(`Image storage: ${units_formatBytes(storageBefore)} before, ${units_formatBytes(storageAfter)} after.`);
+    }
     if (result.target)
         lines.push(`Storage target ${result.target.met ? 'met' : 'not met'}.`);
     return `${lines.join('\n')}\n`;
