@@ -31,8 +31,8 @@ const SCALE = 2
 const YEARS_AGO = '2019-03-01T00:00:00Z'
 
 /**
- * Every kind of row at once: deletions with their untagged parents, an untag, and skips for
- * a running container, a keep rule, a missing ref.
+ * Every kind of row at once: deletions with their untagged parents, an untag, removals for a
+ * storage target, and skips for a running container, a keep rule, a missing ref.
  * (testbed/try.ts has its own sample images, but importing it would run it.)
  */
 async function sampleImages(scene: Scene): Promise<void> {
@@ -48,7 +48,8 @@ async function sampleImages(scene: Scene): Promise<void> {
 const INPUTS = {
   refs: 'webapp:pr-17\ncache/tool:1\nservice:live\nlegacy/report:2019\nwebapp:pr-99',
   prune: 'dangling',
-  keep: 'legacy/*'
+  keep: 'legacy/*',
+  'max-storage': '10MB'
 }
 
 async function summaryFromRealRun(inputs: Record<string, string>): Promise<string> {
