@@ -42,6 +42,8 @@ export interface Result {
 }
 
 export interface TargetResult extends Targets {
+  /** Image storage at the end, in the plan's measure. */
+  storageAfter: number
   freeBefore?: number
   freeAfter?: number
   met: boolean
@@ -83,27 +85,27 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
   const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.storage().catch(() => predicted) : predicted
-  const targetStorage = planned.storage.before - execution.bytes
-  const target = targets && (await judge(engine, targets, planned, targetStorage, changed))
-  if (target && !target.met) log.warning(missed(target, targetStorage))
+  const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
+  if (target && !target.met) log.warning(missed(target))
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope })
 }
 
-/** Whether the targets hold at the end: free space is measured again after a real run. */
-async function judge(engine: Engine, targets: Targets, planned: Plan, storageAfter: number, changed: boolean): Promise<TargetResult> {
-  const { freeBefore } = planned.storage
-  const predictedFree = freeBefore === undefined ? undefined : freeBefore + planned.storage.before - storageAfter
+/** Whether the targets hold once `freed` bytes have gone: free space is measured again after a real run. */
+async function judge(engine: Engine, targets: Targets, storage: Plan['storage'], freed: number, changed: boolean): Promise<TargetResult> {
+  const { freeBefore } = storage
+  const storageAfter = storage.before - freed
+  const predictedFree = freeBefore === undefined ? undefined : freeBefore + freed
   const freeAfter = changed && targets.minFree !== undefined ? await freeUnderDataRoot(engine).catch(() => predictedFree) : predictedFree
   const met =
     (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
     (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
-  return { ...targets, freeBefore, freeAfter, met }
+  return { ...targets, storageAfter, freeBefore, freeAfter, met }
 }
 
-function missed(target: TargetResult, storageAfter: number): string {
+function missed(target: TargetResult): string {
   const parts = []
-  if (target.maxStorage !== undefined) parts.push(`image storage ends at ${formatBytes(storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`)
+  if (target.maxStorage !== undefined) parts.push(`image storage ends at ${formatBytes(target.storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`)
   if (target.minFree !== undefined) parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`)
   return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`
 }
