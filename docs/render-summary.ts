@@ -23,27 +23,12 @@ import { marked } from 'marked'
 import { removeRoot } from '../testbed/bed'
 import { makeRoot, startEngine, type Engine } from '../testbed/engine'
 import { REPO_ROOT, runBundle } from '../testbed/runner'
-import { BUSYBOX, Scene } from '../testbed/scene'
+import { sampleImages } from '../testbed/samples'
+import { Scene } from '../testbed/scene'
 
 const CHROMIUM = '/usr/bin/chromium'
 const WIDTH = 960
 const SCALE = 2
-const YEARS_AGO = '2019-03-01T00:00:00Z'
-
-/**
- * Every kind of row at once: deletions with their untagged parents, an untag, removals for a
- * storage target, and skips for a running container, a keep rule, a missing ref.
- * (testbed/try.ts has its own sample images, but importing it would run it.)
- */
-async function sampleImages(scene: Scene): Promise<void> {
-  await scene.dangling('webapp')
-  await scene.build(['webapp:pr-17', 'webapp:pr-18'], { bytes: 3_000_000 })
-  await scene.build('cache/base:1', { bytes: 5_000_000 })
-  await scene.build('cache/tool:1', { from: 'cache/base:1', bytes: 2_000_000, labels: { stage: 'tool' } })
-  await scene.old('legacy/report:2019', YEARS_AGO, 4_000_000)
-  await scene.build('service:live', { from: BUSYBOX, bytes: 1_000_000 })
-  await scene.runContainer('service:live', { running: true })
-}
 
 const INPUTS = {
   refs: 'webapp:pr-17\ncache/tool:1\nservice:live\nlegacy/report:2019\nwebapp:pr-99',
