@@ -32,6 +32,7 @@ export interface Engine {
 
 /** The part of `GET /images/{id}/json` read here (the typings lack Metadata). */
 interface Inspected {
+  Created?: string
   RootFS?: { Layers?: string[] }
   Metadata?: { LastTagTime?: string }
 }
@@ -40,6 +41,8 @@ export interface Details {
   layers: Map<string, Layer[]>
   /** Milliseconds since the epoch, for the images the engine records a tag time for. */
   lastTagged: Map<string, number>
+  /** Creation to the millisecond: the list gives whole seconds, which tie for images built in a row. */
+  createdAt: Map<string, number>
 }
 
 export interface RemovedItem {
@@ -211,15 +214,18 @@ class DockerEngine implements Engine {
 
   async details(images: Image[]): Promise<Details> {
     const lastTagged = new Map<string, number>()
+    const createdAt = new Map<string, number>()
     const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
       const info: Inspected | undefined = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
       // Never tagged reads as Go's zero time, year 1.
       const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '')
       if (tagged > 0) lastTagged.set(image.id, tagged)
+      const created = Date.parse(info?.Created ?? '')
+      if (created > 0) createdAt.set(image.id, created)
       return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) }
     })
     const layers = await sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
-    return { layers, lastTagged }
+    return { layers, lastTagged, createdAt }
   }
 
   async dataRoot(): Promise<string> {

@@ -38,6 +38,8 @@ export interface EngineState {
   store?: ImageStore
   /** When each image was last tagged, where the engine records it: read only when "use" matters. */
   lastTagged?: Map<string, number>
+  /** Creation to the millisecond, read with lastTagged: finer than Image.created, which ties within a second. */
+  createdAt?: Map<string, number>
   /** Bytes free on the filesystem under the engine's data root: read only for `min-free`. */
   freeBytes?: number
 }

@@ -11,7 +11,12 @@ export type AgeBasis = 'created' | 'last-used'
  * it: the child holds the shared layers whatever happens to the parent.
  */
 export function lastUse(state: EngineState): Map<string, number> {
-  const used = new Map(state.images.map(image => [image.id, Math.max(image.created, state.lastTagged?.get(image.id) ?? 0)]))
+  const used = new Map(
+    state.images.map(image => {
+      const created = state.createdAt?.get(image.id) ?? image.created
+      return [image.id, Math.max(created, state.lastTagged?.get(image.id) ?? 0)]
+    })
+  )
   for (const container of state.containers) {
     const known = used.get(container.imageId)
     if (known !== undefined && container.created > known) used.set(container.imageId, container.created)

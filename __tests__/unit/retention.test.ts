@@ -129,6 +129,12 @@ describe('last use', () => {
     expect(used.get(id('c'))).toBe(NOW - 10 * DAY)
   })
 
+  test('reads creation to the millisecond where inspect gives it, so images built within one second do not tie', () => {
+    const s = state(THREE, [], { createdAt: new Map([[id('c'), NOW - 10 * DAY + 400]]) })
+    expect(lastUse(s).get(id('c'))).toBe(NOW - 10 * DAY + 400)
+    expect(lastUse(s).get(id('b'))).toBe(s.images.find(i => i.id === id('b'))?.created)
+  })
+
   test('keep-last keeps the newest N of every repository, by the given recency', () => {
     const images = state([
       { id: id('1'), tags: ['app:1'], age: 3, layers: [] },

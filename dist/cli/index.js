@@ -101604,16 +101604,20 @@ class DockerEngine {
     }
     async details(images) {
         const lastTagged = new Map();
+        const createdAt = new Map();
         const stacks = await inBatches(images, PARALLEL_INSPECTS, async (image) => {
             const info = await this.unlessGone(() => this.docker.getImage(image.id).inspect());
             // Never tagged reads as Go's zero time, year 1.
             const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '');
             if (tagged > 0)
                 lastTagged.set(image.id, tagged);
+            const created = Date.parse(info?.Created ?? '');
+            if (created > 0)
+                createdAt.set(image.id, created);
             return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) };
         });
         const layers = await sizeLayers(stacks, async (id) => (await this.unlessGone(() => this.history(id))) ?? []);
-        return { layers, lastTagged };
+        return { layers, lastTagged, createdAt };
     }
     async dataRoot() {
         const info = await this.call(() => this.docker.info());
@@ -102063,7 +102067,10 @@ function isSingleReference(refs) {
  * it: the child holds the shared layers whatever happens to the parent.
  */
 function lastUse(state) {
-    const used = new Map(state.images.map(image => [image.id, Math.max(image.created, state.lastTagged?.get(image.id) ?? 0)]));
+    const used = new Map(state.images.map(image => {
+        const created = state.createdAt?.get(image.id) ?? image.created;
+        return [image.id, Math.max(created, state.lastTagged?.get(image.id) ?? 0)];
+    }));
     for (const container of state.containers) {
         const known = used.get(container.imageId);
         if (known !== undefined && container.created > known)
