@@ -3,7 +3,7 @@ import { ConnectionError, connectionFailure, connectionOptions, openDocker, with
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from './reference'
-import type { Container, Image, ImageStore, Layer } from './model'
+import type { Container, Image, ImageStore, Layer, Share } from './model'
 
 /** The only part of the Engine API the action uses. */
 export interface Engine {
@@ -21,11 +21,10 @@ export interface Engine {
   /** Whether an image with this ID is still there. */
   exists(id: string): Promise<boolean>
   /**
-   * Bytes of image layers in the engine's store (`/system/df` LayersSize), where that is what
-   * removals free: not on Podman (always 0) nor on the containerd store (snapshots only, while
-   * a removal frees the layer's blob as well).
+   * `/system/df`, where its figures are what removals free: not on Podman (always 0) nor on the
+   * containerd store (snapshots only, while a removal frees the layer's blob as well).
    */
-  storage(): Promise<number | undefined>
+  usage(): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
 }
@@ -37,12 +36,25 @@ interface Inspected {
   Metadata?: { LastTagTime?: string }
 }
 
+/** The part of `GET /system/df` read here. */
+interface DiskUsageAnswer {
+  LayersSize?: number
+  Images?: { Id: string; Size: number; SharedSize: number }[] | null
+}
+
 export interface Details {
   layers: Map<string, Layer[]>
   /** Milliseconds since the epoch, for the images the engine records a tag time for. */
   lastTagged: Map<string, number>
   /** Creation to the millisecond: the list gives whole seconds, which tie for images built in a row. */
   createdAt: Map<string, number>
+}
+
+export interface DiskUsage {
+  /** LayersSize: bytes of every image layer in the store. */
+  layersSize: number
+  /** By image ID, as the engine counts them: its size, and how much of it other images share. */
+  shares: Map<string, Share>
 }
 
 export interface RemovedItem {
@@ -271,20 +283,22 @@ class DockerEngine implements Engine {
     return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined
   }
 
-  async storage(): Promise<number | undefined> {
-    return this.store === 'graphdriver' ? this.read(() => this.diskUsage()) : undefined
+  async usage(): Promise<DiskUsage | undefined> {
+    if (this.store !== 'graphdriver') return undefined
+    const df = await this.read(() => this.diskUsage())
+    const shares = new Map((df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }]))
+    return { layersSize: df.LayersSize ?? 0, shares }
   }
 
-  private async diskUsage(): Promise<number> {
+  private async diskUsage(): Promise<DiskUsageAnswer> {
     // Without type=image the engine also sizes every container's filesystem.
     const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {}
-    const df = await new Promise<{ LayersSize?: number }>((resolve, reject) =>
+    return new Promise<DiskUsageAnswer>((resolve, reject) =>
       this.docker.modem.dial(
         { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },
-        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as { LayersSize?: number }))
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as DiskUsageAnswer))
       )
     )
-    return df.LayersSize ?? 0
   }
 
   private async read<T>(request: () => Promise<T>): Promise<T> {

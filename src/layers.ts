@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Layer } from './model'
+import type { Image, Layer, Share } from './model'
 
 /** The layer store's ChainID: each layer named by its whole stack below. */
 export function chainIds(diffIds: string[]): string[] {
@@ -90,4 +90,19 @@ function fit(sizes: number[], total: number): number[] {
     left -= share
     return share
   })
+}
+
+/**
+ * The layers of the images whose layers no other image holds, by the engine's own count
+ * (`/system/df` SharedSize 0), without an inspect each: removing one frees its whole size, so
+ * its layers count as one. Parents and children are left to the inspect, because the engine
+ * leaves images with children out of that count: a child says 0 while its parent shares it all.
+ */
+export function unsharedLayers(images: Image[], shares: Map<string, Share>): Map<string, Layer[]> {
+  const parents = new Set(images.map(image => image.parentId))
+  const unshared = images.filter(image => {
+    const share = shares.get(image.id)
+    return share?.shared === 0 && share.size === image.size && image.parentId === '' && !parents.has(image.id)
+  })
+  return new Map(unshared.map(image => [image.id, [{ chainId: `${image.id} layers`, size: image.size }]]))
 }

@@ -11,8 +11,10 @@ export class Ledger {
   private readonly holders = new Map<string, number>()
   private readonly sizes = new Map<string, number>()
   private readonly gone = new Set<string>()
+  private readonly images: Set<string>
 
   constructor(private readonly state: Pick<EngineState, 'images' | 'containers' | 'layers'>) {
+    this.images = new Set(state.images.map(image => image.id))
     for (const container of state.containers) this.hold(container.imageId)
     for (const image of state.images) this.hold(image.id)
   }
@@ -24,8 +26,9 @@ export class Ledger {
     }
   }
 
-  isLayer(id: string): boolean {
-    return this.sizes.has(id)
+  /** Graph drivers name the layers they removed among the images: only listed images are images. */
+  isImage(id: string): boolean {
+    return this.images.has(id)
   }
 
   size(chainId: string): number {

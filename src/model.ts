@@ -23,6 +23,13 @@ export interface Container {
   created: number
 }
 
+/** What the engine's disk usage says of one image. */
+export interface Share {
+  size: number
+  /** Bytes of its layers that other images hold too. */
+  shared: number
+}
+
 /** One layer of an image's chain, bottom first. */
 export interface Layer {
   chainId: string

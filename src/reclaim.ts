@@ -1,13 +1,14 @@
 import { freeUnderDataRoot } from './disk'
-import { connect, type Engine } from './engine'
+import { connect, type DiskUsage, type Engine } from './engine'
 import { resolveEndpoint, shown } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
 import { RETENTION, plan, type Plan, type Selection, type Targets } from './plan'
 import { execute, type Execution } from './remove'
 import { shortId } from './simulation'
+import { unsharedLayers } from './layers'
 import { formatBytes } from './units'
 import type { Log } from './log'
-import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
+import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from './model'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -49,6 +50,13 @@ export interface TargetResult extends Targets {
   met: boolean
 }
 
+interface Planning {
+  state: EngineState
+  planned: Plan
+  /** Read while planning, where the engine's figures hold. */
+  usage?: DiskUsage
+}
+
 /** The engine the settings name, agreed on and answering. */
 async function connectTo(settings: Settings, log: Log): Promise<Engine> {
   const endpoint = await resolveEndpoint(settings.dockerHost)
@@ -73,10 +81,10 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const engine = await connectTo(settings, log)
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
-  const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
+  const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const { targets } = settings
   // With a target the plan has measured every layer, which /system/df would only repeat.
-  const storageBefore = targets ? planned.storage.before : await engine.storage()
+  const storageBefore = targets ? planned.storage.before : (usage ?? (await engine.usage()))?.layersSize
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
@@ -84,7 +92,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
-  const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.storage().catch(() => predicted) : predicted
+  const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.usage().then(after => after?.layersSize, () => predicted) : predicted
   const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
   if (target && !target.met) log.warning(missed(target))
   const jobScope = settings.preexisting !== undefined
@@ -111,18 +119,24 @@ function missed(target: TargetResult): string {
 }
 
 /**
- * Plans on the image list alone first; layer chains are read (one inspect
- * per image) only when something is to be deleted, to price it.
+ * Plans on the image list alone first. Once something is to be deleted, it is priced by its
+ * layers: from the engine's disk usage for the images that share none, from one inspect per
+ * image for the rest, and for every image when "use" matters (inspect records the last tag).
  */
-async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<{ state: EngineState; planned: Plan }> {
+async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
   const [images, containers] = await Promise.all([engine.images(), engine.containers()])
   const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
   const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
   if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
   let planned = usageMatters ? undefined : plan(state, settings, now)
+  let usage: DiskUsage | undefined
   if (!planned || planned.steps.some(step => step.deleted)) {
-    Object.assign(state, await engine.details(images))
+    usage = usageMatters ? undefined : await engine.usage()
+    const unshared = usage ? unsharedLayers(images, usage.shares) : new Map<string, Layer[]>()
+    const details = await engine.details(images.filter(image => !unshared.has(image.id)))
+    Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
     planned = plan(state, settings, now)
+    log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
   }
   const deletions = planned.steps.filter(step => step.deleted).length
   log.info(
@@ -130,7 +144,7 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
       `${deletions} images to delete, ${formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`
   )
   for (const { ref, id } of planned.filteredOut) log.info(`${ref} (${shortId(id)}) is left out by the filters`)
-  return { state, planned }
+  return { state, planned, usage }
 }
 
 function summarize(

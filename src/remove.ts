@@ -131,9 +131,9 @@ async function send(engine: Engine, ledger: Ledger, step: Step, timeoutMs: numbe
     if (error instanceof EngineError && error.statusCode === 404) ledger.release(step.imageId)
     return refused(step, error)
   }
-  // Graph drivers list the layers they removed too, the other stores only images: the bytes
-  // are those of the layers that no image or container holds once these images are gone.
-  const answered = items.flatMap(item => (item.deleted && !ledger.isLayer(item.deleted) ? [item.deleted] : []))
+  // The bytes are those of the layers that no image or container holds once these images are
+  // gone: some images' layers were never inspected, so the layers an answer names are not used.
+  const answered = items.flatMap(item => (item.deleted && ledger.isImage(item.deleted) ? [item.deleted] : []))
   const deletedImages = await confirmed(engine, step, answered)
   return {
     step,

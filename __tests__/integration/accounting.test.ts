@@ -1,9 +1,11 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded } from './checks'
-import { bed, runAction } from './harness'
+import { join } from 'node:path'
+import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
 const MB = 1_000_000
+const proxy = proxiesPerTest()
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
@@ -71,5 +73,34 @@ describe('reclaimed-bytes is what left the engine', () => {
     const storageLine = /Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\./
     if (store === 'overlay2') expect(run.summary).toMatch(storageLine)
     else expect(run.summary).not.toContain('Image storage')
+  })
+})
+
+// Overlay2's disk usage says which images share no layer, and such an image frees its whole size:
+// only the others are inspected. Its count leaves out images with children, so a build's family is.
+describe('what is inspected to price a removal', () => {
+  const title =
+    store === 'overlay2'
+      ? 'only the images that share layers or have parents or children: the dry run and the real run agree with the disk'
+      : `every image on the ${store} store, whose disk usage figures are not what removals free: the dry run and the real run agree with the disk`
+
+  test(title, async () => {
+    await sharedBase()
+    const lone = await scene.many('lone', 3, 200_000)
+    await scene.createContainer('lone:0')
+    const all = (await scene.images()).map(image => image.id)
+    const recorder = await proxy(join(bed().root, 'accounting.sock'), () => 'forward')
+    const inputs = { refs: 'lone:* left:1 right:1' }
+    const dry = succeeded(await runAction({ ...inputs, 'dry-run': 'true' }, { host: recorder.host }))
+    const inspected = recorder.seen.flatMap(request => /^GET \/v[\d.]+\/images\/([^/]+)\/json$/.exec(request)?.[1] ?? []).map(decodeURIComponent)
+    const expected = store === 'overlay2' ? all.filter(id => !lone.includes(id)) : all
+    expect(new Set(inspected)).toEqual(new Set(expected))
+    expect(inspected).toHaveLength(expected.length)
+    const before = await storage(scene)
+    const real = succeeded(await runAction(inputs))
+    expect(real.deleted.sort()).toEqual(dry.deleted.sort())
+    expect(real.deleted).toEqual(expect.arrayContaining([lone[1], lone[2]]))
+    expect(real.bytes).toBe(dry.bytes)
+    expectReclaimed(real.bytes, before, await storage(scene), real.deleted.length)
   })
 })

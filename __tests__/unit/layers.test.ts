@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { jest } from '@jest/globals'
-import { chainIds, sizeLayers, type HistoryEntry, type Stack } from '../../src/layers'
+import { chainIds, sizeLayers, unsharedLayers, type HistoryEntry, type Stack } from '../../src/layers'
+import type { Image, Share } from '../../src/model'
 
 const diff = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`
 const sha256 = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`
@@ -204,5 +205,36 @@ describe('sizeLayers', () => {
     expect(result.get('x')?.map(l => l.chainId)).toEqual(['c0', 'x1'])
     expect(result.get('x')?.[0].size).toBe(result.get('y')?.[0].size)
     expect(sizes(result, 'y')).toEqual([100, 20])
+  })
+})
+
+describe('unsharedLayers', () => {
+  const image = (n: number, size: number, parent = 0): Image => ({
+    id: diff(n),
+    parentId: parent ? diff(parent) : '',
+    tags: [],
+    digests: [],
+    created: 0,
+    size,
+    labels: {}
+  })
+  const shares = (...entries: [number, number, number][]): Map<string, Share> =>
+    new Map(entries.map(([n, size, shared]) => [diff(n), { size, shared }]))
+
+  test('an image that shares nothing is sized whole, as one layer of its own', () => {
+    const layers = unsharedLayers([image(1, 500)], shares([1, 500, 0]))
+    expect(layers).toEqual(new Map([[diff(1), [{ chainId: `${diff(1)} layers`, size: 500 }]]]))
+  })
+
+  test('images that share layers, that the engine did not count, or that it counted at another size are left to the inspect', () => {
+    const images = [image(1, 500), image(2, 600), image(3, 700), image(4, 800)]
+    const layers = unsharedLayers(images, shares([1, 500, 0], [2, 600, 100], [4, 801, 0]))
+    expect([...layers.keys()]).toEqual([diff(1)])
+  })
+
+  test('a parent and its child are left to the inspect, whatever the count says: it leaves out images with children', () => {
+    const images = [image(1, 500), image(2, 600, 1), image(3, 50)]
+    const layers = unsharedLayers(images, shares([1, 500, 0], [2, 600, 0], [3, 50, 0]))
+    expect([...layers.keys()]).toEqual([diff(3)])
   })
 })

@@ -101440,6 +101440,20 @@ function fit(sizes, total) {
         return share;
     });
 }
+/**
+ * The layers of the images whose layers no other image holds, by the engine's own count
+ * (`/system/df` SharedSize 0), without an inspect each: removing one frees its whole size, so
+ * its layers count as one. Parents and children are left to the inspect, because the engine
+ * leaves images with children out of that count: a child says 0 while its parent shares it all.
+ */
+function unsharedLayers(images, shares) {
+    const parents = new Set(images.map(image => image.parentId));
+    const unshared = images.filter(image => {
+        const share = shares.get(image.id);
+        return share?.shared === 0 && share.size === image.size && image.parentId === '' && !parents.has(image.id);
+    });
+    return new Map(unshared.map(image => [image.id, [{ chainId: `${image.id} layers`, size: image.size }]]));
+}
 
 ;// CONCATENATED MODULE: ./src/engine.ts
 
@@ -101659,14 +101673,17 @@ class DockerEngine {
             throw new EngineError(`refusing to send "${id}" to the engine`);
         return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined;
     }
-    async storage() {
-        return this.store === 'graphdriver' ? this.read(() => this.diskUsage()) : undefined;
+    async usage() {
+        if (this.store !== 'graphdriver')
+            return undefined;
+        const df = await this.read(() => this.diskUsage());
+        const shares = new Map((df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }]));
+        return { layersSize: df.LayersSize ?? 0, shares };
     }
     async diskUsage() {
         // Without type=image the engine also sizes every container's filesystem.
         const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {};
-        const df = await new Promise((resolve, reject) => this.docker.modem.dial({ path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data))));
-        return df.LayersSize ?? 0;
+        return new Promise((resolve, reject) => this.docker.modem.dial({ path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } }, (err, data) => (err ? reject(err) : resolve(data))));
     }
     async read(request) {
         for (let attempt = 1;; attempt++) {
@@ -101718,8 +101735,10 @@ class Ledger {
     holders = new Map();
     sizes = new Map();
     gone = new Set();
+    images;
     constructor(state) {
         this.state = state;
+        this.images = new Set(state.images.map(image => image.id));
         for (const container of state.containers)
             this.hold(container.imageId);
         for (const image of state.images)
@@ -101731,8 +101750,9 @@ class Ledger {
             this.holders.set(layer.chainId, (this.holders.get(layer.chainId) ?? 0) + 1);
         }
     }
-    isLayer(id) {
-        return this.sizes.has(id);
+    /** Graph drivers name the layers they removed among the images: only listed images are images. */
+    isImage(id) {
+        return this.images.has(id);
     }
     size(chainId) {
         return this.sizes.get(chainId) ?? 0;
@@ -102631,9 +102651,9 @@ async function send(engine, ledger, step, timeoutMs) {
             ledger.release(step.imageId);
         return refused(step, error);
     }
-    // Graph drivers list the layers they removed too, the other stores only images: the bytes
-    // are those of the layers that no image or container holds once these images are gone.
-    const answered = items.flatMap(item => (item.deleted && !ledger.isLayer(item.deleted) ? [item.deleted] : []));
+    // The bytes are those of the layers that no image or container holds once these images are
+    // gone: some images' layers were never inspected, so the layers an answer names are not used.
+    const answered = items.flatMap(item => (item.deleted && ledger.isImage(item.deleted) ? [item.deleted] : []));
     const deletedImages = await confirmed(engine, step, answered);
     return {
         step,
@@ -102716,6 +102736,7 @@ function logStep(done, dryRun, log) {
 
 
 
+
 /** The engine the settings name, agreed on and answering. */
 async function connectTo(settings, log) {
     const endpoint = await resolveEndpoint(settings.dockerHost);
@@ -102739,10 +102760,10 @@ async function reclaim(settings, log, now = Date.now()) {
     const engine = await connectTo(settings, log);
     const { endpoint } = engine;
     log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`);
-    const { state, planned } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
+    const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log));
     const { targets } = settings;
     // With a target the plan has measured every layer, which /system/df would only repeat.
-    const storageBefore = targets ? planned.storage.before : await engine.storage();
+    const storageBefore = targets ? planned.storage.before : (usage ?? (await engine.usage()))?.layersSize;
     const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout };
     const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log));
     const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes;
@@ -102750,7 +102771,7 @@ async function reclaim(settings, log, now = Date.now()) {
     // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
     // interrupted run, where it may not answer. Otherwise the prediction stands in.
     const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0;
-    const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.storage().catch(() => predicted) : predicted;
+    const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.usage().then(after => after?.layersSize, () => predicted) : predicted;
     const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed));
     if (target && !target.met)
         log.warning(missed(target));
@@ -102776,8 +102797,9 @@ function missed(target) {
     return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`;
 }
 /**
- * Plans on the image list alone first; layer chains are read (one inspect
- * per image) only when something is to be deleted, to price it.
+ * Plans on the image list alone first. Once something is to be deleted, it is priced by its
+ * layers: from the engine's disk usage for the images that share none, from one inspect per
+ * image for the rest, and for every image when "use" matters (inspect records the last tag).
  */
 async function planAgainst(engine, settings, now, log) {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()]);
@@ -102786,16 +102808,21 @@ async function planAgainst(engine, settings, now, log) {
     if (settings.targets?.minFree !== undefined)
         state.freeBytes = await freeUnderDataRoot(engine);
     let planned = usageMatters ? undefined : plan(state, settings, now);
+    let usage;
     if (!planned || planned.steps.some(step => step.deleted)) {
-        Object.assign(state, await engine.details(images));
+        usage = usageMatters ? undefined : await engine.usage();
+        const unshared = usage ? unsharedLayers(images, usage.shares) : new Map();
+        const details = await engine.details(images.filter(image => !unshared.has(image.id)));
+        Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) });
         planned = plan(state, settings, now);
+        log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`);
     }
     const deletions = planned.steps.filter(step => step.deleted).length;
     log.info(`${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
         `${deletions} images to delete, ${units_formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`);
     for (const { ref, id } of planned.filteredOut)
         log.info(`${ref} (${simulation_shortId(id)}) is left out by the filters`);
-    return { state, planned };
+    return { state, planned, usage };
 }
 function summarize(endpoint, dryRun, state, planned, execution, extra) {
     const byId = new Map(state.images.map(image => [image.id, image]));
