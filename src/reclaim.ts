@@ -53,7 +53,7 @@ export interface TargetResult extends Targets {
 interface Planning {
   state: EngineState
   planned: Plan
-  /** Read while planning, where the engine's figures hold. */
+  /** Read with the lists unless "use" matters, where the engine's figures hold. */
   usage?: DiskUsage
 }
 
@@ -84,7 +84,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const { targets } = settings
   // With a target the plan has measured every layer, which /system/df would only repeat.
-  const storageBefore = targets ? planned.storage.before : (usage ?? (await engine.usage()))?.layersSize
+  const storageBefore = targets ? planned.storage.before : usage?.layersSize
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
@@ -124,15 +124,16 @@ function missed(target: TargetResult): string {
  * image for the rest, and for every image when "use" matters (inspect records the last tag).
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
-  const [images, containers] = await Promise.all([engine.images(), engine.containers()])
-  const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
   const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
+  // Disk usage gives storage before the run, so it is read side by side with the lists; a target
+  // has the plan measure every layer instead.
+  const reading = settings.targets ? undefined : engine.usage()
+  const [images, containers, usage] = await Promise.all([engine.images(), engine.containers(), reading])
+  const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
   if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
   let planned = usageMatters ? undefined : plan(state, settings, now)
-  let usage: DiskUsage | undefined
   if (!planned || planned.steps.some(step => step.deleted)) {
-    usage = usageMatters ? undefined : await engine.usage()
-    const unshared = usage ? unsharedLayers(images, usage.shares) : new Map<string, Layer[]>()
+    const unshared = usage && !usageMatters ? unsharedLayers(images, usage.shares) : new Map<string, Layer[]>()
     const details = await engine.details(images.filter(image => !unshared.has(image.id)))
     Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
     planned = plan(state, settings, now)
