@@ -1,6 +1,6 @@
 import * as core from '@actions/core'
 import { shortId } from './simulation'
-import { formatAge, formatBytes } from './units'
+import { formatAge, formatBytes, groupThousands } from './units'
 import type { Result, Row } from './reclaim'
 import { actionLog, type Log } from './log'
 import type { SkipReason } from './model'
@@ -107,7 +107,7 @@ function headline(result: Result): string {
 }
 
 function overview(result: Result, left: number): string {
-  const bytes = `${result.bytes.toLocaleString('en-US')} byte${result.bytes === 1 ? '' : 's'}`
+  const bytes = `${groupThousands(result.bytes)} byte${result.bytes === 1 ? '' : 's'}`
   const counts = [
     `<b>${result.deleted.length}</b> image${result.deleted.length === 1 ? '' : 's'} ${result.dryRun ? 'to delete' : 'deleted'}`,
     `<b>${result.untagged.length}</b> tag${result.untagged.length === 1 ? '' : 's'} ${result.dryRun ? 'to remove' : 'removed'}`,

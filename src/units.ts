@@ -11,6 +11,14 @@ export function formatBytes(bytes: number): string {
   return `${Number(size.toPrecision(4))}${UNITS[unit]}`
 }
 
+/**
+ * A whole number with a comma between thousands, as toLocaleString('en-US') writes it. That call
+ * loads ICU's number formats on first use, 15-22 ms of a run that has nothing else to do.
+ */
+export function groupThousands(whole: number): string {
+  return String(whole).replace(/\B(?=(\d{3})+$)/g, ',')
+}
+
 /** A rough age such as the docker CLI's "3 weeks ago", without the "ago". */
 export function formatAge(created: number, now: number): string {
   const seconds = Math.max(0, Math.round((now - created) / 1000))

@@ -35,3 +35,33 @@ describe('the bundle carries no native code', () => {
     }
   })
 })
+
+// A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
+// commands. ssh2 (ssh:// only) and gRPC (BuildKit sessions) are loaded on first use
+// (src/deferred/), and undici is left out, all for start-up time: target (3) of the README. Each
+// of them requires, as it loads, Node built-ins that nothing else in the bundle asks for.
+const LOADED_ONLY_BY: Record<string, string> = {
+  dns: 'ssh2 and @grpc/grpc-js',
+  http2: '@grpc/grpc-js and undici',
+  worker_threads: 'undici',
+  diagnostics_channel: 'undici',
+  perf_hooks: 'undici'
+}
+
+describe('a plain run loads only what it uses', () => {
+  test('a run with nothing to do on a unix socket loads neither ssh2, gRPC nor undici', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'dirb-builtins-'))
+    try {
+      const out = join(dir, 'builtins.json')
+      const probe = join(REPO_ROOT, '__tests__', 'integration', 'builtins-probe.cjs')
+      const run = await runAction({}, { env: { NODE_OPTIONS: `--require=${probe}`, BUILTINS_PROBE_OUT: out } })
+      expect(succeeded(run).deleted).toEqual([])
+      const required = JSON.parse(await readFile(out, 'utf8')) as string[]
+      // The probe saw the bundle load: dockerode's HTTP client is there.
+      expect(required).toContain('http')
+      expect(required.filter(name => name in LOADED_ONLY_BY).map(name => `${name} (${LOADED_ONLY_BY[name]})`)).toEqual([])
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
+  })
+})

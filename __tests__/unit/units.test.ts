@@ -1,4 +1,5 @@
-import { formatAge, formatBytes } from '../../src/units'
+import fc from 'fast-check'
+import { formatAge, formatBytes, groupThousands } from '../../src/units'
 
 describe('formatBytes (go-units HumanSize: decimal, four significant digits)', () => {
   test.each([
@@ -17,6 +18,29 @@ describe('formatBytes (go-units HumanSize: decimal, four significant digits)', (
     [2_500_000_000_000_000, '2.5PB']
   ])('%d bytes → %s', (bytes, expected) => {
     expect(formatBytes(bytes)).toBe(expected)
+  })
+})
+
+describe('groupThousands (the summary\'s exact byte count)', () => {
+  test.each([
+    [0, '0'],
+    [1, '1'],
+    [999, '999'],
+    [1000, '1,000'],
+    [123_456, '123,456'],
+    [1_234_567, '1,234,567'],
+    [Number.MAX_SAFE_INTEGER, '9,007,199,254,740,991']
+  ])('%d → %s', (whole, expected) => {
+    expect(groupThousands(whole)).toBe(expected)
+  })
+
+  test('writes every whole byte count as toLocaleString(\'en-US\') does', () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.nat(), fc.maxSafeNat()), whole => {
+        expect(groupThousands(whole)).toBe(whole.toLocaleString('en-US'))
+      }),
+      { numRuns: 2000 }
+    )
   })
 })
 
