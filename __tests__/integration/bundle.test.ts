@@ -37,9 +37,9 @@ describe('the bundle carries no native code', () => {
 })
 
 // A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
-// commands. ssh2 (ssh:// only) and gRPC (BuildKit sessions) are loaded on first use
-// (src/deferred/), and undici is left out, all for start-up time: target (3) of the README. Each
-// of them requires, as it loads, Node built-ins that nothing else in the bundle asks for.
+// commands. ssh2 (ssh:// only) is loaded on first use (src/deferred/); gRPC (BuildKit sessions)
+// and undici (http-client's getAgentDispatcher) are left out: target (3) of the README, start-up
+// time. Each of them requires, as it loads, Node built-ins that nothing else in the bundle asks for.
 const LOADED_ONLY_BY: Record<string, string> = {
   dns: 'ssh2 and @grpc/grpc-js',
   http2: '@grpc/grpc-js and undici',
