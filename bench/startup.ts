@@ -6,12 +6,12 @@
  *
  * Each round runs every bundle once, in an order that rotates each round, on an empty private
  * engine (nothing to do, summary on) and against an engine that cannot be reached (module load,
- * settings and exit only). The machine is shared, so bundles are compared within a round, never
+ * settings and exit only); a bare `node -e 0` each round gives the floor. The machine is shared, so bundles are compared within a round, never
  * across runs of this script; the load average is recorded before each run.
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Bed, BUNDLE, ensureGnuTime, loadAverage, log, median, runAction, stopOnSignals, type ActionSample } from './lib'
+import { Bed, BUNDLE, ensureGnuTime, loadAverage, log, median, runAction, stopOnSignals, timed, type Sample } from './lib'
 
 const REPS = Number(process.env.BENCH_REPS || 20)
 const UNREACHABLE = 'unix:///nonexistent/docker.sock'
@@ -24,14 +24,14 @@ interface Cell {
 
 const cell = (): Cell => ({ ms: [], rssMB: [], load: [] })
 
-function record(into: Cell, sample: ActionSample, load: number): void {
+function record(into: Cell, sample: Sample, load: number): void {
   into.ms.push(sample.ms)
   into.rssMB.push((sample.maxRssKb * 1024) / 1e6)
   into.load.push(load)
 }
 
 /** The nothing-to-do run must succeed and delete nothing; the unreachable one must fail on the engine, not before. */
-function check(sample: ActionSample, bundle: string, reachable: boolean): void {
+function check(sample: Awaited<ReturnType<typeof runAction>>, bundle: string, reachable: boolean): void {
   const ok = reachable ? sample.code === 0 && sample.outputs['deleted-count'] === '0' : sample.code === 1 && /Cannot reach/.test(sample.stdout)
   if (!ok) throw new Error(`${bundle}: unexpected run (exit ${sample.code}): ${sample.stdout.slice(-400)} ${sample.stderr.slice(-400)}`)
 }
@@ -50,7 +50,9 @@ async function main(): Promise<void> {
   try {
     const empty = new Map(bundles.map(b => [b, cell()]))
     const unreachable = new Map(bundles.map(b => [b, cell()]))
+    const bare = cell()
     for (let round = 0; round < REPS; round++) {
+      record(bare, await timed(process.execPath, ['-e', '0'], { env: process.env }), loadAverage())
       const order = bundles.map((_, i) => bundles[(i + round) % bundles.length])
       for (const bundle of order) {
         const load = loadAverage()
@@ -64,6 +66,7 @@ async function main(): Promise<void> {
       log(`round ${round + 1} of ${REPS}`)
     }
     console.log(`\nmedian (range) of ${REPS} whole processes each, spawn to exit; peak RSS; 1-minute load average`)
+    console.log(`\nbare node -e 0: ${fmt(bare)}`)
     for (const b of bundles) {
       console.log(`\n${b}`)
       console.log(`  nothing to do, empty engine: ${fmt(empty.get(b) as Cell)}`)
