@@ -95,8 +95,8 @@ function fit(sizes: number[], total: number): number[] {
 /**
  * The layers of the images whose layers no other image holds, by the engine's own count
  * (`/system/df` SharedSize 0), without an inspect each: removing one frees its whole size, so
- * its layers count as one. Parents and children are left to the inspect, because the engine
- * leaves images with children out of that count: a child says 0 while its parent shares it all.
+ * its layers count as one. Parents and children are left to the inspect, because Docker 20 leaves
+ * images with children out of that count: a child says 0 while its parent shares most of it.
  */
 export function unsharedLayers(images: Image[], shares: Map<string, Share>): Map<string, Layer[]> {
   const parents = new Set(images.map(image => image.parentId))
