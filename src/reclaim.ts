@@ -53,7 +53,7 @@ export interface TargetResult extends Targets {
 interface Planning {
   state: EngineState
   planned: Plan
-  /** Read with the lists unless "use" matters, where the engine's figures hold. */
+  /** Read with the lists, unless a target is set, where the engine's figures hold (overlay2). */
   usage?: DiskUsage
 }
 
