@@ -22,7 +22,9 @@ export interface Engine {
   exists(id: string): Promise<boolean>
   /**
    * `/system/df`, where its figures are what removals free: not on Podman (always 0) nor on the
-   * containerd store (snapshots only, while a removal frees the layer's blob as well).
+   * containerd store (snapshots only, while a removal frees the layer's blob as well); and only
+   * where it sizes images alone: before API 1.42 it also walks every container's filesystem, so
+   * such an engine is asked only while it has no container.
    */
   usage(): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
@@ -285,14 +287,24 @@ class DockerEngine implements Engine {
 
   async usage(): Promise<DiskUsage | undefined> {
     if (this.store !== 'graphdriver') return undefined
+    if (!this.imagesOnlyUsage && (await this.hasContainers())) return undefined
     const df = await this.read(() => this.diskUsage())
     const shares = new Map((df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }]))
     return { layersSize: df.LayersSize ?? 0, shares }
   }
 
+  /** `type=image` came with API 1.42 (moby docs/api/version-history.md); older engines size containers too. */
+  private get imagesOnlyUsage(): boolean {
+    return atLeast(this.apiVersion, '1.42')
+  }
+
+  private async hasContainers(): Promise<boolean> {
+    const some = await this.call(() => this.docker.listContainers({ all: true, limit: 1 }))
+    return some.length > 0
+  }
+
   private async diskUsage(): Promise<DiskUsageAnswer> {
-    // Without type=image the engine also sizes every container's filesystem.
-    const query = atLeast(this.apiVersion, '1.42') ? { type: ['image'] } : {}
+    const query = this.imagesOnlyUsage ? { type: ['image'] } : {}
     return new Promise<DiskUsageAnswer>((resolve, reject) =>
       this.docker.modem.dial(
         { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },

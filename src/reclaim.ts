@@ -92,7 +92,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
-  const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.usage().then(after => after?.layersSize, () => predicted) : predicted
+  const storageAfter = changed && !targets && storageBefore !== undefined ? await engine.usage().then(after => after?.layersSize ?? predicted, () => predicted) : predicted
   const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
   if (target && !target.met) log.warning(missed(target))
   const jobScope = settings.preexisting !== undefined

@@ -248,6 +248,10 @@ export class Scene {
     return this.docker(['create', '--network=none', image, '/never-run'])
   }
 
+  async removeContainer(id: string): Promise<void> {
+    await this.docker(['rm', '-f', id])
+  }
+
   /** Loads a hand-written docker-save archive, since a build can only stamp the current time as Created. */
   async old(tag: string, createdIso: string, bytes = 100_000): Promise<string> {
     const [id] = await this.load([{ tag, createdIso, bytes }])

@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
-import { expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded } from './checks'
+import { apiAtLeast, expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded } from './checks'
 import { join } from 'node:path'
 import { bed, proxiesPerTest, runAction } from './harness'
 
@@ -78,10 +78,14 @@ describe('reclaimed-bytes is what left the engine', () => {
 
 // Overlay2's disk usage says which images share no layer, and such an image frees its whole size:
 // only the others are inspected. Its count leaves out images with children, so a build's family is.
+// Before API 1.42 disk usage cannot leave containers out, and the scene has one: no disk usage then.
+const imagesOnlyUsage = store === 'overlay2' && apiAtLeast('1.42')
+
 describe('what is inspected to price a removal', () => {
-  const title =
-    store === 'overlay2'
-      ? 'only the images that share layers or have parents or children: the dry run and the real run agree with the disk'
+  const title = imagesOnlyUsage
+    ? 'only the images that share layers or have parents or children: the dry run and the real run agree with the disk'
+    : store === 'overlay2'
+      ? `every image on API ${bed().engine.apiVersion} with a container on the engine, where disk usage would size the container too: the dry run and the real run agree with the disk`
       : `every image on the ${store} store, whose disk usage figures are not what removals free: the dry run and the real run agree with the disk`
 
   test(title, async () => {
@@ -93,7 +97,7 @@ describe('what is inspected to price a removal', () => {
     const inputs = { refs: 'lone:* left:1 right:1' }
     const dry = succeeded(await runAction({ ...inputs, 'dry-run': 'true' }, { host: recorder.host }))
     const inspected = recorder.seen.flatMap(request => /^GET \/v[\d.]+\/images\/([^/]+)\/json$/.exec(request)?.[1] ?? []).map(decodeURIComponent)
-    const expected = store === 'overlay2' ? all.filter(id => !lone.includes(id)) : all
+    const expected = imagesOnlyUsage ? all.filter(id => !lone.includes(id)) : all
     expect(new Set(inspected)).toEqual(new Set(expected))
     expect(inspected).toHaveLength(expected.length)
     const before = await storage(scene)
@@ -102,5 +106,41 @@ describe('what is inspected to price a removal', () => {
     expect(real.deleted).toEqual(expect.arrayContaining([lone[1], lone[2]]))
     expect(real.bytes).toBe(dry.bytes)
     expectReclaimed(real.bytes, before, await storage(scene), real.deleted.length)
+  })
+})
+
+// /system/df without type=image walks every container's filesystem, which a runner with many
+// containers pays for in seconds; type=image came with API 1.42.
+describe('disk usage is asked about images only', () => {
+  const diskUsageCalls = (seen: string[]): string[] => seen.filter(request => /^GET \/v[\d.]+\/system\/df/.test(request))
+  const title = imagesOnlyUsage
+    ? 'with type=image, before and after a removal'
+    : store === 'overlay2'
+      ? `on API ${bed().engine.apiVersion} only while the engine has no container, since it cannot leave containers out`
+      : `never on the ${store} store, whose disk usage figures are not what removals free`
+
+  test(title, async () => {
+    await scene.build('df-used:1', { bytes: 200_000 })
+    await scene.build('df-gone:1', { bytes: 300_000 })
+    const container = await scene.createContainer('df-used:1')
+    const recorder = await proxy(join(bed().root, 'df.sock'), () => 'forward')
+    const run = await runAction({ refs: 'df-gone:1' }, { host: recorder.host })
+    expectLayerBytes(succeeded(run).bytes, 300_000)
+    const calls = diskUsageCalls(recorder.seen)
+    if (imagesOnlyUsage) {
+      expect(calls).toHaveLength(2)
+      for (const call of calls) expect(call).toMatch(/[?&]type=image(&|$)/)
+      expect(Number(run.outputs['storage-before']) - Number(run.outputs['storage-after'])).toBe(Number(run.outputs['reclaimed-bytes']))
+      return
+    }
+    expect(calls).toEqual([])
+    expect(run.outputs['storage-before']).toBe('')
+    if (store !== 'overlay2') return
+    await scene.removeContainer(container)
+    recorder.seen.length = 0
+    const alone = await runAction({}, { host: recorder.host })
+    succeeded(alone)
+    expect(diskUsageCalls(recorder.seen)).toHaveLength(1)
+    expect(alone.outputs['storage-before']).toMatch(/^\d+$/)
   })
 })

@@ -6,6 +6,13 @@ import type { ActionRun } from './harness'
 /** The image store of the engine under test: testbed/ENGINES.md says how each keeps and frees layers. */
 export const store = bed().engine.imageStore
 
+/** Whether the engine under test speaks this API version or a newer one. */
+export function apiAtLeast(wanted: string): boolean {
+  const [major, minor] = bed().engine.apiVersion.split('.').map(Number)
+  const [wantedMajor, wantedMinor] = wanted.split('.').map(Number)
+  return major > wantedMajor || (major === wantedMajor && minor >= wantedMinor)
+}
+
 export interface Skipped {
   ref: string
   id: string
