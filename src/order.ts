@@ -17,40 +17,43 @@ export function prerequisites(steps: readonly Step[], images: readonly Image[]):
   const latest = new Map<string, number>()
   return steps.map((step, index) => {
     const related = [step.imageId, parentOf.get(step.imageId) ?? '', ...(children.get(step.imageId) ?? [])]
-    const waits = new Set(related.flatMap(id => latest.get(id) ?? []))
+    // Distinct images have distinct latest steps, so the list has no duplicates.
+    const waits = related.flatMap(id => latest.get(id) ?? [])
     latest.set(step.imageId, index)
-    return [...waits]
+    return waits
   })
 }
 
 /**
  * Runs `work` on every item, at most `width` at once, each only once the items `waits` lists
- * for it have finished; answers in the items' order. `waits` may only name earlier items.
+ * for it have finished; answers in the items' order. `waits` may only name earlier items. Items
+ * start in the order they became ready, and nothing is held for an item until it starts: at
+ * thousands of items, a pending promise for each was most of what the run kept in memory.
  */
-export async function runAfter<T, R>(items: readonly T[], waits: readonly number[][], width: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
-  const slots = new Slots(width)
-  const finished: Promise<R>[] = []
-  for (const [index, item] of items.entries()) {
-    finished.push(Promise.all(waits[index].map(earlier => finished[earlier])).then(() => slots.run(() => work(item, index))))
-  }
-  return Promise.all(finished)
-}
-
-/** A counting semaphore that lets waiters in the order they came. */
-class Slots {
-  private readonly queue: (() => void)[] = []
-
-  constructor(private free: number) {}
-
-  async run<R>(work: () => Promise<R>): Promise<R> {
-    if (this.free > 0) this.free--
-    else await new Promise<void>(resolve => this.queue.push(resolve))
-    try {
-      return await work()
-    } finally {
-      const next = this.queue.shift()
-      if (next) next()
-      else this.free++
+export function runAfter<T, R>(items: readonly T[], waits: readonly number[][], width: number, work: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  const unfinished = waits.map(earlier => earlier.length)
+  const dependents = new Map<number, number[]>()
+  waits.forEach((earlier, index) => earlier.forEach(e => dependents.set(e, [...(dependents.get(e) ?? []), index])))
+  const ready = unfinished.flatMap((count, index) => (count === 0 ? [index] : []))
+  let next = 0
+  let running = 0
+  let finished = 0
+  return new Promise((resolve, reject) => {
+    const start = (): void => {
+      for (; running < width && next < ready.length; running++) {
+        const index = ready[next++]
+        work(items[index], index).then(result => {
+          results[index] = result
+          running--
+          finished++
+          for (const later of dependents.get(index) ?? []) if (--unfinished[later] === 0) ready.push(later)
+          if (finished === items.length) resolve(results)
+          else start()
+        }, reject)
+      }
     }
-  }
+    if (items.length === 0) resolve(results)
+    start()
+  })
 }

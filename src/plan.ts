@@ -1,8 +1,9 @@
 import { passes, type Anchors, type Filters } from './filters'
 import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
+import { Ledger } from './ledger'
 import { Simulation, shortId, type Outcome } from './simulation'
 import { lastUse, newestPerRepository, type AgeBasis } from './usage'
-import type { EngineState, Image, Skip, SkipReason, Snapshot } from './model'
+import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from './model'
 
 /** The part of the settings the planner reads. */
 export interface Selection {
@@ -88,6 +89,25 @@ type Resolution = { id: string; byName?: string } | { reason: SkipReason; messag
  */
 export function plan(state: EngineState, selection: Selection, now: number): Plan {
   return new Planner(state, selection, now).run()
+}
+
+/**
+ * Prices, in place, the steps of a plan made before the layers were read, as the planner would
+ * have: without a storage target no step depends on sizes, so the steps stand and each deletion
+ * frees, in order, the layers its images were the last to hold. Saves planning twice, which at
+ * thousands of images cost as much memory as everything else before the removals.
+ */
+export function price(planned: Plan, layers: Map<string, Layer[]>): Plan {
+  planned.state = { ...planned.state, layers }
+  const ledger = new Ledger(planned.state)
+  const before = ledger.held()
+  for (const step of planned.steps.filter(s => s.deleted)) {
+    step.freed = [step.imageId, ...step.pruned].flatMap(id => ledger.release(id))
+    step.bytes = ledger.bytes(step.freed)
+  }
+  planned.bytes = planned.steps.reduce((sum, step) => sum + step.bytes, 0)
+  planned.storage = { ...planned.storage, before, after: before - planned.bytes }
+  return planned
 }
 
 class Planner {

@@ -2,7 +2,7 @@ import { freeUnderDataRoot } from './disk'
 import { connect, type DiskUsage, type Engine } from './engine'
 import { resolveEndpoint, shown } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
-import { RETENTION, plan, type Plan, type Selection, type Targets } from './plan'
+import { RETENTION, plan, price, type Plan, type Selection, type Targets } from './plan'
 import { execute, type Execution } from './remove'
 import { shortId } from './simulation'
 import { unsharedLayers } from './layers'
@@ -119,9 +119,8 @@ function missed(target: TargetResult): string {
 }
 
 /**
- * Plans on the image list alone first. Once something is to be deleted, it is priced by its
- * layers: from the engine's disk usage for the images that share none, from one inspect per
- * image for the rest, and for every image when "use" matters (inspect records the last tag).
+ * Plans on the image list alone first, and reads layers only once something is to be deleted;
+ * when "use" matters (a target, or last-used ages), every layer and tag time is read first.
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
   const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
@@ -131,13 +130,13 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
   const [images, containers, usage] = await Promise.all([engine.images(), engine.containers(), reading])
   const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
   if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
-  let planned = usageMatters ? undefined : plan(state, settings, now)
+  // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
+  // once something is to be deleted.
+  const unpriced = usageMatters ? undefined : plan(state, settings, now)
+  let planned = unpriced
   if (!planned || planned.steps.some(step => step.deleted)) {
-    const unshared = usage && !usageMatters ? unsharedLayers(images, usage.shares) : new Map<string, Layer[]>()
-    const details = await engine.details(images.filter(image => !unshared.has(image.id)))
-    Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
-    planned = plan(state, settings, now)
-    log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
+    await readLayers(engine, state, usageMatters ? undefined : usage, log)
+    planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
   }
   const deletions = planned.steps.filter(step => step.deleted).length
   log.info(
@@ -146,6 +145,18 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
   )
   for (const { ref, id } of planned.filteredOut) log.info(`${ref} (${shortId(id)}) is left out by the filters`)
   return { state, planned, usage }
+}
+
+/**
+ * Reads the layers of the images into the state: from the engine's disk usage for the images that
+ * share none, from one inspect per image for the rest (all of them without `usage`: inspect also
+ * records the last tag).
+ */
+async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
+  const unshared = usage ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
+  const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
+  Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
+  log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
 }
 
 function summarize(

@@ -10,7 +10,8 @@ export type Outcome =
 interface Node {
   image: Image
   refs: string[]
-  children: Set<string>
+  /** Images built on it that are still there. */
+  children: number
 }
 
 /** Where the stores' delete rules part (measured in testbed/ENGINES.md). */
@@ -64,9 +65,12 @@ export class Simulation {
     this.store = state.store ?? 'graphdriver'
     this.rules = RULES[this.store]
     for (const image of state.images) {
-      this.nodes.set(image.id, { image, refs: [...image.tags, ...image.digests], children: new Set() })
+      this.nodes.set(image.id, { image, refs: [...image.tags, ...image.digests], children: 0 })
     }
-    for (const image of state.images) this.nodes.get(image.parentId)?.children.add(image.id)
+    for (const image of state.images) {
+      const parent = this.nodes.get(image.parentId)
+      if (parent) parent.children++
+    }
     for (const container of state.containers) {
       this.containers.set(container.imageId, [...(this.containers.get(container.imageId) ?? []), container])
     }
@@ -110,7 +114,7 @@ export class Simulation {
   }
 
   hasChildren(id: string): boolean {
-    return (this.nodes.get(id)?.children.size ?? 0) > 0
+    return (this.nodes.get(id)?.children ?? 0) > 0
   }
 
   /** An image with children cannot be deleted by ID (graph drivers). */
@@ -192,7 +196,7 @@ export class Simulation {
     const last = this.lastNameGoes(id, ref)
     if (!force && last && stopped) return conflict('in-use-stopped', this.usedByNameMessage(ref, id, stopped))
     const untagged = this.untag(node, ref)
-    const keptByChildren = node.children.size > 0 && this.rules.childrenKeep
+    const keptByChildren = node.children > 0 && this.rules.childrenKeep
     const keptByContainer = stopped !== undefined && (!force || this.rules.forceOnlyUntagsUsed)
     if (node.refs.length > 0 || keptByChildren || keptByContainer) return { ok: true, untagged, deleted: false, pruned: [], freed: [] }
     return this.deleted(node, untagged)
@@ -227,7 +231,7 @@ export class Simulation {
     const pruned: string[] = []
     for (let parent = this.nodes.get(image.parentId); parent; parent = this.nodes.get(parent.image.parentId)) {
       const id = parent.image.id
-      if (this.counted(parent.refs).length > 0 || parent.children.size > 0 || this.usedBy(id).length > 0) break
+      if (this.counted(parent.refs).length > 0 || parent.children > 0 || this.usedBy(id).length > 0) break
       this.dropRecord(parent)
       pruned.push(id)
     }
@@ -241,7 +245,7 @@ export class Simulation {
 
   private conflictOf(node: Node, force: boolean, countRefs: boolean): Outcome | undefined {
     const id = node.image.id
-    if (node.children.size > 0 && this.rules.childrenBlock) {
+    if (node.children > 0 && this.rules.childrenBlock) {
       return conflict('has-children', `unable to delete ${shortId(id)} (cannot be forced) - image has dependent child images`)
     }
     if (force) return undefined
@@ -315,7 +319,8 @@ export class Simulation {
   private dropRecord(node: Node): void {
     node.refs = []
     this.nodes.delete(node.image.id)
-    this.nodes.get(node.image.parentId)?.children.delete(node.image.id)
+    const parent = this.nodes.get(node.image.parentId)
+    if (parent) parent.children--
   }
 
   private notFound(ref: string): Outcome {

@@ -1,6 +1,6 @@
 import { parseFilters, NO_FILTERS } from '../../src/filters'
 import { Ledger } from '../../src/ledger'
-import { plan, type Plan, type Selection, type Step } from '../../src/plan'
+import { plan, price, type Plan, type Selection, type Step } from '../../src/plan'
 import { parseRefSpec, type RefSpec } from '../../src/reference'
 import { isSingleReference } from '../../src/simulation'
 import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/model'
@@ -824,6 +824,27 @@ describe('accounting', () => {
     for (const step of result.steps) expect(step.bytes).toBe(step.freed.reduce((sum, c) => sum + sizeOf(c), 0))
     expect(result.bytes).toBe(freed.reduce((sum, c) => sum + sizeOf(c), 0))
     expect(result.bytes).toBe(result.steps.reduce((sum, s) => sum + s.bytes, 0))
+  })
+
+  // The action plans on the lists alone and reads layers only once something is to be deleted.
+  test.each<[string, Options]>([
+    ['refs', { refs: ['app:1', 'app:2', 'sib:1'] }],
+    ['refs forced', { refs: ['app:2', hex(id('5c')).slice(0, 6), 'base:1'], force: true }],
+    ['prune dangling', { prune: 'dangling' }],
+    ['prune all', { prune: 'all' }],
+    ['refs then prune all, no parents', { refs: ['sib:1'], prune: 'all', noPrune: true }]
+  ])('%s: pricing the plan made without layers gives the plan made with them, on every store', (_, options) => {
+    for (const store of ['graphdriver', 'containerd', 'podman'] as const) {
+      const withLayers: EngineState = { ...busy(), store }
+      const expected = run(withLayers, options)
+      const unpriced = run({ ...withLayers, layers: new Map() }, options)
+      expect(unpriced.bytes).toBe(0)
+      const priced = price(unpriced, withLayers.layers)
+      expect(priced.steps).toEqual(expected.steps)
+      expect(priced.bytes).toBe(expected.bytes)
+      expect(priced.storage).toEqual(expected.storage)
+      expect(priced.state.layers).toBe(withLayers.layers)
+    }
   })
 
   test('prune all on the busy engine frees everything but the stopped container\'s layers', () => {
