@@ -806,13 +806,15 @@ describe('accounting', () => {
       [stopped(id('5c'))]
     )
 
-  test.each<[string, Options]>([
+  const SELECTIONS: [string, Options][] = [
     ['refs', { refs: ['app:1', 'app:2', 'sib:1'] }],
     ['refs forced', { refs: ['app:2', hex(id('5c')).slice(0, 6), 'base:1'], force: true }],
     ['prune dangling', { prune: 'dangling' }],
     ['prune all', { prune: 'all' }],
     ['refs then prune all, no parents', { refs: ['sib:1'], prune: 'all', noPrune: true }]
-  ])('%s: every layer freed exactly once, when its last holder goes; bytes add up', (_, options) => {
+  ]
+
+  test.each(SELECTIONS)('%s: every layer freed exactly once, when its last holder goes; bytes add up', (_, options) => {
     const state = busy()
     const result = run(state, options)
     const freed = result.steps.flatMap(s => s.freed)
@@ -827,13 +829,7 @@ describe('accounting', () => {
   })
 
   // The action plans on the lists alone and reads layers only once something is to be deleted.
-  test.each<[string, Options]>([
-    ['refs', { refs: ['app:1', 'app:2', 'sib:1'] }],
-    ['refs forced', { refs: ['app:2', hex(id('5c')).slice(0, 6), 'base:1'], force: true }],
-    ['prune dangling', { prune: 'dangling' }],
-    ['prune all', { prune: 'all' }],
-    ['refs then prune all, no parents', { refs: ['sib:1'], prune: 'all', noPrune: true }]
-  ])('%s: pricing the plan made without layers gives the plan made with them, on every store', (_, options) => {
+  test.each(SELECTIONS)('%s: pricing the plan made without layers gives the plan made with them, on every store', (_, options) => {
     for (const store of ['graphdriver', 'containerd', 'podman'] as const) {
       const withLayers: EngineState = { ...busy(), store }
       const expected = run(withLayers, options)
