@@ -94,8 +94,8 @@ export function plan(state: EngineState, selection: Selection, now: number): Pla
 /**
  * Prices, in place, the steps of a plan made before the layers were read, as the planner would
  * have: without a storage target no step depends on sizes, so the steps stand and each deletion
- * frees, in order, the layers its images were the last to hold. Saves planning twice, which at
- * thousands of images cost as much memory as everything else before the removals.
+ * frees, in order, the layers its images were the last to hold. Saves planning a second time,
+ * whose allocations at thousands of images made V8 grow its young generation (bench/README.md).
  */
 export function price(planned: Plan, layers: Map<string, Layer[]>): Plan {
   planned.state = { ...planned.state, layers }
