@@ -133,14 +133,22 @@ async function send(engine: Engine, ledger: Ledger, step: Step, timeoutMs: numbe
   }
   // The bytes are those of the layers that no image or container holds once these images are
   // gone: some images' layers were never inspected, so the layers an answer names are not used.
-  const answered = items.flatMap(item => (item.deleted && ledger.isImage(item.deleted) ? [item.deleted] : []))
-  const deletedImages = await confirmed(engine, step, answered)
+  const deletedImages = await confirmed(engine, step, valuesOf(items, 'deleted', id => ledger.isImage(id)))
   return {
     step,
-    untagged: items.flatMap(item => (item.untagged ? [item.untagged] : [])),
+    untagged: valuesOf(items, 'untagged'),
     deletedImages,
     bytes: ledger.bytes(deletedImages.flatMap(id => ledger.release(id)))
   }
+}
+
+/**
+ * One key's values in the engine's answer. Both arrays are kept for every removed image until the
+ * report, and `filter` and `flatMap` make arrays with room for 16 more entries (about 130 bytes
+ * each), where `map` makes them at their exact length.
+ */
+function valuesOf(items: RemovedItem[], key: keyof RemovedItem, wanted: (value: string) => boolean = () => true): string[] {
+  return items.filter(item => item[key] !== undefined && wanted(item[key])).map(item => item[key] as string)
 }
 
 /**
