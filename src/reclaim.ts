@@ -83,8 +83,11 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const { targets } = settings
-  // With a target the plan has measured every layer, which /system/df would only repeat.
-  const storageBefore = targets ? planned.storage.before : usage?.layersSize
+  // Where the plan read every image's layers, /system/df would only repeat its measure; without
+  // disk usage (an engine before API 1.42 with containers) it stands in on overlay2, where the two agree.
+  const measured = state.layers.size === state.images.length
+  const planMeasure = targets !== undefined || (measured && !usage && engine.store === 'graphdriver')
+  const storageBefore = planMeasure ? planned.storage.before : usage?.layersSize
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
