@@ -153,11 +153,12 @@ function describe(error: unknown): string {
  * A read that met other work on the engine, and is worth sending again. The engine fails a list,
  * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
  * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
- * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image".
+ * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image"
+ * or "failed to convert ImageData to ImageInspect".
  * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
-const RACED = /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|disk usage operation is already running/
+const RACED = /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|failed to convert ImageData to ImageInspect|disk usage operation is already running/
 
 function raced(error: unknown): boolean {
   return error instanceof EngineError && RACED.test(error.message)
