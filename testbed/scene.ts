@@ -249,7 +249,7 @@ export class Scene {
   }
 
   async removeContainer(id: string): Promise<void> {
-    await this.docker(['rm', '-f', id])
+    await this.remove(`/containers/${id.trim()}?force=1&v=1`)
   }
 
   /** Loads a hand-written docker-save archive, since a build can only stamp the current time as Created. */
@@ -389,7 +389,7 @@ export class Scene {
    * With keepBusybox the engine ends holding exactly the busybox image (built if missing), so every test starts alike.
    */
   async wipe(opts: { keepBusybox?: boolean } = {}): Promise<void> {
-    for (const c of await this.containers()) await this.remove(`/containers/${c.id}?force=1&v=1`)
+    for (const c of await this.containers()) await this.removeContainer(c.id)
     const keep = opts.keepBusybox ? await this.lineage(await this.busybox()) : new Set<string>()
     // Each round removes at least one image, so more rounds than images means removal is stuck.
     for (let round = (await this.images()).length; round >= 0; round--) {
