@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs'
 import { homedir } from 'node:os'
 import { join, resolve } from 'node:path'
 import * as exec from '@actions/exec'
@@ -29,7 +30,36 @@ export interface TlsSettings {
 export async function resolveEndpoint(input: string, env: NodeJS.ProcessEnv = process.env): Promise<Endpoint> {
   const host = input || env.DOCKER_HOST
   if (host) return { host, tls: tlsFromEnv(host, env) }
+  if (activeContext(env) === DEFAULT_CONTEXT) return { host: DEFAULT_HOST }
   return (await contextEndpoint(env)) ?? { host: DEFAULT_HOST }
+}
+
+const DEFAULT_CONTEXT = 'default'
+
+/**
+ * The context the docker CLI would use without DOCKER_HOST (docker/cli cli/command/cli.go,
+ * resolveContextName): DOCKER_CONTEXT, else the config file's currentContext, else the default
+ * one. Read here so that most runs, on the default context, need not start the CLI (tens of ms);
+ * undefined when the config file cannot be read as plain JSON, which is then the CLI's to judge.
+ */
+export function activeContext(env: NodeJS.ProcessEnv): string | undefined {
+  if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT
+  let text: string
+  try {
+    text = readFileSync(join(configDir(env), 'config.json'), 'utf8')
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'ENOENT' ? DEFAULT_CONTEXT : undefined
+  }
+  try {
+    const { currentContext } = JSON.parse(text) as { currentContext?: unknown }
+    return typeof currentContext === 'string' && currentContext !== '' ? currentContext : DEFAULT_CONTEXT
+  } catch {
+    return undefined
+  }
+}
+
+function configDir(env: NodeJS.ProcessEnv): string {
+  return env.DOCKER_CONFIG || join(homedir(), '.docker')
 }
 
 /**
@@ -45,8 +75,7 @@ export function tlsFromEnv(host: string, env: NodeJS.ProcessEnv): TlsSettings | 
   if (!verifyAsked && !env.DOCKER_TLS && !host.startsWith('https://')) return undefined
   const verify = verifyAsked || !env.DOCKER_TLS
   if (env.DOCKER_CERT_PATH) return { dir: env.DOCKER_CERT_PATH, verify, caRequired: true, source: 'DOCKER_CERT_PATH' }
-  const dir = env.DOCKER_CONFIG || join(homedir(), '.docker')
-  return { dir, verify, caRequired: true, source: 'DOCKER_CERT_PATH unset: the docker config directory' }
+  return { dir: configDir(env), verify, caRequired: true, source: 'DOCKER_CERT_PATH unset: the docker config directory' }
 }
 
 /** What `docker context inspect --format '{{json .}}'` says of the active context. */
@@ -71,7 +100,7 @@ export function contextFromInspect(json: string, env: NodeJS.ProcessEnv): Endpoi
   }
   const host = context.Endpoints?.docker?.Host
   if (!host) return undefined
-  if (context.Name === 'default') return { host, tls: tlsFromEnv(host, env) }
+  if (context.Name === DEFAULT_CONTEXT) return { host, tls: tlsFromEnv(host, env) }
   const skipVerify = context.Endpoints?.docker?.SkipTLSVerify === true
   const material = context.TLSMaterial?.docker ?? []
   const tlsPath = context.Storage?.TLSPath

@@ -24,9 +24,9 @@ export interface Engine {
    * `/system/df`, where its figures are what removals free: not on Podman (always 0) nor on the
    * containerd store (snapshots only, while a removal frees the layer's blob as well); and only
    * where it sizes images alone: before API 1.42 it also walks every container's filesystem, so
-   * such an engine is asked only while it has no container.
+   * such an engine is asked only while it has no container. `signal` gives up on the answer.
    */
-  usage(): Promise<DiskUsage | undefined>
+  usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
 }
@@ -91,6 +91,7 @@ const READ_ATTEMPTS = 8
 const READ_BACKOFF_MS = 200
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
 const BARE_ID = /^[0-9a-f]{64}$/
+const HUB_QUALIFIED = /^(?:index\.)?docker\.io\//
 
 /** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
 export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<Engine> {
@@ -103,6 +104,9 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
   }
   const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
   const probe = openDocker(withTimeout(options, firstContact))
+  // /info is asked beside /version, in the engine's own API version, rather than after it: it
+  // does not wait for the version to be agreed on, and both are read from the start of every run.
+  const info = (probe.info() as Promise<Info>).catch((): Info => ({}))
   let version: Docker.DockerVersion
   try {
     version = await withDeadline(probe.version(), firstContact, `no answer within ${firstContact / 1000} s`)
@@ -111,7 +115,12 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
   }
   const apiVersion = olderVersion(version.ApiVersion, NEWEST_API)
   const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
-  return new DockerEngine(where, apiVersion, await imageStore(docker, version), docker)
+  return new DockerEngine(where, apiVersion, imageStore(version, await info), docker)
+}
+
+/** The part of `GET /info` read here. */
+interface Info {
+  DriverStatus?: [string, string][] | null
 }
 
 /**
@@ -119,9 +128,8 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
  * image store says so in /info's DriverStatus (`docker info` shows it as
  * driver-type), whatever snapshotter it uses.
  */
-async function imageStore(docker: Docker, version: Docker.DockerVersion): Promise<ImageStore> {
+function imageStore(version: Docker.DockerVersion, info: Info): ImageStore {
   if ((version.Components ?? []).some(component => /podman/i.test(component.Name))) return 'podman'
-  const info = (await docker.info().catch(() => ({}))) as { DriverStatus?: [string, string][] | null }
   const snapshotter = (info.DriverStatus ?? []).some(([key, value]) => key === 'driver-type' && value.startsWith('io.containerd.snapshotter'))
   return snapshotter ? 'containerd' : 'graphdriver'
 }
@@ -173,6 +181,9 @@ function realRefs(values: string[] | null | undefined): string[] {
 }
 
 function familiarRef(ref: string): string {
+  // Only Docker Hub's own domain changes in the familiar form; every other reference is parsed
+  // for nothing, thousands of times on a large engine.
+  if (!HUB_QUALIFIED.test(ref)) return ref
   const parsed = parseNamed(ref)
   return parsed ? familiarString(parsed) : ref
 }
@@ -286,10 +297,10 @@ class DockerEngine implements Engine {
     return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined
   }
 
-  async usage(): Promise<DiskUsage | undefined> {
+  async usage(signal?: AbortSignal): Promise<DiskUsage | undefined> {
     if (this.store !== 'graphdriver') return undefined
-    if (!this.imagesOnlyUsage && (await this.hasContainers())) return undefined
-    const df = await this.read(() => this.diskUsage())
+    if (!this.imagesOnlyUsage && (await this.hasContainers(signal))) return undefined
+    const df = await this.read(() => this.diskUsage(signal))
     const shares = new Map((df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }]))
     return { layersSize: df.LayersSize ?? 0, shares }
   }
@@ -299,16 +310,16 @@ class DockerEngine implements Engine {
     return atLeast(this.apiVersion, '1.42')
   }
 
-  private async hasContainers(): Promise<boolean> {
-    const some = await this.call(() => this.docker.listContainers({ all: true, limit: 1 }))
+  private async hasContainers(signal?: AbortSignal): Promise<boolean> {
+    const some = await this.call(() => this.docker.listContainers({ all: true, limit: 1, abortSignal: signal }))
     return some.length > 0
   }
 
-  private async diskUsage(): Promise<DiskUsageAnswer> {
+  private async diskUsage(signal?: AbortSignal): Promise<DiskUsageAnswer> {
     const query = this.imagesOnlyUsage ? { type: ['image'] } : {}
     return new Promise<DiskUsageAnswer>((resolve, reject) =>
       this.docker.modem.dial(
-        { path: '/system/df?', method: 'GET', options: query, statusCodes: { 200: true, 500: 'server error' } },
+        { path: '/system/df?', method: 'GET', options: query, abortSignal: signal, statusCodes: { 200: true, 500: 'server error' } },
         (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as DiskUsageAnswer))
       )
     )

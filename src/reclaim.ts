@@ -83,11 +83,7 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const { targets } = settings
-  // Where the plan read every image's layers, /system/df would only repeat its measure; without
-  // disk usage (an engine before API 1.42 with containers) it stands in on overlay2, where the two agree.
-  const measured = state.layers.size === state.images.length
-  const planMeasure = targets !== undefined || (measured && !usage && engine.store === 'graphdriver')
-  const storageBefore = planMeasure ? planned.storage.before : usage?.layersSize
+  const storageBefore = targets ? planned.storage.before : measuredStorage(engine, state, planned, usage)
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () => execute(engine, planned, options, state.images, log))
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
@@ -101,6 +97,20 @@ export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, { storageBefore, storageAfter, target, now, jobScope })
 }
+
+/**
+ * Image storage before the run, without a target: only when something is deleted (a plan that
+ * deletes nothing does not wait for disk usage). Where the plan read every image's layers and
+ * there is no disk usage (an engine before API 1.42 with containers), the plan's measure stands
+ * in on overlay2, where the two agree.
+ */
+function measuredStorage(engine: Engine, state: EngineState, planned: Plan, usage: DiskUsage | undefined): number | undefined {
+  if (usage) return usage.layersSize
+  const measured = state.layers.size === state.images.length && engine.store === 'graphdriver'
+  return measured && deletes(planned) ? planned.storage.before : undefined
+}
+
+const deletes = (planned: Plan): boolean => planned.steps.some(step => step.deleted)
 
 /** Whether the targets hold once `freed` bytes have gone: free space is measured again after a real run. */
 async function judge(engine: Engine, targets: Targets, storage: Plan['storage'], freed: number, changed: boolean): Promise<TargetResult> {
@@ -127,27 +137,41 @@ function missed(target: TargetResult): string {
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
   const usageMatters = settings.targets !== undefined || (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
-  // Disk usage gives storage before the run, so it is read side by side with the lists; a target
-  // has the plan measure every layer instead.
-  const reading = settings.targets ? undefined : engine.usage()
-  const [images, containers, usage] = await Promise.all([engine.images(), engine.containers(), reading])
-  const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
-  if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
-  // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
-  // once something is to be deleted.
-  const unpriced = usageMatters ? undefined : plan(state, settings, now)
-  let planned = unpriced
-  if (!planned || planned.steps.some(step => step.deleted)) {
-    await readLayers(engine, state, usageMatters ? undefined : usage, log)
-    planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
+  // Disk usage gives storage before the run, so it is asked side by side with the lists, and given
+  // up on by a plan that deletes nothing: at thousands of images it takes the engine longer than
+  // the rest of the step. A target has the plan measure every layer instead.
+  const asking = new AbortController()
+  const reading = settings.targets ? undefined : engine.usage(asking.signal)
+  reading?.catch(() => undefined)
+  let usage: DiskUsage | undefined
+  try {
+    const [images, containers] = await Promise.all([engine.images(), engine.containers()])
+    const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
+    if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
+    // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
+    // once something is to be deleted.
+    const unpriced = usageMatters ? undefined : plan(state, settings, now)
+    let planned = unpriced
+    if (!planned || deletes(planned)) {
+      usage = await reading
+      await readLayers(engine, state, usageMatters ? undefined : usage, log)
+      planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
+    }
+    report(state, planned, log)
+    return { state, planned, usage: deletes(planned) ? usage : undefined }
+  } finally {
+    asking.abort()
   }
+}
+
+function report(state: EngineState, planned: Plan, log: Log): void {
+  const { images, containers } = state
   const deletions = planned.steps.filter(step => step.deleted).length
   log.info(
     `${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
       `${deletions} images to delete, ${formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`
   )
   for (const { ref, id } of planned.filteredOut) log.info(`${ref} (${shortId(id)}) is left out by the filters`)
-  return { state, planned, usage }
 }
 
 /**

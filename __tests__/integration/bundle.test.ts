@@ -36,6 +36,24 @@ describe('the bundle carries no native code', () => {
   })
 })
 
+// node compiles every byte of the bundle at each start-up; ssh2 was three fifths of it, for ssh://
+// engines only (scripts/build.sh, src/deferred/ssh2.js), and protobufjs is BuildKit's, never used.
+describe('the bundle node compiles at every start carries neither ssh2 nor protobufjs', () => {
+  const SSH2 = 'SSH-2.0-ssh2js'
+  const PROTOBUFJS = 'protobuf'
+
+  test.each([
+    ['the action', 'dist'],
+    ['the command line', join('dist', 'cli')]
+  ])('%s: ssh2 is bundled on its own beside it, in ssh2/index.js', async (_, dir) => {
+    const main = await readFile(join(REPO_ROOT, dir, 'index.js'), 'utf8')
+    expect(main).not.toContain(SSH2)
+    expect(main).not.toContain(PROTOBUFJS)
+    expect(main).toContain('("./ssh2/index.js")')
+    expect(await readFile(join(REPO_ROOT, dir, 'ssh2', 'index.js'), 'utf8')).toContain(SSH2)
+  })
+})
+
 // A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
 // commands. ssh2 (ssh:// only) is loaded on first use (src/deferred/); gRPC (BuildKit sessions)
 // and undici (http-client's getAgentDispatcher) are left out: target (3) of the README, start-up

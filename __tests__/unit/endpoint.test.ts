@@ -1,7 +1,8 @@
-import { homedir } from 'node:os'
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { describe, expect, test } from '@jest/globals'
-import { contextFromInspect, tlsFromEnv } from '../../src/endpoint'
+import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
+import { contextFromInspect, resolveEndpoint, tlsFromEnv } from '../../src/endpoint'
 
 const CERTS = '/certs'
 const DEFAULT_DIR = join(homedir(), '.docker')
@@ -75,5 +76,58 @@ describe('contextFromInspect: the active context as `docker context inspect` sho
   test('no endpoint or no JSON: no context', () => {
     expect(contextFromInspect('', {})).toBeUndefined()
     expect(contextFromInspect(JSON.stringify({ Name: 'x', Endpoints: {} }), {})).toBeUndefined()
+  })
+})
+
+// The docker CLI is started for the context only when one other than the default is active: a
+// fake `docker` first on PATH records whether it ran.
+describe('resolveEndpoint: the docker CLI is asked only when a context other than the default is active', () => {
+  const FAKE_HOST = 'unix:///from-the-fake-cli.sock'
+  let dir = ''
+  let path: string | undefined
+
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'dirb-context-'))
+    await mkdir(join(dir, 'bin'))
+    const script = `#!/bin/sh\necho "$@" >> '${dir}/calls'\necho '{"Name":"other","Endpoints":{"docker":{"Host":"${FAKE_HOST}"}}}'\n`
+    await writeFile(join(dir, 'bin', 'docker'), script, { mode: 0o755 })
+    path = process.env.PATH
+    process.env.PATH = `${join(dir, 'bin')}:${path ?? ''}`
+  })
+
+  afterEach(async () => {
+    process.env.PATH = path
+    await rm(dir, { recursive: true, force: true })
+  })
+
+  const calls = async (): Promise<string[]> => (await readFile(join(dir, 'calls'), 'utf8').catch(() => '')).split('\n').filter(Boolean)
+  const config = (text: string): Promise<void> => writeFile(join(dir, 'config.json'), text)
+
+  test.each([
+    ['no config file', undefined, {}],
+    ['a config file without currentContext', '{"auths":{}}', {}],
+    ['currentContext "default"', '{"currentContext":"default"}', {}],
+    ['DOCKER_CONTEXT=default over a config naming another', '{"currentContext":"other"}', { DOCKER_CONTEXT: 'default' }]
+  ])('%s: the default socket, without starting the CLI', async (_, text, extra) => {
+    if (text !== undefined) await config(text)
+    expect(await resolveEndpoint('', { DOCKER_CONFIG: dir, ...extra })).toEqual({ host: 'unix:///var/run/docker.sock' })
+    expect(await calls()).toEqual([])
+  })
+
+  test.each([
+    ['currentContext "other"', '{"currentContext":"other"}', {}],
+    ['DOCKER_CONTEXT=other', undefined, { DOCKER_CONTEXT: 'other' }],
+    ['a config file that is not JSON, for the CLI to judge', '{"currentContext":', {}]
+  ])('%s: the CLI is asked', async (_, text, extra) => {
+    if (text !== undefined) await config(text)
+    expect(await resolveEndpoint('', { DOCKER_CONFIG: dir, ...extra })).toEqual({ host: FAKE_HOST })
+    expect(await calls()).toEqual(['context inspect --format {{json .}}'])
+  })
+
+  test('DOCKER_HOST or the input: neither the config file nor the CLI', async () => {
+    await config('{"currentContext":"other"}')
+    expect(await resolveEndpoint('', { DOCKER_CONFIG: dir, DOCKER_HOST: 'unix:///h.sock' })).toEqual({ host: 'unix:///h.sock', tls: undefined })
+    expect(await resolveEndpoint('unix:///i.sock', { DOCKER_CONFIG: dir })).toEqual({ host: 'unix:///i.sock', tls: undefined })
+    expect(await calls()).toEqual([])
   })
 })
