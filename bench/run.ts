@@ -12,9 +12,10 @@
  * data-root snapshot, and alternate which side goes first (ABBA), so drift falls on both sides.
  * Results: bench/results.json, a table and a Markdown table on stdout.
  */
-import { writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
-import { BENCH_DIR, Bed, BUNDLE, ensureGnuTime, exists, loadAverage, log, machine, median, runAction, runCli, stopOnSignals, type Machine, type Sample } from './lib'
+import { mkdtemp, rm, writeFile } from 'node:fs/promises'
+import { tmpdir } from 'node:os'
+import { dirname, join } from 'node:path'
+import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, stopOnSignals, type Machine, type Sample } from './lib'
 import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
@@ -154,8 +155,27 @@ function asRun(sample: Sample, problem: string | undefined, extra: Partial<Run> 
   return { ms: sample.ms, maxRssKb: sample.maxRssKb, code: sample.code, ...(p ? { problem: p } : {}), ...extra }
 }
 
+/** bench/planning.ts at one N: planning and byte prediction alone, in one process. */
+interface Planning {
+  n: number
+  images: number
+  deletions: number
+  inspected: number
+  /** Every repetition; the first is the one a real run has, before V8 optimises the code. */
+  ms: number[]
+  firstMs: number
+  medianMs: number
+  /** The control pass of each repetition (bench/planning.ts): linear by construction. */
+  linearMs: number[]
+  linearMedianMs: number
+}
+
+const NCC_CLI = join(BENCH_DIR, '..', 'node_modules', '@vercel', 'ncc', 'dist', 'ncc', 'cli.js')
+
 class Bench {
   readonly results: Result[] = []
+  readonly planning: Planning[] = []
+  private planner: string | undefined
   constructor(
     private readonly bed: Bed,
     /** A second private engine that stays empty: N=0 runs, and the paired baseline of the dry-run curve. */
@@ -246,6 +266,30 @@ class Bench {
     })
   }
 
+  /** Planning and byte prediction of the dry run's settings, on the scene the engine holds now. */
+  async planningCurve(n: number): Promise<void> {
+    await this.sceneCheck(n)
+    const env = await actionEnv(SCENARIOS.dryrun.inputs, this.on(n).host)
+    const out = JSON.parse(await run(process.execPath, [await this.plannerBundle()], env)) as Pick<Planning, 'images' | 'deletions' | 'inspected' | 'ms' | 'linearMs'>
+    if (out.deletions !== n) throw new Error(`planning at N=${n}: ${out.deletions} deletions planned`)
+    const point = { n, ...out, firstMs: out.ms[0], medianMs: median(out.ms.slice(1)), linearMedianMs: median(out.linearMs.slice(1)) }
+    log(`planning and byte prediction, N=${n}: first ${point.firstMs.toFixed(1)} ms, then a median of ${point.medianMs.toFixed(1)} ms`)
+    this.planning.push(point)
+  }
+
+  /** bench/planning.ts bundled by ncc into a temp directory, once. */
+  private async plannerBundle(): Promise<string> {
+    if (this.planner) return this.planner
+    const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-planning-'))
+    await run(process.execPath, [NCC_CLI, 'build', join(BENCH_DIR, 'planning.ts'), '-o', dir, '--quiet'])
+    this.planner = join(dir, 'index.js')
+    return this.planner
+  }
+
+  async dispose(): Promise<void> {
+    if (this.planner) await rm(dirname(this.planner), { recursive: true, force: true })
+  }
+
   find(n: number, name: ScenarioName): Result | undefined {
     return this.results.find(r => r.n === n && r.scenario === name)
   }
@@ -297,7 +341,30 @@ function curve(bench: Bench): CurvePoint[] {
   })
 }
 
-/** A segment may grow up to this much faster than N log N before it counts as worse: medians of whole processes still carry noise. */
+interface PlanningPoint {
+  n: number
+  firstMs: number
+  medianMs: number
+  linearMedianMs: number
+  growth?: number
+  linearGrowth?: number
+  nlognGrowth?: number
+}
+
+/** The planning medians by N, each with its growth from the one before. */
+function planningCurve(bench: Bench): PlanningPoint[] {
+  const points = [...bench.planning].sort((a, b) => a.n - b.n)
+  return points.map((p, i) => {
+    const prev = points[i - 1]
+    const point: PlanningPoint = { n: p.n, firstMs: p.firstMs, medianMs: p.medianMs, linearMedianMs: p.linearMedianMs }
+    if (prev) {
+      Object.assign(point, { growth: p.medianMs / prev.medianMs, linearGrowth: p.linearMedianMs / prev.linearMedianMs, nlognGrowth: nlogn(p.n) / nlogn(prev.n) })
+    }
+    return point
+  })
+}
+
+/** A segment may grow up to this much faster than N log N before it counts as worse: medians still carry some noise. */
 const CURVE_TOLERANCE = 1.15
 
 function targets(bench: Bench, sizes: number[]): Target[] {
@@ -332,14 +399,14 @@ function targets(bench: Bench, sizes: number[]): Target[] {
     measured: dry ? `median ${fmtMs(dry.action.medianMs)}` : 'not measured (quick mode)',
     met: dry ? dry.problems.length === 0 && dry.action.medianMs < 2000 : null
   })
-  const c = curve(bench)
-  if (c.length >= 3) {
-    const segments = c.filter(p => p.cpuGrowth !== undefined)
-    const steps = segments.map(p => `${p.n}: x${p.cpuGrowth?.toFixed(2)} vs N log N x${p.nlognGrowth?.toFixed(2)} (wall clock x${p.growth?.toFixed(2)})`).join('; ')
+  const points = planningCurve(bench)
+  if (points.length >= 3) {
+    const segments = points.filter(p => p.growth !== undefined)
+    const steps = segments.map(p => `${p.n}: x${p.growth?.toFixed(2)} vs N log N x${p.nlognGrowth?.toFixed(2)} (linear control x${p.linearGrowth?.toFixed(2)})`).join('; ')
     out.push({
-      target: `(4) the dry run's own cost (CPU time of the action, net of a paired empty-engine run) grows no worse than N log N (each step within x${CURVE_TOLERANCE} of it)`,
+      target: `(4) planning and byte prediction (in one process, bench/planning.ts) grow no worse than N log N (each step within x${CURVE_TOLERANCE} of it)`,
       measured: steps,
-      met: segments.every(p => (p.cpuGrowth as number) <= (p.nlognGrowth as number) * CURVE_TOLERANCE)
+      met: segments.every(p => (p.growth as number) <= (p.nlognGrowth as number) * CURVE_TOLERANCE)
     })
   } else {
     out.push({ target: '(4) dry-run cost grows no worse than N log N over 300, 1,000, 3,000', measured: 'not measured (quick mode)', met: null })
@@ -409,6 +476,18 @@ function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, res
       lines.push(`| ${p.n.toLocaleString('en')} | ${fmtMs(p.medianMs)} | ${fmtMs(p.netMs)} | ${x(p.growth)} | ${fmtMs(p.medianCpuMs)} | ${fmtMs(p.netCpuMs)} | ${x(p.cpuGrowth)} | ${x(p.nlognGrowth)} |`)
     }
   }
+  const points = planningCurve(bench)
+  if (points.length > 0) {
+    lines.push('')
+    lines.push('Planning and byte prediction alone (`bench/planning.ts`: the dry run\'s plan, pricing from disk usage and price(), run again and again in one process on the state the engine gave; first = the one a real run has, before V8 optimises it; the control is one pass over the same images that is linear by construction):')
+    lines.push('')
+    lines.push('| N | first | median of the rest | growth | linear control | its growth | N log N growth |')
+    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
+    const x = (g: number | undefined): string => (g ? `x${g.toFixed(2)}` : '-')
+    for (const p of points) {
+      lines.push(`| ${p.n.toLocaleString('en')} | ${p.firstMs.toFixed(1)} ms | ${p.medianMs.toFixed(1)} ms | ${x(p.growth)} | ${p.linearMedianMs.toFixed(2)} ms | ${x(p.linearGrowth)} | ${x(p.nlognGrowth)} |`)
+    }
+  }
   lines.push('')
   lines.push('| target | measured | |')
   lines.push('| --- | --- | --- |')
@@ -463,8 +542,13 @@ async function main(): Promise<void> {
       ;(restoreMs[n] ??= []).push(await bed.restore(scenes.snapshotDir(n)))
     }
     for (const r of p.runs.filter(r => r.n === n)) await bench.scenario(r.n, r.scenario, r.reps)
+    if (n > 0) {
+      await bed.restore(scenes.snapshotDir(n))
+      await bench.planningCurve(n)
+    }
     for (const r of bench.results.filter(r => r.n === n)) for (const rep of r.reps) for (const side of [rep.action, rep.cli]) if (side?.restoreMs) restoreMs[n].push(side.restoreMs)
   }
+  await bench.dispose()
   await bed.stop()
   bed = undefined
   await empty.stop()
@@ -487,6 +571,7 @@ async function main(): Promise<void> {
     snapshotProblems,
     results: bench.results,
     dryRunCurve: curve(bench),
+    planning: bench.planning,
     targets: ts,
     markdown: md
   }

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import type { Image, Layer, Share } from './model'
+import { compareIds, type Image, type Layer, type Share } from './model'
 
 /** The layer store's ChainID: each layer named by its whole stack below. */
 export function chainIds(diffIds: string[]): string[] {
@@ -37,11 +37,11 @@ export async function sizeLayers(
   const needHistory: Stack[] = []
   // Images over one chain differ in size by their own metadata on some stores (a LABEL step's
   // config): the smallest sizes it, whatever order the engine lists them in.
-  const order = (a: Stack, b: Stack): number => a.chain.length - b.chain.length || a.size - b.size || a.id.localeCompare(b.id)
+  const order = (a: Stack, b: Stack): number => a.chain.length - b.chain.length || a.size - b.size || compareIds(a.id, b.id)
   for (const stack of [...stacks].sort(order)) {
     if (!deduce(stack, known)) needHistory.push(stack)
   }
-  for (const stack of needHistory.sort((a, b) => a.chain.length - b.chain.length || a.id.localeCompare(b.id))) {
+  for (const stack of needHistory.sort((a, b) => a.chain.length - b.chain.length || compareIds(a.id, b.id))) {
     if (!deduce(stack, known)) alignHistory(stack, await history(stack.id), known)
   }
   return new Map(stacks.map(s => [s.id, s.chain.map(chainId => ({ chainId, size: known.get(chainId) ?? 0 }))]))

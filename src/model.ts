@@ -80,3 +80,10 @@ export interface Skip {
 
 /** The images on the engine at one moment: ID to its tags and digests. */
 export type Snapshot = Map<string, Set<string>>
+
+/**
+ * Image IDs in a fixed order, for plans that do not depend on the order the engine listed them
+ * in. IDs are sha256:<hex>, whose code-point order is what localeCompare gives them, at a small
+ * part of its cost: with localeCompare, sorting took half of a plan's time at 1,000 images.
+ */
+export const compareIds = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0)

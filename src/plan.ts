@@ -3,7 +3,7 @@ import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } 
 import { Ledger } from './ledger'
 import { Simulation, shortId, type Outcome } from './simulation'
 import { lastUse, newestPerRepository, type AgeBasis } from './usage'
-import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from './model'
+import { compareIds, type EngineState, type Image, type Layer, type Skip, type SkipReason, type Snapshot } from './model'
 
 /** The part of the settings the planner reads. */
 export interface Selection {
@@ -180,7 +180,7 @@ class Planner {
         .images()
         .filter(image => this.evictable(image.id))
         .map(image => ({ id: image.id, used: this.used.get(image.id) ?? 0, bytes: this.sim.uniqueBytes(image.id) }))
-        .sort((a, b) => a.used - b.used || b.bytes - a.bytes || a.id.localeCompare(b.id))
+        .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
         .map(candidate => candidate.id)
     )
     while (this.shortfall(targets) > 0) {
@@ -247,7 +247,7 @@ class Planner {
   private patternMatches(pattern: RegExp): { id: string; ref: string }[] {
     return this.sim
       .images()
-      .sort((a, b) => a.id.localeCompare(b.id))
+      .sort((a, b) => compareIds(a.id, b.id))
       .flatMap(image => this.sim.refs(image.id).filter(ref => matchesText(pattern, ref)).map(ref => ({ id: image.id, ref })))
   }
 
@@ -393,7 +393,7 @@ class Planner {
       .filter(image => (mode === 'dangling' ? this.isDanglingHead(image.id) : this.isPrunable(image.id)))
       .filter(image => passes(image, this.selection.filters, this.anchors))
       .map(image => ({ id: image.id, depth: this.sim.depth(image.id) }))
-      .sort((a, b) => b.depth - a.depth || a.id.localeCompare(b.id))
+      .sort((a, b) => b.depth - a.depth || compareIds(a.id, b.id))
     for (const { id } of candidates) if (this.sim.alive(id)) this.pruneOne(id)
   }
 

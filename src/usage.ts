@@ -1,5 +1,5 @@
 import { familiarName, parseNamed } from './reference'
-import type { EngineState, Image } from './model'
+import { compareIds, type EngineState, type Image } from './model'
 
 /** What "recent" means for keep-duration and keep-last. */
 export type AgeBasis = 'created' | 'last-used'
@@ -36,7 +36,7 @@ export function newestPerRepository(images: Image[], count: number, recency: (id
   }
   const kept = new Map<string, string>()
   for (const [repo, list] of [...members].sort(([a], [b]) => a.localeCompare(b))) {
-    list.sort((a, b) => recency(b.id) - recency(a.id) || a.id.localeCompare(b.id))
+    list.sort((a, b) => recency(b.id) - recency(a.id) || compareIds(a.id, b.id))
     for (const image of list.slice(0, count)) if (!kept.has(image.id)) kept.set(image.id, familiarName(repo))
   }
   return kept
