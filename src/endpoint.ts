@@ -42,7 +42,7 @@ const DEFAULT_CONTEXT = 'default'
  * one. Read here so that most runs, on the default context, need not start the CLI (tens of ms);
  * undefined when the config file cannot be read as plain JSON, which is then the CLI's to judge.
  */
-export function activeContext(env: NodeJS.ProcessEnv): string | undefined {
+function activeContext(env: NodeJS.ProcessEnv): string | undefined {
   if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT
   let text: string
   try {

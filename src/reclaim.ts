@@ -53,7 +53,7 @@ export interface TargetResult extends Targets {
 interface Planning {
   state: EngineState
   planned: Plan
-  /** Read with the lists, unless a target is set, where the engine's figures hold (overlay2). */
+  /** Asked with the lists where its figures hold (overlay2) and no target is set; kept only when the plan deletes something. */
   usage?: DiskUsage
 }
 
@@ -143,7 +143,6 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
   const asking = new AbortController()
   const reading = settings.targets ? undefined : engine.usage(asking.signal)
   reading?.catch(() => undefined)
-  let usage: DiskUsage | undefined
   try {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()])
     const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
@@ -152,19 +151,20 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
     // once something is to be deleted.
     const unpriced = usageMatters ? undefined : plan(state, settings, now)
     let planned = unpriced
+    let usage: DiskUsage | undefined
     if (!planned || deletes(planned)) {
       usage = await reading
       await readLayers(engine, state, usageMatters ? undefined : usage, log)
       planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
     }
-    report(state, planned, log)
+    logPlan(state, planned, log)
     return { state, planned, usage: deletes(planned) ? usage : undefined }
   } finally {
     asking.abort()
   }
 }
 
-function report(state: EngineState, planned: Plan, log: Log): void {
+function logPlan(state: EngineState, planned: Plan, log: Log): void {
   const { images, containers } = state
   const deletions = planned.steps.filter(step => step.deleted).length
   log.info(
