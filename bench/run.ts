@@ -452,6 +452,14 @@ function tableRows(bench: Bench): string[][] {
   return [header, ...rows]
 }
 
+const growthText = (growth: number | undefined): string => (growth ? `x${growth.toFixed(2)}` : '-')
+
+/** A captioned Markdown table of numbers, every column right-aligned. */
+function numberTable(lines: string[], caption: string, header: string[], rows: string[][]): void {
+  lines.push('', caption, '', `| ${header.join(' | ')} |`, `| ${header.map(() => '---:').join(' | ')} |`)
+  for (const row of rows) lines.push(`| ${row.join(' | ')} |`)
+}
+
 function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, restoreMs: Record<number, number>): string {
   const lines: string[] = []
   lines.push(`Benchmark (\`npm run bench\`${QUICK ? ', quick mode' : ''}), ${m.date.slice(0, 10)}: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, ${m.kernel}; ` +
@@ -466,27 +474,21 @@ function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, res
   }
   const c = curve(bench)
   if (c.length > 0) {
-    lines.push('')
-    lines.push('Dry-run curve (net = median of, per repetition, the dry run minus the same step on an empty engine run next to it; CPU = user and system time of the action\'s process, which leaves out its waits for the engine):')
-    lines.push('')
-    lines.push('| N | dry run | net | net growth | CPU | net CPU | net CPU growth | N log N growth |')
-    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-    const x = (g: number | undefined): string => (g ? `x${g.toFixed(2)}` : '-')
-    for (const p of c) {
-      lines.push(`| ${p.n.toLocaleString('en')} | ${fmtMs(p.medianMs)} | ${fmtMs(p.netMs)} | ${x(p.growth)} | ${fmtMs(p.medianCpuMs)} | ${fmtMs(p.netCpuMs)} | ${x(p.cpuGrowth)} | ${x(p.nlognGrowth)} |`)
-    }
+    numberTable(
+      lines,
+      'Dry-run curve (net = median of, per repetition, the dry run minus the same step on an empty engine run next to it; CPU = user and system time of the action\'s process, which leaves out its waits for the engine):',
+      ['N', 'dry run', 'net', 'net growth', 'CPU', 'net CPU', 'net CPU growth', 'N log N growth'],
+      c.map(p => [p.n.toLocaleString('en'), fmtMs(p.medianMs), fmtMs(p.netMs), growthText(p.growth), fmtMs(p.medianCpuMs), fmtMs(p.netCpuMs), growthText(p.cpuGrowth), growthText(p.nlognGrowth)])
+    )
   }
   const points = planningCurve(bench)
   if (points.length > 0) {
-    lines.push('')
-    lines.push('Planning and byte prediction alone (`bench/planning.ts`: the dry run\'s plan, pricing from disk usage and price(), run again and again in one process on the state the engine gave; first = the one a real run has, before V8 optimises it; the control is one pass over the same images that is linear by construction):')
-    lines.push('')
-    lines.push('| N | first | median of the rest | growth | linear control | its growth | N log N growth |')
-    lines.push('| ---: | ---: | ---: | ---: | ---: | ---: | ---: |')
-    const x = (g: number | undefined): string => (g ? `x${g.toFixed(2)}` : '-')
-    for (const p of points) {
-      lines.push(`| ${p.n.toLocaleString('en')} | ${p.firstMs.toFixed(1)} ms | ${p.medianMs.toFixed(1)} ms | ${x(p.growth)} | ${p.linearMedianMs.toFixed(2)} ms | ${x(p.linearGrowth)} | ${x(p.nlognGrowth)} |`)
-    }
+    numberTable(
+      lines,
+      'Planning and byte prediction alone (`bench/planning.ts`: the dry run\'s plan, pricing from disk usage and price(), run again and again in one process on the state the engine gave; first = the one a real run has, before V8 optimises it; the control is one pass over the same images that is linear by construction):',
+      ['N', 'first', 'median of the rest', 'growth', 'linear control', 'its growth', 'N log N growth'],
+      points.map(p => [p.n.toLocaleString('en'), `${p.firstMs.toFixed(1)} ms`, `${p.medianMs.toFixed(1)} ms`, growthText(p.growth), `${p.linearMedianMs.toFixed(2)} ms`, growthText(p.linearGrowth), growthText(p.nlognGrowth)])
+    )
   }
   lines.push('')
   lines.push('| target | measured | |')
