@@ -36,7 +36,7 @@ describe('the bundle carries no native code', () => {
   })
 })
 
-// node compiles every byte of the bundle at each start-up; ssh2 was three fifths of it, for ssh://
+// node compiles every byte of the bundle at each start-up; ssh2 was about half of it, for ssh://
 // engines only (scripts/build.sh, src/deferred/ssh2.js), and protobufjs is BuildKit's, never used.
 describe('the bundle node compiles at every start carries neither ssh2 nor protobufjs', () => {
   const SSH2 = 'SSH-2.0-ssh2js'
