@@ -5,6 +5,7 @@
  */
 import { createServer, request, type IncomingMessage, type ServerResponse, Agent } from 'node:http'
 import { rm } from 'node:fs/promises'
+import { addTo } from '../src/groups'
 
 export interface Call {
   method: string
@@ -101,7 +102,7 @@ export interface KindStats {
 
 export function summarise(calls: Call[]): KindStats[] {
   const kinds = new Map<string, Call[]>()
-  for (const c of calls) kinds.set(c.kind, [...(kinds.get(c.kind) ?? []), c])
+  for (const c of calls) addTo(kinds, c.kind, c)
   return [...kinds.entries()]
     .map(([kind, cs]) => {
       const lat = cs.map(c => c.end - c.start).sort((a, b) => a - b)

@@ -1,3 +1,4 @@
+import { addTo } from './groups'
 import type { Image } from './model'
 import type { Step } from './plan'
 
@@ -12,7 +13,7 @@ import type { Step } from './plan'
 export function prerequisites(steps: readonly Step[], images: readonly Image[]): number[][] {
   const parentOf = new Map(images.map(image => [image.id, image.parentId]))
   const children = new Map<string, string[]>()
-  for (const { id, parentId } of images) if (parentId) children.set(parentId, [...(children.get(parentId) ?? []), id])
+  for (const { id, parentId } of images) if (parentId) addTo(children, parentId, id)
   // The latest step on an image stands for all before it: each waits for the one before.
   const latest = new Map<string, number>()
   return steps.map((step, index) => {
@@ -34,7 +35,7 @@ export function runAfter<T, R>(items: readonly T[], waits: readonly number[][], 
   const results: R[] = new Array(items.length)
   const unfinished = waits.map(earlier => earlier.length)
   const dependents = new Map<number, number[]>()
-  waits.forEach((earlier, index) => earlier.forEach(e => dependents.set(e, [...(dependents.get(e) ?? []), index])))
+  waits.forEach((earlier, index) => earlier.forEach(e => addTo(dependents, e, index)))
   const ready = unfinished.flatMap((count, index) => (count === 0 ? [index] : []))
   let next = 0
   let running = 0

@@ -1,3 +1,4 @@
+import { addTo } from './groups'
 import { Ledger } from './ledger'
 import { parseNamed } from './reference'
 import type { Container, EngineState, Image, ImageStore, SkipReason } from './model'
@@ -71,9 +72,7 @@ export class Simulation {
       const parent = this.nodes.get(image.parentId)
       if (parent) parent.children++
     }
-    for (const container of state.containers) {
-      this.containers.set(container.imageId, [...(this.containers.get(container.imageId) ?? []), container])
-    }
+    for (const container of state.containers) addTo(this.containers, container.imageId, container)
     this.ledger = new Ledger(state)
   }
 

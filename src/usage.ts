@@ -1,3 +1,4 @@
+import { addTo } from './groups'
 import { familiarName, parseNamed } from './reference'
 import { compareIds, type EngineState, type Image } from './model'
 
@@ -32,7 +33,7 @@ export function lastUse(state: EngineState): Map<string, number> {
 export function newestPerRepository(images: Image[], count: number, recency: (id: string) => number): Map<string, string> {
   const members = new Map<string, Image[]>()
   for (const image of images) {
-    for (const repo of repositories(image)) members.set(repo, [...(members.get(repo) ?? []), image])
+    for (const repo of repositories(image)) addTo(members, repo, image)
   }
   const kept = new Map<string, string>()
   for (const [repo, list] of [...members].sort(([a], [b]) => a.localeCompare(b))) {
