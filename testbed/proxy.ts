@@ -11,6 +11,8 @@ export interface Proxy {
   host: string
   /** Every request seen, in order, as `METHOD url`. */
   seen: string[]
+  /** Connections the clients opened. */
+  readonly connections: number
   close(): Promise<void>
 }
 
@@ -30,6 +32,8 @@ export async function startProxy(engineSocket: string, listenOn: string | number
       res.writeHead(fault.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: fault.message }))
     })
   })
+  let connections = 0
+  server.on('connection', () => connections++)
   const tcp = typeof listenOn === 'number'
   if (tcp) await new Promise<void>(resolve => server.listen(listenOn, '127.0.0.1', resolve))
   else {
@@ -40,6 +44,9 @@ export async function startProxy(engineSocket: string, listenOn: string | number
   return {
     host: tcp ? `tcp://127.0.0.1:${port}` : `unix://${listenOn}`,
     seen,
+    get connections() {
+      return connections
+    },
     close: async () => {
       for (const res of hanging) res.socket?.destroy()
       server.closeAllConnections()

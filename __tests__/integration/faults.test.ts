@@ -86,6 +86,18 @@ describe('an engine that cannot be reached ends the step in bounded time, naming
   })
 })
 
+describe('requests share connections, as the docker CLI does, rather than opening one each', () => {
+  test('over a unix socket', async () => {
+    for (let i = 1; i <= 12; i++) await scene.build(`shared:${i}`, { bytes: 1_000 })
+    const counted = await throughProxy(() => 'forward')
+    const out = succeeded(await runAction({ refs: 'shared:*' }, { env: { DOCKER_HOST: counted.host } }))
+    expect(out.deleted).toHaveLength(12)
+    // No more connections than requests were ever in flight at once: six removals, and two more.
+    expect(counted.seen.length).toBeGreaterThan(16)
+    expect(counted.connections).toBeLessThanOrEqual(IN_FLIGHT + 2)
+  })
+})
+
 describe('transient failures are retried, and one image failing never stops the rest', () => {
   test('HTTP 500 and dropped connections on removals are asked again', async () => {
     await scene.build('flaky:1', { bytes: MB })

@@ -1,5 +1,6 @@
 import { execFile } from 'node:child_process'
 import { copyFile, mkdir, mkdtemp, readFile, rm } from 'node:fs/promises'
+import { connect, createServer, type AddressInfo } from 'node:net'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
@@ -61,6 +62,29 @@ async function certDir(name: string, files: { ca?: string; cert?: string; key?: 
   return dir
 }
 
+/** A loopback TCP relay to the TLS port that counts the connections made through it. */
+async function countingRelay(port: string): Promise<{ host: string; connections: () => number; close: () => void }> {
+  let count = 0
+  const server = createServer(client => {
+    count++
+    const upstream = connect(Number(port), '127.0.0.1')
+    client.pipe(upstream).pipe(client)
+    const end = (): void => {
+      client.destroy()
+      upstream.destroy()
+    }
+    client.on('error', end)
+    upstream.on('error', end)
+  })
+  await new Promise<void>(resolve => server.listen(0, '127.0.0.1', resolve))
+  const { port: relayPort } = server.address() as AddressInfo
+  return {
+    host: `tcp://127.0.0.1:${relayPort}`,
+    connections: () => count,
+    close: () => void server.close()
+  }
+}
+
 /** The runner's environment with nothing of this machine's Docker settings: each test names its own. */
 const NO_DOCKER_ENV = { DOCKER_HOST: '', DOCKER_TLS_VERIFY: '', DOCKER_TLS: '', DOCKER_CERT_PATH: '', DOCKER_CONTEXT: '', DOCKER_CONFIG: '' }
 
@@ -92,6 +116,21 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
     expect(result.stdout).toContain(`Engine: ${tlsHost} `)
     expect(await scene.exists(id)).toBe(false)
     await expectNoPem(result)
+  })
+
+  test('requests share TLS connections instead of a handshake each', async () => {
+    for (let i = 1; i <= 10; i++) await scene.build(`tls-shared:${i}`, { bytes: 1_000 })
+    const relay = await countingRelay(new URL(tlsHost.replace('tcp:', 'http:')).port)
+    try {
+      const dir = await certDir('good', { ca: good.ca, cert: good.client.cert, key: good.client.key })
+      const result = await run({ 'docker-host': relay.host, refs: 'tls-shared:*' }, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir })
+      expect(succeeded(result).deleted).toHaveLength(10)
+      // Fifteen requests or more (version, info, three lists, disk usage, ten removals, a list and disk usage after),
+      // over no more connections than were ever in flight at once: six removals, and two more.
+      expect(relay.connections()).toBeLessThanOrEqual(8)
+    } finally {
+      relay.close()
+    }
   })
 
   test('a CA that did not sign the engine certificate: certificate verify failed, naming the endpoint, and nothing removed', async () => {
