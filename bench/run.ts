@@ -15,7 +15,8 @@
 import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
-import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, stopOnSignals, type Machine, type Sample } from './lib'
+import { api } from '../testbed/api'
+import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, stopOnSignals, timeIt, timed, type Machine, type Sample } from './lib'
 import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
@@ -108,6 +109,17 @@ interface Rep {
   baseline?: Run
   /** action / cli, this repetition. */
   ratio?: number
+  /** (3): what no step can take less than, timed next to it. */
+  floor?: Floor
+}
+
+/**
+ * Scenario (3)'s floor: a bare `node -e 0`, timed as a whole process as the action is, and the
+ * engine's own answer to the image list that any such step has to read, asked from the bench.
+ */
+interface Floor {
+  nodeMs: number
+  listMs: number
 }
 
 interface Result {
@@ -124,6 +136,8 @@ interface Result {
   /** Median 1-minute load average before the runs (2 CPUs: above 2 means other work was queued). */
   loadAverage: number
   problems: string[]
+  /** (3): medians of the floor's parts, and of their sum in each repetition. */
+  floor?: Floor & { ms: number }
 }
 
 interface Stats {
@@ -242,10 +256,12 @@ class Bench {
       }
       const e = entry as Rep
       if (e.cli) e.ratio = e.action.ms / e.cli.ms
+      if (name === 'nothing') e.floor = await this.floor(n)
       log(
         `  rep ${rep}: action ${e.action.ms.toFixed(0)} ms (${kbToMB(e.action.maxRssKb).toFixed(0)} MB)` +
           (e.cli ? `, cli ${e.cli.ms.toFixed(0)} ms, ratio ${e.ratio?.toFixed(2)}` : '') +
-          (e.baseline ? `, same step on an empty engine ${e.baseline.ms.toFixed(0)} ms` : '')
+          (e.baseline ? `, same step on an empty engine ${e.baseline.ms.toFixed(0)} ms` : '') +
+          (e.floor ? `, floor ${e.floor.nodeMs.toFixed(0)} + ${e.floor.listMs.toFixed(0)} ms` : '')
       )
       out.push(e)
     }
@@ -262,8 +278,15 @@ class Bench {
       cli: s.cli ? stats(out.map(r => r.cli as Run)) : undefined,
       ratio: ratios.length ? { median: median(ratios), min: Math.min(...ratios), max: Math.max(...ratios) } : undefined,
       loadAverage: median(out.flatMap(r => [r.action.load, r.cli?.load]).filter((l): l is number => l !== undefined)),
-      problems
+      problems,
+      floor: floorOf(out)
     })
+  }
+
+  private async floor(n: number): Promise<Floor> {
+    const node = await timed(process.execPath, ['-e', '0'], { env: process.env })
+    const { ms: listMs } = await timeIt(() => api(this.on(n).socket, 'GET', '/images/json?all=1'))
+    return { nodeMs: node.ms, listMs }
   }
 
   /** Planning and byte prediction of the dry run's settings, on the scene the engine holds now. */
@@ -293,6 +316,15 @@ class Bench {
   find(n: number, name: ScenarioName): Result | undefined {
     return this.results.find(r => r.n === n && r.scenario === name)
   }
+}
+
+const floorText = (f: NonNullable<Result['floor']>): string => `${fmtMs(f.ms)}: node -e 0 ${fmtMs(f.nodeMs)}, the engine's list alone ${fmtMs(f.listMs)}`
+
+function floorOf(reps: Rep[]): Result['floor'] {
+  const floors = reps.flatMap(rep => (rep.floor ? [rep.floor] : []))
+  if (floors.length === 0) return undefined
+  const of = (part: (f: Floor) => number): number => median(floors.map(part))
+  return { nodeMs: of(f => f.nodeMs), listMs: of(f => f.listMs), ms: of(f => f.nodeMs + f.listMs) }
 }
 
 // ---------------------------------------------------------------- targets
@@ -389,7 +421,7 @@ function targets(bench: Bench, sizes: number[]): Target[] {
   for (const r of nothing) {
     out.push({
       target: `(3) nothing to do: whole process < 250 ms (engine holding ${r.n} images)`,
-      measured: `median ${fmtMs(r.action.medianMs)} (CLI ${fmtMs(r.cli?.medianMs ?? NaN)})`,
+      measured: `median ${fmtMs(r.action.medianMs)} (CLI ${fmtMs(r.cli?.medianMs ?? NaN)}${r.floor ? `; floor ${floorText(r.floor)}` : ''})`,
       met: r.problems.length === 0 && r.action.medianMs < 250
     })
   }
