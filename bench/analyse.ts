@@ -272,6 +272,14 @@ async function engineAlone(b: Bed, scenes: Scenes) {
   const listBytes = (await api(s, 'GET', '/images/json?all=1')).body.length
   const containersMs = await timesOf(5, () => api(s, 'GET', '/containers/json?all=1'))
   const dfMs = await timesOf(5, () => api(s, 'GET', '/system/df', 600_000))
+  // The list again, timed alone, while /system/df is computed beside it (as when a step asks both at once).
+  const besideDf: number[] = []
+  for (let i = 0; i < 5; i++) {
+    const df = api(s, 'GET', '/system/df', 600_000)
+    besideDf.push((await timeIt(() => api(s, 'GET', '/images/json?all=1'))).ms)
+    await df
+  }
+  const listBesideDfMs = r1(median(besideDf))
   const versionMs = await timesOf(5, () => api(s, 'GET', '/version'))
   const seqIds = ids.slice(0, 300)
   const inspectSeqMs = await wide(seqIds, 1, id => ok(s, 'GET', `/images/${id}/json`))
@@ -309,6 +317,7 @@ async function engineAlone(b: Bed, scenes: Scenes) {
     listBytes,
     containersMs,
     systemDfMs: dfMs,
+    listBesideDfMs,
     versionMs,
     inspectSequentialPerCallMs: r1(inspectSeqMs / seqIds.length),
     inspectAll8WideMs: r1(inspectWideMs),
@@ -434,6 +443,7 @@ function print(st: Startup, runs: Traced[], alone: Alone, proj: ReturnType<typeo
   L.push('')
   L.push(`== 3. The engine alone (N=${alone.n}, testbed api(), one connection per call) ==`)
   L.push(`GET /images/json?all=1 ${alone.listMs} ms (${(alone.listBytes / 1e3).toFixed(0)} kB); /containers/json ${alone.containersMs} ms; /system/df ${alone.systemDfMs} ms; /version ${alone.versionMs} ms`)
+  L.push(`GET /images/json?all=1 while /system/df is computed beside it: ${alone.listBesideDfMs} ms`)
   L.push(`GET /images/{id}/json: ${alone.inspectSequentialPerCallMs} ms a call one at a time; all ${alone.n} 8 wide ${alone.inspectAll8WideMs} ms (${alone.inspect8WidePerImageMs} ms an image); /history ${alone.historyPerCallMs} ms a call`)
   L.push(`DELETE /images/{id}?noprune=1, ms per image (median of ${alone.deleteRounds} interleaved rounds of ${alone.deleteSliceSize}): ${Object.entries(alone.deletePerImageMs).map(([w, ms]) => `${w}: ${ms} (x${alone.deleteSpeedupOverSequential[w]})`).join(', ')}`)
   L.push(`POST /images/prune (dangling=false) over ${alone.pruneImages} images: ${alone.pruneMs} ms, ${alone.prunePerImageMs} ms an image (sequential DELETE just before: ${alone.sequentialDeleteJustBeforePruneMs} ms an image); load average ${alone.loadAverage}`)

@@ -111,8 +111,9 @@ describe('what is inspected to price a removal', () => {
 
 // /system/df without type=image walks every container's filesystem, which a runner with many
 // containers pays for in seconds; type=image came with API 1.42.
+const diskUsageCalls = (seen: string[]): string[] => seen.filter(request => /^GET \/v[\d.]+\/system\/df/.test(request))
+
 describe('disk usage is asked about images only', () => {
-  const diskUsageCalls = (seen: string[]): string[] => seen.filter(request => /^GET \/v[\d.]+\/system\/df/.test(request))
   const title = imagesOnlyUsage
     ? 'with type=image, before and after a removal'
     : store === 'overlay2'
@@ -146,17 +147,28 @@ describe('disk usage is asked about images only', () => {
   })
 })
 
-// Disk usage is asked beside the lists, for storage-before; a plan that deletes nothing gives up
-// on it, since at thousands of images the engine takes longer over /system/df than the step over
-// everything else (bench/README.md).
+// Disk usage gives storage-before. At thousands of images the engine takes longer over
+// /system/df than the step over everything else, and working on it beside the list delays the
+// list (bench/README.md): a step that deletes nothing never waits for it.
 describe('a step that deletes nothing does not wait for disk usage', () => {
-  test('an engine that never answers /system/df: the step ends, with no storage figure', async () => {
+  test('dangling images, none there: disk usage is not even asked', async () => {
     await scene.build('df-kept:1', { bytes: 100_000 })
     const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) => (/\/system\/df/.test(url) ? 'hang' : 'forward'))
     const run = await runAction({ prune: 'dangling', timeout: '5m' }, { host: recorder.host })
     expect(succeeded(run).deleted).toEqual([])
+    expect(diskUsageCalls(recorder.seen)).toEqual([])
     expect(run.outputs['storage-before']).toBe('')
     expect(run.outputs['storage-after']).toBe('')
+    expect(run.summary).not.toContain('Image storage on the engine')
+  })
+
+  test('refs that end up deleting nothing: disk usage, asked beside the lists, is given up on', async () => {
+    await scene.build('df-kept:1', { bytes: 100_000 })
+    const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) => (/\/system\/df/.test(url) ? 'hang' : 'forward'))
+    const run = await runAction({ refs: 'df-kept:1', keep: 'df-kept:1', timeout: '5m' }, { host: recorder.host })
+    expect(succeeded(run).deleted).toEqual([])
+    expect(diskUsageCalls(recorder.seen)).toHaveLength(store === 'overlay2' ? 1 : 0)
+    expect(run.outputs['storage-before']).toBe('')
     expect(run.summary).not.toContain('Image storage on the engine')
   })
 })
