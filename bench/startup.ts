@@ -3,15 +3,18 @@
  * of the bundle side by side.
  *
  *   npx tsx bench/startup.ts [bundle ...]     default: dist/index.js; 20 rounds (BENCH_REPS)
+ *   BENCH_SCENE=1000 npx tsx bench/startup.ts [bundle ...]   on the cached scene of 1,000 images
  *
  * Each round runs every bundle once, in an order that rotates each round, on an empty private
- * engine (nothing to do, summary on) and against an engine that cannot be reached (module load,
+ * engine, or with BENCH_SCENE=n on bench/run.ts's cached scene of n images (nothing to do, summary
+ * on) and against an engine that cannot be reached (module load,
  * settings and exit only); a bare `node -e 0` each round gives the floor. The machine is shared, so bundles are compared within a round, never
  * across runs of this script; the load average is recorded before each run.
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
 import { Bed, BUNDLE, ensureGnuTime, loadAverage, log, median, runAction, stopOnSignals, timed, type Sample } from './lib'
+import { Scenes } from './scenes'
 
 const REPS = Number(process.env.BENCH_REPS || 20)
 const UNREACHABLE = 'unix:///nonexistent/docker.sock'
@@ -48,6 +51,13 @@ async function main(): Promise<void> {
   const bed = await Bed.start()
   stopOnSignals(() => [bed])
   try {
+    const scene = Number(process.env.BENCH_SCENE ?? 0)
+    if (scene > 0) {
+      const scenes = new Scenes(bed)
+      await scenes.init()
+      await scenes.ensure([scene])
+      await bed.restore(scenes.snapshotDir(scene))
+    }
     const empty = new Map(bundles.map(b => [b, cell()]))
     const unreachable = new Map(bundles.map(b => [b, cell()]))
     const bare = cell()
@@ -69,7 +79,7 @@ async function main(): Promise<void> {
     console.log(`\nbare node -e 0: ${fmt(bare)}`)
     for (const b of bundles) {
       console.log(`\n${b}`)
-      console.log(`  nothing to do, empty engine: ${fmt(empty.get(b) as Cell)}`)
+      console.log(`  nothing to do, ${scene > 0 ? `${scene} images` : 'empty engine'}: ${fmt(empty.get(b) as Cell)}`)
       console.log(`  engine unreachable:          ${fmt(unreachable.get(b) as Cell)}`)
     }
   } finally {
