@@ -38,17 +38,20 @@ describe('the bundle carries no native code', () => {
 
 // node compiles every byte of the bundle at each start-up; ssh2 was about half of it, for ssh://
 // engines only (scripts/build.sh, src/deferred/ssh2.js), and protobufjs is BuildKit's, never used.
-describe('the bundle node compiles at every start carries neither ssh2 nor protobufjs', () => {
+// @actions/http-client (OIDC tokens) and readable-stream are left out too (src/deferred/).
+describe('the bundle node compiles at every start carries neither ssh2, protobufjs, http-client nor readable-stream', () => {
   const SSH2 = 'SSH-2.0-ssh2js'
   const PROTOBUFJS = 'protobuf'
+  /** http-client's table of status codes, and readable-stream's switch to Node's own streams. */
+  const HTTP_CLIENT = '"BadGateway"'
+  const READABLE_STREAM = 'READABLE_STREAM'
 
   test.each([
     ['the action', 'dist'],
     ['the command line', join('dist', 'cli')]
   ])('%s: ssh2 is bundled on its own beside it, in ssh2/index.js', async (_, dir) => {
     const main = await readFile(join(REPO_ROOT, dir, 'index.js'), 'utf8')
-    expect(main).not.toContain(SSH2)
-    expect(main).not.toContain(PROTOBUFJS)
+    for (const left of [SSH2, PROTOBUFJS, HTTP_CLIENT, READABLE_STREAM]) expect(main).not.toContain(left)
     expect(main).toContain('("./ssh2/index.js")')
     expect(await readFile(join(REPO_ROOT, dir, 'ssh2', 'index.js'), 'utf8')).toContain(SSH2)
   })
@@ -56,8 +59,9 @@ describe('the bundle node compiles at every start carries neither ssh2 nor proto
 
 // A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
 // commands. ssh2 (ssh:// only) is loaded on first use (src/deferred/); gRPC (BuildKit sessions)
-// and undici (http-client's getAgentDispatcher) are left out: target (3) of the README, start-up
-// time. Each of them requires, as it loads, Node built-ins that nothing else in the bundle asks for.
+// and @actions/http-client (OIDC tokens), with the undici it imports, are left out: target (3)
+// of the README, start-up time. Each of them requires, as it loads, Node built-ins that nothing
+// else in the bundle asks for.
 const LOADED_ONLY_BY: Record<string, string> = {
   dns: 'ssh2 and @grpc/grpc-js',
   http2: '@grpc/grpc-js and undici',
