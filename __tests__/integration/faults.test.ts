@@ -98,6 +98,27 @@ describe('requests share connections, as the docker CLI does, rather than openin
   })
 })
 
+describe('a step asks for the lists without waiting for /version or /info', () => {
+  test('the API version comes from /_ping, and /info is still unanswered when the image list is asked', async () => {
+    await scene.build('early:1', { bytes: 1_000 })
+    let infoAnsweredAt = 0
+    let listAskedAt = 0
+    const recorder = await throughProxy(async ({ method, url }): Promise<Fault> => {
+      if (method === 'GET' && /\/images\/json/.test(url)) listAskedAt ||= Date.now()
+      if (!/\/info$/.test(url)) return 'forward'
+      await new Promise(resolve => setTimeout(resolve, 1_000))
+      infoAnsweredAt = Date.now()
+      return 'forward'
+    })
+    const out = succeeded(await runAction({ refs: 'early:1' }, { env: { DOCKER_HOST: recorder.host } }))
+    expect(out.deleted).toHaveLength(1)
+    expect(recorder.seen[0]).toBe('GET /_ping')
+    expect(recorder.seen.filter(line => /\/version$/.test(line))).toEqual([])
+    expect(listAskedAt).toBeGreaterThan(0)
+    expect(listAskedAt).toBeLessThan(infoAnsweredAt)
+  })
+})
+
 describe('transient failures are retried, and one image failing never stops the rest', () => {
   test('HTTP 500 and dropped connections on removals are asked again', async () => {
     await scene.build('flaky:1', { bytes: MB })
