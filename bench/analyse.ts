@@ -281,6 +281,8 @@ async function engineAlone(b: Bed, scenes: Scenes) {
   }
   const listBesideDfMs = r1(median(besideDf))
   const versionMs = await timesOf(5, () => api(s, 'GET', '/version'))
+  const pingMs = await timesOf(5, () => api(s, 'GET', '/_ping'))
+  const infoMs = await timesOf(5, () => api(s, 'GET', '/info'))
   const seqIds = ids.slice(0, 300)
   const inspectSeqMs = await wide(seqIds, 1, id => ok(s, 'GET', `/images/${id}/json`))
   const inspectWideMs = await wide(ids, 8, id => ok(s, 'GET', `/images/${id}/json`))
@@ -319,6 +321,8 @@ async function engineAlone(b: Bed, scenes: Scenes) {
     systemDfMs: dfMs,
     listBesideDfMs,
     versionMs,
+    pingMs,
+    infoMs,
     inspectSequentialPerCallMs: r1(inspectSeqMs / seqIds.length),
     inspectAll8WideMs: r1(inspectWideMs),
     inspect8WidePerImageMs: r1(inspectWideMs / ids.length),
@@ -442,7 +446,7 @@ function print(st: Startup, runs: Traced[], alone: Alone, proj: ReturnType<typeo
   }
   L.push('')
   L.push(`== 3. The engine alone (N=${alone.n}, testbed api(), one connection per call) ==`)
-  L.push(`GET /images/json?all=1 ${alone.listMs} ms (${(alone.listBytes / 1e3).toFixed(0)} kB); /containers/json ${alone.containersMs} ms; /system/df ${alone.systemDfMs} ms; /version ${alone.versionMs} ms`)
+  L.push(`GET /images/json?all=1 ${alone.listMs} ms (${(alone.listBytes / 1e3).toFixed(0)} kB); /containers/json ${alone.containersMs} ms; /system/df ${alone.systemDfMs} ms; /version ${alone.versionMs} ms; /_ping ${alone.pingMs} ms; /info ${alone.infoMs} ms`)
   L.push(`GET /images/json?all=1 while /system/df is computed beside it: ${alone.listBesideDfMs} ms`)
   L.push(`GET /images/{id}/json: ${alone.inspectSequentialPerCallMs} ms a call one at a time; all ${alone.n} 8 wide ${alone.inspectAll8WideMs} ms (${alone.inspect8WidePerImageMs} ms an image); /history ${alone.historyPerCallMs} ms a call`)
   L.push(`DELETE /images/{id}?noprune=1, ms per image (median of ${alone.deleteRounds} interleaved rounds of ${alone.deleteSliceSize}): ${Object.entries(alone.deletePerImageMs).map(([w, ms]) => `${w}: ${ms} (x${alone.deleteSpeedupOverSequential[w]})`).join(', ')}`)
