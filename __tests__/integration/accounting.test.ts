@@ -167,7 +167,8 @@ describe('a step that deletes nothing does not wait for disk usage', () => {
     const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) => (/\/system\/df/.test(url) ? 'hang' : 'forward'))
     const run = await runAction({ refs: 'df-kept:1', keep: 'df-kept:1', timeout: '5m' }, { host: recorder.host })
     expect(succeeded(run).deleted).toEqual([])
-    expect(diskUsageCalls(recorder.seen)).toHaveLength(store === 'overlay2' ? 1 : 0)
+    // Asked beside lists that are already in, it may be given up on before it goes out.
+    expect(diskUsageCalls(recorder.seen).length).toBeLessThanOrEqual(store === 'overlay2' ? 1 : 0)
     expect(run.outputs['storage-before']).toBe('')
     expect(run.summary).not.toContain('Image storage on the engine')
   })
