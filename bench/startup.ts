@@ -5,10 +5,10 @@
  *   npx tsx bench/startup.ts [bundle ...]     default: dist/index.js; 20 rounds (BENCH_REPS)
  *   BENCH_SCENE=1000 npx tsx bench/startup.ts [bundle ...]   on the cached scene of 1,000 images
  *
- * Each round runs every bundle once, in an order that rotates each round, on an empty private
- * engine, or with BENCH_SCENE=n on bench/run.ts's cached scene of n images (nothing to do, summary
- * on) and against an engine that cannot be reached (module load,
- * settings and exit only); a bare `node -e 0` each round gives the floor. The machine is shared, so bundles are compared within a round, never
+ * Each round runs every bundle once, in an order that rotates each round: a step with nothing to
+ * do (summary on) on an empty private engine, or with BENCH_SCENE=n on bench/run.ts's cached
+ * scene of n images, and a step against an engine that cannot be reached (module load, settings
+ * and exit only); a bare `node -e 0` each round gives the floor. The machine is shared, so bundles are compared within a round, never
  * across runs of this script; the load average is recorded before each run.
  */
 import { existsSync } from 'node:fs'

@@ -125,7 +125,7 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
       const dir = await certDir('good', { ca: good.ca, cert: good.client.cert, key: good.client.key })
       const result = await run({ 'docker-host': relay.host, refs: 'tls-shared:*' }, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir })
       expect(succeeded(result).deleted).toHaveLength(10)
-      // Fifteen requests or more (version, info, three lists, disk usage, ten removals, a list and disk usage after),
+      // Fifteen requests or more (/_ping, /info, the lists, disk usage, ten removals, a list and disk usage after),
       // over no more connections than were ever in flight at once: six removals, and two more.
       expect(relay.connections()).toBeLessThanOrEqual(8)
     } finally {
