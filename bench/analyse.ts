@@ -18,7 +18,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { api, apiJson } from '../testbed/api'
 import { REPO_ROOT } from '../testbed/runner'
-import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, loadAverage, log, machine, median, runAction, stopOnSignals, timed, timeIt, type Sample } from './lib'
+import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, loadAverage, log, machine, median, runAction, runnerEnv, stopOnSignals, timed, timeIt, type Sample } from './lib'
 import { readProfile, type ProfileSummary } from './profile'
 import { REPO, Scenes } from './scenes'
 import { TraceProxy, summarise, type Call, type KindStats } from './trace'
@@ -60,7 +60,7 @@ function probeLine<T>(sample: Sample, tag: string): T {
 async function startup(b: Bed) {
   log('start-up: bare node, unreachable-engine runs, require() of the bundle and of each dependency')
   const bare: Sample[] = []
-  for (let i = 0; i < 10; i++) bare.push(await timed(process.execPath, ['-e', '0'], { env: process.env }))
+  for (let i = 0; i < 10; i++) bare.push(await timed(process.execPath, ['-e', '0'], { env: runnerEnv() }))
   const unreachable: Sample[] = []
   for (let i = 0; i < 10; i++) unreachable.push(await runAction({ 'docker-host': UNREACHABLE }, b.host))
   const env = await actionEnv({ 'docker-host': UNREACHABLE }, b.host)
@@ -79,7 +79,7 @@ async function startup(b: Bed) {
   for (const dep of DEPS) {
     const runs: Array<{ ms: number; rssMB: number }> = []
     for (let i = 0; i < 5; i++) {
-      const s = await timed(process.execPath, ['-e', depProbe(dep)], { env: process.env, cwd: REPO_ROOT })
+      const s = await timed(process.execPath, ['-e', depProbe(dep)], { env: runnerEnv(), cwd: REPO_ROOT })
       if (s.code !== 0) break
       runs.push(probeLine(s, 'DEPPROBE'))
     }

@@ -13,7 +13,9 @@ import { api, apiJson } from '../testbed/api'
 import { removeRoot } from '../testbed/bed'
 import { makeRoot, startEngine, type Engine } from '../testbed/engine'
 import { bedEnv } from '../testbed/process'
-import { REPO_ROOT, runBundle } from '../testbed/runner'
+import { REPO_ROOT, runBundle, runnerEnv } from '../testbed/runner'
+
+export { runnerEnv }
 
 export const BENCH_DIR = join(REPO_ROOT, 'bench')
 export const DOCKER = '/usr/bin/docker'

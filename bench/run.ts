@@ -16,7 +16,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { api } from '../testbed/api'
-import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, stopOnSignals, timeIt, timed, type Machine, type Sample } from './lib'
+import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, runnerEnv, stopOnSignals, timeIt, timed, type Machine, type Sample } from './lib'
 import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
@@ -284,7 +284,7 @@ class Bench {
   }
 
   private async floor(n: number): Promise<Floor> {
-    const node = await timed(process.execPath, ['-e', '0'], { env: process.env })
+    const node = await timed(process.execPath, ['-e', '0'], { env: runnerEnv() })
     const { ms: listMs } = await timeIt(() => api(this.on(n).socket, 'GET', '/images/json?all=1'))
     return { nodeMs: node.ms, listMs }
   }

@@ -13,11 +13,12 @@
  */
 import { existsSync } from 'node:fs'
 import { resolve } from 'node:path'
-import { Bed, BUNDLE, ensureGnuTime, loadAverage, log, median, runAction, stopOnSignals, timed, type Sample } from './lib'
+import { Bed, BUNDLE, ensureGnuTime, loadAverage, log, median, runAction, runnerEnv, stopOnSignals, timed, type Sample } from './lib'
 import { Scenes } from './scenes'
 
 const REPS = Number(process.env.BENCH_REPS || 20)
 const UNREACHABLE = 'unix:///nonexistent/docker.sock'
+const MACHINE_ONLY = Object.keys(process.env).filter(k => !(k in runnerEnv())).join(', ')
 
 interface Cell {
   ms: number[]
@@ -61,8 +62,11 @@ async function main(): Promise<void> {
     const empty = new Map(bundles.map(b => [b, cell()]))
     const unreachable = new Map(bundles.map(b => [b, cell()]))
     const bare = cell()
+    // The environment this script was started in, where it has what a runner would not pass on.
+    const machineBare = MACHINE_ONLY ? cell() : undefined
     for (let round = 0; round < REPS; round++) {
-      record(bare, await timed(process.execPath, ['-e', '0'], { env: process.env }), loadAverage())
+      record(bare, await timed(process.execPath, ['-e', '0'], { env: runnerEnv() }), loadAverage())
+      if (machineBare) record(machineBare, await timed(process.execPath, ['-e', '0'], { env: process.env }), loadAverage())
       const order = bundles.map((_, i) => bundles[(i + round) % bundles.length])
       for (const bundle of order) {
         const load = loadAverage()
@@ -77,6 +81,7 @@ async function main(): Promise<void> {
     }
     console.log(`\nmedian (range) of ${REPS} whole processes each, spawn to exit; peak RSS; 1-minute load average`)
     console.log(`\nbare node -e 0: ${fmt(bare)}`)
+    if (machineBare) console.log(`bare node -e 0 with this machine's ${MACHINE_ONLY}: ${fmt(machineBare)}`)
     for (const b of bundles) {
       console.log(`\n${b}`)
       console.log(`  nothing to do, ${scene > 0 ? `${scene} images` : 'empty engine'}: ${fmt(empty.get(b) as Cell)}`)

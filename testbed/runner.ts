@@ -17,7 +17,9 @@ export interface ActionRun {
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const ACTION_TIMEOUT_MS = 60_000
 // Variables the runner sets per step; inherited ones would leak another step's inputs or files.
-const RUNNER_VARS = /^(INPUT_|GITHUB_|STATE_)/
+// NODE_EXTRA_CA_CERTS is this machine's (for its package proxy), not a runner's: Node 20 reads and
+// parses the named file at every start, before any of the action's code (80-90 ms here).
+const NOT_INHERITED = /^(INPUT_|GITHUB_|STATE_|NODE_EXTRA_CA_CERTS$)/
 
 interface ActionYml {
   inputs?: Record<string, { default?: string | number | boolean }>
@@ -60,9 +62,13 @@ function parseCommandFile(text: string): Record<string, string> {
   return result
 }
 
+/** This process's environment as a runner would hand it to a step, before the step's own variables. */
+export function runnerEnv(): NodeJS.ProcessEnv {
+  return Object.fromEntries(Object.entries(process.env).filter(([k]) => !NOT_INHERITED.test(k)))
+}
+
 function childEnv(base: Record<string, string>, overrides: Record<string, string>): NodeJS.ProcessEnv {
-  const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!RUNNER_VARS.test(k)) env[k] = v
+  const env = runnerEnv()
   Object.assign(env, base)
   for (const [k, v] of Object.entries(overrides)) {
     if (v === '') delete env[k]
