@@ -14,6 +14,12 @@ export interface Engine {
   /** How it keeps images, which decides how it deletes them. */
   readonly store: ImageStore
   images(): Promise<Image[]>
+  /**
+   * Whether the engine's own dangling filter lists any image: on a large engine a far smaller
+   * answer than the whole list. On overlay2 it lists every untagged image without children, and
+   * untagged images with a digest too.
+   */
+  hasDangling(): Promise<boolean>
   containers(): Promise<Container[]>
   /** One inspect per image: its layer chain, and when it was last tagged. */
   details(images: Image[]): Promise<Details>
@@ -94,8 +100,11 @@ const FULL_ID = /^sha256:[0-9a-f]{64}$/
 const BARE_ID = /^[0-9a-f]{64}$/
 const HUB_QUALIFIED = /^(?:index\.)?docker\.io\//
 
-/** Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer. */
-export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<Engine> {
+/**
+ * Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer.
+ * `firstList` is the image list the run reads first: the whole list, or the dangling images.
+ */
+export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: 'all' | 'dangling' = 'all'): Promise<Engine> {
   const where = shown(endpoint.host)
   let options: ConnectionOptions
   try {
@@ -114,11 +123,14 @@ export async function connect(endpoint: Endpoint, timeoutMs: number): Promise<En
   const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
   // Every run reads the lists, so they are asked now, beside /info (which image store), whose
   // answer the engine takes longer over than a small list's.
-  const listed: Listed = { images: docker.listImages({ all: true }), containers: docker.listContainers({ all: true }) }
+  const images = firstList === 'dangling' && !pong.podman ? { dangling: listDangling(docker) } : { images: docker.listImages({ all: true }) }
+  const listed: Listed = { ...images, containers: docker.listContainers({ all: true }) }
   for (const list of Object.values(listed)) list.catch(() => undefined)
   const info = await (docker.info() as Promise<Info>).catch((): Info => ({}))
   return new DockerEngine(where, apiVersion, imageStore(pong.podman, info), docker, listed)
 }
+
+const listDangling = (docker: Docker): Promise<Docker.ImageInfo[]> => docker.listImages({ filters: { dangling: ['true'] } })
 
 interface Pong {
   apiVersion: string
@@ -221,6 +233,7 @@ function imageId(id: string | undefined): string {
 /** The lists asked while the engine was being agreed on, each to be read once. */
 interface Listed {
   images?: Promise<Docker.ImageInfo[]>
+  dangling?: Promise<Docker.ImageInfo[]>
   containers?: Promise<Docker.ContainerInfo[]>
 }
 
@@ -251,6 +264,11 @@ class DockerEngine implements Engine {
       size: info.Size,
       labels: info.Labels ?? {}
     }))
+  }
+
+  async hasDangling(): Promise<boolean> {
+    const list = await this.read(() => this.takeOr('dangling', () => listDangling(this.docker)))
+    return list.length > 0
   }
 
   /**

@@ -92,6 +92,16 @@ export function plan(state: EngineState, selection: Selection, now: number): Pla
 }
 
 /**
+ * Whether the settings let the plan remove nothing but dangling images (untagged, without
+ * children): then an engine with none has nothing to remove. Not with `before` or `since`, whose
+ * images must be found on the engine, nor in job scope, which compares with its own record.
+ */
+export function prunesDanglingOnly(selection: Selection): boolean {
+  const { refs, prune, targets, preexisting, untagAdded, filters } = selection
+  return refs.length === 0 && prune === 'dangling' && !targets && !preexisting && !untagAdded && filters.before.length === 0 && filters.since.length === 0
+}
+
+/**
  * Prices, in place, the steps of a plan made before the layers were read, as the planner would
  * have: without a storage target no step depends on sizes, so the steps stand and each deletion
  * frees, in order, the layers its images were the last to hold. Saves planning a second time,

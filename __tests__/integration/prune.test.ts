@@ -1,7 +1,8 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
+import { join } from 'node:path'
 import { BUSYBOX } from '../../testbed/scene'
 import { expectLayerBytes, expectReclaimed, idsOf, storage, store, succeeded, tagsOf } from './checks'
-import { bed, runAction } from './harness'
+import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
 const MB = 1_000_000
@@ -84,5 +85,51 @@ describe('prune, keep rules and filters', () => {
     expect(out.untagged).toEqual(['stage:1'])
     expect(out.deleted).toEqual(store === 'podman' ? [base, dangling] : [dangling])
     expect((await idsOf(scene)).includes(base)).toBe(store !== 'podman')
+  })
+})
+
+// On thousands of images the whole list takes the engine and the action far longer than the
+// dangling images alone (bench/README.md). Only overlay2's dangling filter is known to list every
+// image the plan could prune; Docker's containerd store is told apart only after the first list
+// is asked, and Podman before.
+describe('with dangling images alone to prune, the engine is asked for those first', () => {
+  const proxy = proxiesPerTest()
+  const DANGLING = 'filters={"dangling":["true"]}'
+  const WHOLE = 'all=true'
+  const imageLists = (seen: string[]): string[] =>
+    seen.flatMap(request => {
+      const list = /^GET \/v[\d.]+\/images\/json\??(.*)$/.exec(request)
+      return list ? [decodeURIComponent(list[1])] : []
+    })
+
+  test('none there (an untagged base under a tagged child is not dangling): the whole list is never read on overlay2', async () => {
+    const base = await scene.build('first-base:tmp', { bytes: 100_000 })
+    await scene.build('first-child:1', { from: 'first-base:tmp', bytes: 100_000 })
+    await scene.rmi('first-base:tmp')
+    const images = await idsOf(scene)
+    const recorder = await proxy(join(bed().root, 'dangling-first.sock'), () => 'forward')
+    const out = succeeded(await runAction({}, { host: recorder.host }))
+    expect(out.deleted).toEqual([])
+    expect(await idsOf(scene)).toEqual(images)
+    // Podman deleted the base with its tag.
+    expect(images.includes(base)).toBe(store !== 'podman')
+    expect(imageLists(recorder.seen)).toEqual(store === 'overlay2' ? [DANGLING] : store === 'containerd' ? [DANGLING, WHOLE] : [WHOLE])
+  })
+
+  test('some there: the whole list is read after them, and they go as before', async () => {
+    const dangling = await scene.dangling('first-rebuilt')
+    const before = await storage(scene)
+    const recorder = await proxy(join(bed().root, 'dangling-first.sock'), () => 'forward')
+    const out = succeeded(await runAction({}, { host: recorder.host }))
+    expect(out.deleted).toContain(dangling)
+    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
+    expect(imageLists(recorder.seen)).toEqual(store === 'podman' ? [WHOLE] : [DANGLING, WHOLE])
+  })
+
+  test('with refs the whole list is read at once', async () => {
+    await scene.build('first-named:1', { bytes: 100_000 })
+    const recorder = await proxy(join(bed().root, 'dangling-first.sock'), () => 'forward')
+    succeeded(await runAction({ refs: 'first-named:1' }, { host: recorder.host }))
+    expect(imageLists(recorder.seen)).toEqual([WHOLE])
   })
 })

@@ -1,6 +1,7 @@
+import fc from 'fast-check'
 import { parseFilters, NO_FILTERS } from '../../src/filters'
 import { Ledger } from '../../src/ledger'
-import { plan, price, type Plan, type Selection, type Step } from '../../src/plan'
+import { plan, price, prunesDanglingOnly, type Plan, type Selection, type Step } from '../../src/plan'
 import { parseRefSpec, type RefSpec } from '../../src/reference'
 import { isSingleReference } from '../../src/simulation'
 import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/model'
@@ -695,6 +696,91 @@ describe('prune dangling', () => {
     const result = run(state, { prune: 'dangling' })
     expect(result.steps).toEqual([])
     expect(result.skipped.map(s => [s.id, s.reason, s.named])).toEqual([[id('d1'), 'in-use-stopped', false]])
+  })
+})
+
+// The action skips the whole list when prunesDanglingOnly holds and the engine's dangling filter
+// (untagged images without children, and untagged images with a digest) lists nothing.
+describe('prunesDanglingOnly: the settings for which an engine with no dangling image has nothing to remove', () => {
+  const noDangling = engine(
+    [
+      { id: MID, layers: [['M', 100]] },
+      { id: APP, parent: MID, tags: ['app:1'], layers: [['M', 100], ['A', 5]] },
+      { id: OTHER, tags: ['other:1', 'other:2'], labels: { keep: 'no' }, layers: [['O', 7]] },
+      { id: id('f1'), tags: ['stopped:1'], layers: [['F', 3]] }
+    ],
+    [stopped(id('f1')), running(APP)]
+  )
+
+  test.each<[string, Options]>([
+    ['the default prune of dangling images', { prune: 'dangling' }],
+    ['with keep and keep-duration', { prune: 'dangling', keep: ['app:1'], keepDuration: DAY }],
+    ['with label, reference and until filters', { prune: 'dangling', filters: ['label=keep=no', 'reference=other', 'until=1h'] }],
+    ['with force and no-prune', { prune: 'dangling', force: true, noPrune: true }]
+  ])('holds %s, and then such an engine gets an empty plan', (_, options) => {
+    expect(prunesDanglingOnly(selection(options))).toBe(true)
+    const result = run(noDangling, options)
+    expect([result.steps, result.skipped, result.filteredOut]).toEqual([[], [], []])
+  })
+
+  // Engines of up to 8 images in random trees, tagged at random, where every image the dangling
+  // filter would list has been given a tag; containers on any of them, and keep rules and filters.
+  const image = fc.record({
+    parent: fc.nat(7),
+    hasParent: fc.boolean(),
+    tags: fc.subarray(['a:1', 'a:2', 'b:1', 'c:latest']),
+    digest: fc.boolean(),
+    daysOld: fc.nat(60),
+    label: fc.boolean()
+  })
+  const scene = fc.record({
+    images: fc.array(image, { minLength: 1, maxLength: 8 }),
+    containers: fc.array(fc.tuple(fc.nat(7), fc.boolean()), { maxLength: 3 }),
+    options: fc.record({
+      keep: fc.subarray(['a:1', 'b:*']),
+      filters: fc.subarray(['label=l=1', 'label!=l=1', 'reference=a', 'until=240h']),
+      keepDuration: fc.option(fc.constantFrom(DAY, 30 * DAY), { nil: undefined }),
+      force: fc.boolean(),
+      noPrune: fc.boolean()
+    })
+  })
+
+  test('on random engines with no image the dangling filter lists, the plan is empty whenever it holds', () => {
+    fc.assert(
+      fc.property(scene, ({ images, containers, options }) => {
+        const ids = images.map((_, i) => id(`9${i}`))
+        const specs: ImageSpec[] = images.map((img, i) => ({
+          id: ids[i],
+          parent: img.hasParent && i > 0 ? ids[img.parent % i] : undefined,
+          tags: img.tags,
+          digests: img.digest ? [`r${i}@${digest(String(i))}`] : [],
+          created: NOW - img.daysOld * DAY,
+          labels: img.label ? { l: '1' } : ({} as Record<string, string>),
+          layers: [[`L${i}`, i + 1]]
+        }))
+        const parents = new Set(specs.map(s => s.parent))
+        for (const s of specs) if (s.tags?.length === 0 && (!parents.has(s.id) || s.digests?.length)) s.tags = [`fix${s.id.slice(8, 10)}:1`]
+        const state = engine(specs, containers.map(([i, up], n) => (up ? running : stopped)(ids[i % ids.length], `c${n}`)))
+        const given = { prune: 'dangling' as const, ...options }
+        expect(prunesDanglingOnly(selection(given))).toBe(true)
+        const result = run(state, given)
+        expect([result.steps, result.skipped, result.filteredOut]).toEqual([[], [], []])
+      }),
+      { numRuns: 500 }
+    )
+  })
+
+  test.each<[string, Selection]>([
+    ['refs', selection({ prune: 'dangling', refs: ['app:1'] })],
+    ['prune all', selection({ prune: 'all' })],
+    ['no prune', selection({ refs: ['app:1'] })],
+    ['a storage target', { ...selection({ prune: 'dangling' }), targets: { maxStorage: 0 } }],
+    ['job scope', { ...selection({ prune: 'dangling' }), preexisting: new Map() }],
+    ['job scope untagging what the job tagged', { ...selection({ prune: 'dangling' }), untagAdded: true }],
+    ['a before filter, whose image must be there', selection({ prune: 'dangling', filters: ['before=app:1'] })],
+    ['a since filter, whose image must be there', selection({ prune: 'dangling', filters: ['since=app:1'] })]
+  ])('does not hold with %s', (_, given) => {
+    expect(prunesDanglingOnly(given)).toBe(false)
   })
 })
 
