@@ -17,8 +17,9 @@ export interface ActionRun {
 export const REPO_ROOT = fileURLToPath(new URL('../', import.meta.url))
 const ACTION_TIMEOUT_MS = 60_000
 // Variables the runner sets per step; inherited ones would leak another step's inputs or files.
-// NODE_EXTRA_CA_CERTS is this machine's (for its package proxy), not a runner's: Node 20 reads and
-// parses the named file at every start, before any of the action's code (80-90 ms here).
+// NODE_EXTRA_CA_CERTS is this machine's (for its package proxy); a runner has it only if its owner
+// sets it. Node 20 reads and parses the named file at every start, before any of the action's code
+// (80-90 ms here).
 const NOT_INHERITED = /^(INPUT_|GITHUB_|STATE_|NODE_EXTRA_CA_CERTS$)/
 
 interface ActionYml {
