@@ -16,8 +16,7 @@ export interface Engine {
   images(): Promise<Image[]>
   /**
    * Whether the engine's own dangling filter lists any image: on a large engine a far smaller
-   * answer than the whole list. On overlay2 it lists every untagged image without children, and
-   * untagged images with a digest too.
+   * answer than the whole list. On overlay2 it lists every image that has no tag and no children.
    */
   hasDangling(): Promise<boolean>
   containers(): Promise<Container[]>
@@ -100,11 +99,14 @@ const FULL_ID = /^sha256:[0-9a-f]{64}$/
 const BARE_ID = /^[0-9a-f]{64}$/
 const HUB_QUALIFIED = /^(?:index\.)?docker\.io\//
 
+/** The image list a run reads first: the whole list, or the dangling images. */
+export type FirstList = 'all' | 'dangling'
+
 /**
  * Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer.
- * `firstList` is the image list the run reads first: the whole list, or the dangling images.
+ * `firstList` is asked at once.
  */
-export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: 'all' | 'dangling' = 'all'): Promise<Engine> {
+export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: FirstList = 'all'): Promise<Engine> {
   const where = shown(endpoint.host)
   let options: ConnectionOptions
   try {

@@ -1,5 +1,5 @@
 import { freeUnderDataRoot } from './disk'
-import { connect, type DiskUsage, type Engine } from './engine'
+import { connect, type DiskUsage, type Engine, type FirstList } from './engine'
 import { resolveEndpoint, shown } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
 import { RETENTION, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from './plan'
@@ -58,7 +58,7 @@ interface Planning {
 }
 
 /** The engine the settings name, agreed on and answering, asked at once for `firstList`. */
-async function connectTo(settings: Settings, log: Log, firstList: 'all' | 'dangling' = 'all'): Promise<Engine> {
+async function connectTo(settings: Settings, log: Log, firstList: FirstList = 'all'): Promise<Engine> {
   const endpoint = await resolveEndpoint(settings.dockerHost)
   if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
   if (endpoint.tls && !endpoint.tls.verify) {
