@@ -18,7 +18,8 @@ import { Scenes } from './scenes'
 
 const REPS = Number(process.env.BENCH_REPS || 20)
 const UNREACHABLE = 'unix:///nonexistent/docker.sock'
-const MACHINE_ONLY = Object.keys(process.env).filter(k => !(k in runnerEnv())).join(', ')
+const RUNNER_ENV = runnerEnv()
+const MACHINE_ONLY = Object.keys(process.env).filter(k => !(k in RUNNER_ENV)).join(', ')
 
 interface Cell {
   ms: number[]
@@ -65,7 +66,7 @@ async function main(): Promise<void> {
     // The environment this script was started in, where it has what a runner would not pass on.
     const machineBare = MACHINE_ONLY ? cell() : undefined
     for (let round = 0; round < REPS; round++) {
-      record(bare, await timed(process.execPath, ['-e', '0'], { env: runnerEnv() }), loadAverage())
+      record(bare, await timed(process.execPath, ['-e', '0'], { env: RUNNER_ENV }), loadAverage())
       if (machineBare) record(machineBare, await timed(process.execPath, ['-e', '0'], { env: process.env }), loadAverage())
       const order = bundles.map((_, i) => bundles[(i + round) % bundles.length])
       for (const bundle of order) {
