@@ -68,6 +68,11 @@ export class Scenes {
     return this.engineKey
   }
 
+  /** What making the scene of `total` images cost: its load is this engine's, so the record is too. */
+  setupFile(total: number): string {
+    return join(CACHE_DIR, `engine-${this.engineKey}`, `setup-${total}.json`)
+  }
+
   snapshotDir(total: number): string {
     return join(CACHE_DIR, `engine-${this.engineKey}`, `scene-${total}`)
   }
@@ -112,7 +117,7 @@ export class Scenes {
     const missing: number[] = []
     for (const n of sizes) if (!(await this.valid(n))) missing.push(n)
     const largest = Math.max(...sizes)
-    const costs = (await readJson<SetupCosts>(join(CACHE_DIR, `setup-${largest}.json`))) ?? { source: 'none' }
+    const costs = (await readJson<SetupCosts>(this.setupFile(largest))) ?? { source: 'none' }
     if (missing.length === 0) {
       log(`scenes ${sizes.join(', ')}: cached under ${join(CACHE_DIR, `engine-${this.engineKey}`)}`)
       return { ...costs, source: costs.source === 'none' ? 'cache (no setup record)' : `cache: ${costs.source}` }
@@ -139,7 +144,7 @@ export class Scenes {
       current = n
     }
     if (fresh.loadMs !== undefined || fresh.generateMs !== undefined) {
-      await writeFile(join(CACHE_DIR, `setup-${top}.json`), JSON.stringify(fresh, null, 2))
+      await writeFile(this.setupFile(top), JSON.stringify(fresh, null, 2))
       return fresh
     }
     return { ...costs, source: `cache: ${costs.source}` }
