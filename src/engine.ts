@@ -102,18 +102,11 @@ const HUB_QUALIFIED = /^(?:index\.)?docker\.io\//
 /** The image list a run reads first: the whole list, or the dangling images. */
 export type FirstList = 'all' | 'dangling'
 
-/** What a run reads at once, beside agreeing on the engine. */
-export interface FirstReads {
-  list: FirstList
-  /** Disk usage too, for a run that will likely delete: asked as soon as the image store is known. */
-  usage: boolean
-}
-
 /**
  * Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer.
- * What `first` names is asked at once.
+ * `firstList` is asked at once.
  */
-export async function connect(endpoint: Endpoint, timeoutMs: number, first: FirstReads = { list: 'all', usage: false }): Promise<Engine> {
+export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: FirstList = 'all'): Promise<Engine> {
   const where = shown(endpoint.host)
   let options: ConnectionOptions
   try {
@@ -132,13 +125,11 @@ export async function connect(endpoint: Endpoint, timeoutMs: number, first: Firs
   const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
   // Every run reads the lists, so they are asked now, beside /info (which image store), whose
   // answer the engine takes longer over than a small list's.
-  const images = first.list === 'dangling' && !pong.podman ? { dangling: listDangling(docker) } : { images: docker.listImages({ all: true }) }
+  const images = firstList === 'dangling' && !pong.podman ? { dangling: listDangling(docker) } : { images: docker.listImages({ all: true }) }
   const listed: Listed = { ...images, containers: docker.listContainers({ all: true }) }
   for (const list of Object.values(listed)) list.catch(() => undefined)
   const info = await (docker.info() as Promise<Info>).catch((): Info => ({}))
-  const engine = new DockerEngine(where, apiVersion, imageStore(pong.podman, info), docker, listed)
-  if (first.usage) engine.askUsage()
-  return engine
+  return new DockerEngine(where, apiVersion, imageStore(pong.podman, info), docker, listed)
 }
 
 const listDangling = (docker: Docker): Promise<Docker.ImageInfo[]> => docker.listImages({ filters: { dangling: ['true'] } })
@@ -248,15 +239,7 @@ interface Listed {
   containers?: Promise<Docker.ContainerInfo[]>
 }
 
-/** Disk usage asked before anyone waits for it, and how to give up on it. */
-interface EarlyUsage {
-  answer: Promise<DiskUsage | undefined>
-  asking: AbortController
-}
-
 class DockerEngine implements Engine {
-  private early: EarlyUsage | undefined
-
   constructor(
     readonly endpoint: string,
     readonly apiVersion: string,
@@ -374,30 +357,8 @@ class DockerEngine implements Engine {
   }
 
   async usage(signal?: AbortSignal): Promise<DiskUsage | undefined> {
-    const early = this.early
-    this.early = undefined
-    if (!early) return this.measure(() => this.hasContainers(signal), signal)
-    signal?.addEventListener('abort', () => early.asking.abort(), { once: true })
-    return early.answer
-  }
-
-  /**
-   * Disk usage, asked now for the first usage() to take. Before API 1.42 it waits for the
-   * container list asked at connect time instead of asking whether there is any container.
-   */
-  askUsage(): void {
-    const asking = new AbortController()
-    const listed = this.listed.containers
-    const ask = (): Promise<boolean> => this.hasContainers(asking.signal)
-    const hasContainers = listed ? () => listed.then(list => list.length > 0, ask) : ask
-    const answer = this.measure(hasContainers, asking.signal)
-    answer.catch(() => undefined)
-    this.early = { answer, asking }
-  }
-
-  private async measure(hasContainers: () => Promise<boolean>, signal?: AbortSignal): Promise<DiskUsage | undefined> {
     if (this.store !== 'graphdriver') return undefined
-    if (!this.imagesOnlyUsage && (await hasContainers())) return undefined
+    if (!this.imagesOnlyUsage && (await this.hasContainers(signal))) return undefined
     const df = await this.read(() => this.diskUsage(signal))
     const shares = new Map((df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }]))
     return { layersSize: df.LayersSize ?? 0, shares }

@@ -1,5 +1,5 @@
 import { freeUnderDataRoot } from './disk'
-import { connect, type DiskUsage, type Engine, type FirstReads } from './engine'
+import { connect, type DiskUsage, type Engine, type FirstList } from './engine'
 import { resolveEndpoint, shown } from './endpoint'
 import { requireLocal, type Settings } from './inputs'
 import { RETENTION, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from './plan'
@@ -57,15 +57,15 @@ interface Planning {
   usage?: DiskUsage
 }
 
-/** The engine the settings name, agreed on and answering, asked at once for what `first` names. */
-async function connectTo(settings: Settings, log: Log, first?: FirstReads): Promise<Engine> {
+/** The engine the settings name, agreed on and answering, asked at once for `firstList`. */
+async function connectTo(settings: Settings, log: Log, firstList: FirstList = 'all'): Promise<Engine> {
   const endpoint = await resolveEndpoint(settings.dockerHost)
   if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
   if (endpoint.tls && !endpoint.tls.verify) {
     const why = endpoint.tls.caRequired ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY' : `${endpoint.tls.source} has skip-tls-verify`
     log.warning(`TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`)
   }
-  return connect(endpoint, settings.timeout, first)
+  return connect(endpoint, settings.timeout, firstList)
 }
 
 /** The images on the engine now, for job scope's post step to compare with. */
@@ -78,8 +78,7 @@ export async function snapshotImages(settings: Settings, log: Log): Promise<Snap
 
 /** The whole job: read the engine, plan, remove, and account for it. */
 export async function reclaim(settings: Settings & Pick<Selection, 'preexisting'>, log: Log, now = Date.now()): Promise<Result> {
-  const first: FirstReads = { list: prunesDanglingOnly(settings) ? 'dangling' : 'all', usage: !settings.targets && likelyDeletes(settings) }
-  const engine = await connectTo(settings, log, first)
+  const engine = await connectTo(settings, log, prunesDanglingOnly(settings) ? 'dangling' : 'all')
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
@@ -182,13 +181,12 @@ function nothingDangling(engine: Engine, settings: Settings, now: number, log: L
  * Disk usage gives storage before the run and prices most deletions. Asked beside the lists, the
  * engine works on both at once: that saves the wait for it when something is deleted, but delays
  * a step that deletes nothing (bench/startup.ts, 1,000 images on 2 CPUs: 314 ms, against 260 ms
- * without it). So it is asked early only when the inputs name what to remove (at connect time,
- * as soon as the image store is known), or the engine has listed dangling images; otherwise once
- * the plan shows something to delete.
+ * without it). So it is asked early only when the inputs name what to remove, or the engine has
+ * listed dangling images; otherwise once the plan shows something to delete.
  */
 const likelyDeletes = (settings: Settings): boolean => settings.refs.length > 0 || settings.prune === 'all'
 
-/** Disk usage asked now (or taken from connect time), and given up on if the plan turns out to delete nothing. */
+/** Disk usage asked now, and given up on if the plan turns out to delete nothing. */
 function askUsage(engine: Engine): { answer: Promise<DiskUsage | undefined>; abort: () => void } {
   const asking = new AbortController()
   const answer = engine.usage(asking.signal)

@@ -147,24 +147,6 @@ describe('disk usage is asked about images only', () => {
   })
 })
 
-// Before API 1.42 disk usage also sizes containers, so it is asked only when the engine has none:
-// the container list every run asks at connect time answers that, without a request of its own.
-describe('disk usage for a run that names what to remove is asked at connect time', () => {
-  const title =
-    store === 'overlay2'
-      ? `on the container list already asked${imagesOnlyUsage ? '' : ` (API ${bed().engine.apiVersion}: no question of its own about containers)`}, before the first removal`
-      : `never on the ${store} store, and containers are listed once before the first removal`
-
-  test(title, async () => {
-    await scene.build('df-early:1', { bytes: 100_000 })
-    const recorder = await proxy(join(bed().root, 'df-early.sock'), () => 'forward')
-    succeeded(await runAction({ refs: 'df-early:1' }, { host: recorder.host }))
-    const beforeRemoval = recorder.seen.slice(0, recorder.seen.findIndex(request => request.startsWith('DELETE ')))
-    expect(beforeRemoval.filter(request => /^GET \/v[\d.]+\/containers\/json/.test(request))).toEqual([expect.not.stringMatching(/limit=/)])
-    expect(diskUsageCalls(beforeRemoval)).toHaveLength(store === 'overlay2' ? 1 : 0)
-  })
-})
-
 // Disk usage gives storage-before. At thousands of images the engine takes longer over
 // /system/df than the step over everything else, and working on it beside the list delays the
 // list (bench/README.md): a step that deletes nothing never waits for it.
