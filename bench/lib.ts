@@ -333,7 +333,7 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
 // ---------------------------------------------------------------- the action, as the runner runs it
 
 const envCache = new Map<string, NodeJS.ProcessEnv>()
-const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
+export const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
 
 /**
  * The environment testbed/runner.ts runBundle gives the action (action.yml defaults filled in,
