@@ -87,7 +87,9 @@ async function removals(b: Bed, side: string): Promise<Figures> {
   return { removalsMs: ms, cpuMs }
 }
 
+/** `action <bundle>`, `cli` or `<client>:<width>[:<order>]`. */
 async function runSide(b: Bed, side: string): Promise<Figures> {
+  if (side.startsWith('action ')) return action(b, side.slice('action '.length))
   if (side === 'cli') return { ms: (await runCli(b, '/usr/bin/docker image prune -a -f >/dev/null')).ms }
   return removals(b, side)
 }
@@ -105,7 +107,7 @@ async function main(): Promise<void> {
     const load = loadAverage()
     for (const side of sides.map((_, i) => sides[(i + round) % sides.length])) {
       await bed.restore(scenes.snapshotDir(N))
-      const figures = side.startsWith('action ') ? await action(bed, side.slice('action '.length)) : await runSide(bed, side)
+      const figures = await runSide(bed, side)
       ;(runs[side] ??= []).push({ ...figures, load })
     }
     log(`round ${round + 1} of ${REPS}`)
