@@ -4,11 +4,12 @@
  *   npx tsx bench/load-time.ts [N]      (N = 3000 by default; bench/run.ts must have made the archive)
  *
  * bench/run.ts makes each scene once and restores a data-root snapshot between runs instead, so
- * this is the cost it avoids. The result is added to the engine's setup-N.json in the cache, which run.ts reports.
+ * this is the cost it avoids. The result is added to the engine's setup-N.json in the cache, which
+ * run.ts reports.
  */
 import { existsSync } from 'node:fs'
-import { readFile, writeFile } from 'node:fs/promises'
-import { join } from 'node:path'
+import { mkdir, readFile, writeFile } from 'node:fs/promises'
+import { dirname, join } from 'node:path'
 import { Bed, CACHE_DIR, loadAverage, log, run, stopOnSignals, timeIt } from './lib'
 import { Scenes } from './scenes'
 
@@ -31,6 +32,7 @@ async function main(): Promise<void> {
   const setupFile = scenes.setupFile(n)
   const setup = JSON.parse(await readFile(setupFile, 'utf8').catch(() => '{}')) as Record<string, unknown>
   const measured = { loadMs: Math.round(ms), loadImages: images, loadMeasuredAt: new Date().toISOString(), loadAverageBefore: load }
+  await mkdir(dirname(setupFile), { recursive: true })
   await writeFile(setupFile, JSON.stringify({ ...setup, ...measured }, null, 2))
   process.stdout.write(`docker load of ${images} images: ${(ms / 1000).toFixed(1)} s (${(ms / images).toFixed(0)} ms an image); recorded in ${setupFile}\n`)
 }

@@ -68,13 +68,18 @@ export class Scenes {
     return this.engineKey
   }
 
+  /** Everything cached for this engine: its snapshots and what making them cost. */
+  get engineDir(): string {
+    return join(CACHE_DIR, `engine-${this.engineKey}`)
+  }
+
   /** What making the scene of `total` images cost: its load is this engine's, so the record is too. */
   setupFile(total: number): string {
-    return join(CACHE_DIR, `engine-${this.engineKey}`, `setup-${total}.json`)
+    return join(this.engineDir, `setup-${total}.json`)
   }
 
   snapshotDir(total: number): string {
-    return join(CACHE_DIR, `engine-${this.engineKey}`, `scene-${total}`)
+    return join(this.engineDir, `scene-${total}`)
   }
 
   private archivePath(total: number): string {
@@ -119,7 +124,7 @@ export class Scenes {
     const largest = Math.max(...sizes)
     const costs = (await readJson<SetupCosts>(this.setupFile(largest))) ?? { source: 'none' }
     if (missing.length === 0) {
-      log(`scenes ${sizes.join(', ')}: cached under ${join(CACHE_DIR, `engine-${this.engineKey}`)}`)
+      log(`scenes ${sizes.join(', ')}: cached under ${this.engineDir}`)
       return { ...costs, source: costs.source === 'none' ? 'cache (no setup record)' : `cache: ${costs.source}` }
     }
     missing.sort((a, b) => b - a)
