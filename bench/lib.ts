@@ -333,7 +333,7 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
 // ---------------------------------------------------------------- the action, as the runner runs it
 
 const envCache = new Map<string, NodeJS.ProcessEnv>()
-export const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
+const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
 
 /**
  * The environment testbed/runner.ts runBundle gives the action (action.yml defaults filled in,
@@ -369,6 +369,18 @@ function outputsOf(text: string): Record<string, string> {
   return result
 }
 
+/** Empty GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE files in a temp dir, for one run of the action. */
+export async function withRunnerFiles<T>(work: (files: Record<string, string>) => Promise<T>): Promise<T> {
+  const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-run-'))
+  try {
+    const files = Object.fromEntries(RUNNER_FILES.map(name => [name, join(dir, name.toLowerCase())]))
+    for (const file of Object.values(files)) await writeFile(file, '')
+    return await work(files)
+  } finally {
+    await rm(dir, { recursive: true, force: true })
+  }
+}
+
 /** One real run of dist/index.js: summary on, GITHUB_STEP_SUMMARY and GITHUB_OUTPUT in a temp dir. */
 export async function runAction(
   inputs: Record<string, string>,
@@ -376,19 +388,14 @@ export async function runAction(
   opts: { nodeArgs?: string[]; extraEnv?: Record<string, string>; bundle?: string } = {}
 ): Promise<ActionSample> {
   const env = { ...(await actionEnv(inputs, host)), ...(opts.extraEnv ?? {}) }
-  const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-run-'))
-  try {
-    const files = Object.fromEntries(RUNNER_FILES.map(name => [name, join(dir, name.toLowerCase())]))
-    for (const file of Object.values(files)) await writeFile(file, '')
+  return withRunnerFiles(async files => {
     const sample = await timed(process.execPath, [...(opts.nodeArgs ?? []), opts.bundle ?? BUNDLE], { env: { ...env, ...files } })
     return {
       ...sample,
       outputs: outputsOf(await readFile(files.GITHUB_OUTPUT, 'utf8')),
       summaryBytes: (await readFile(files.GITHUB_STEP_SUMMARY)).length
     }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 /** The docker CLI the way a workflow `run:` step runs it: through a shell (`sh -c '...'`). */

@@ -16,11 +16,10 @@
  * Writes bench/removals.json and prints medians.
  */
 import { spawn } from 'node:child_process'
-import { mkdtemp, rm, writeFile } from 'node:fs/promises'
-import { tmpdir } from 'node:os'
+import { writeFile } from 'node:fs/promises'
 import { join, resolve } from 'node:path'
 import { apiJson } from '../testbed/api'
-import { BENCH_DIR, BUNDLE, Bed, RUNNER_FILES, actionEnv, loadAverage, log, median, runCli, runnerEnv, stopOnSignals } from './lib'
+import { BENCH_DIR, BUNDLE, Bed, actionEnv, loadAverage, log, median, runCli, runnerEnv, stopOnSignals, withRunnerFiles } from './lib'
 import { Scenes } from './scenes'
 
 const N = Number(process.env.BENCH_SCENE || 300)
@@ -35,13 +34,10 @@ type Figures = Record<string, number>
 
 /** The bundle's run, with the moments its stdout showed the "Removing" group open and close. */
 async function action(b: Bed, bundle: string): Promise<Figures> {
-  const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-removals-'))
-  try {
-    const files = Object.fromEntries(RUNNER_FILES.map(name => [name, join(dir, name.toLowerCase())]))
-    for (const file of Object.values(files)) await writeFile(file, '')
-    const env = { ...(await actionEnv({ prune: 'all' }, b.host)), ...files }
+  const inputsEnv = await actionEnv({ prune: 'all' }, b.host)
+  return withRunnerFiles(async files => {
     const start = performance.now()
-    const child = spawn(process.execPath, [bundle], { env, stdio: ['ignore', 'pipe', 'inherit'] })
+    const child = spawn(process.execPath, [bundle], { env: { ...inputsEnv, ...files }, stdio: ['ignore', 'pipe', 'inherit'] })
     const marks: Figures = {}
     let pending = ''
     child.stdout.on('data', (chunk: Buffer) => {
@@ -56,9 +52,7 @@ async function action(b: Bed, bundle: string): Promise<Figures> {
     const code = await new Promise<number | null>(done => child.on('exit', done))
     if (code !== 0 || marks.removingTo === undefined) throw new Error(`${bundle} exited ${code} without a removal phase`)
     return { ms: performance.now() - start, removingFromMs: marks.removingFrom, removalsMs: marks.removingTo - marks.removingFrom }
-  } finally {
-    await rm(dir, { recursive: true, force: true })
-  }
+  })
 }
 
 function order(ids: string[], how: string | undefined): string[] {
