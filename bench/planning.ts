@@ -7,12 +7,12 @@
  * run.ts bundles it with ncc first, as the action is bundled: src/ imports @actions/core, which
  * ships ESM only, and tsx would load src/ as CommonJS.
  */
-import { connect } from '../src/engine'
-import { resolveEndpoint } from '../src/endpoint'
-import { getSettings } from '../src/inputs'
-import { unsharedLayers } from '../src/layers'
-import { plan, price } from '../src/plan'
-import type { EngineState } from '../src/model'
+import { connect } from '../src/engine/docker'
+import { resolveEndpoint } from '../src/engine/endpoint'
+import { getSettings } from '../src/settings/settings'
+import { unsharedLayers } from '../src/engine/layers'
+import { plan, price } from '../src/plan/plan'
+import type { EngineState } from '../src/plan/model'
 
 const REPS = Number(process.env.BENCH_PLAN_REPS || 41)
 

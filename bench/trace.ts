@@ -5,7 +5,7 @@
  */
 import { createServer, request, type IncomingMessage, type ServerResponse, Agent } from 'node:http'
 import { rm } from 'node:fs/promises'
-import { addTo } from '../src/groups'
+import { addTo } from '../src/common/groups'
 
 export interface Call {
   method: string

@@ -16,6 +16,8 @@ bash scripts/install-testbed.sh
 # `npm ci` then calls that lock out of sync; `npm install` honours the lock as it is.
 npm install --no-audit --no-fund
 npm run typecheck
+npm run lint
+npm run format:check
 npm run build
 mkdir -p .testbed
 rm -f .testbed/jest-*.json

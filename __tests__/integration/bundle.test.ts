@@ -14,7 +14,7 @@ beforeEach(async () => {
 // ncc copied ssh2's optional add-ons, compiled for the build machine's Node, into dist/, and
 // ssh2 loaded them into every run; some runs that deleted images ended in SIGSEGV at exit
 // (bench/README.md). The build drops them (scripts/drop-native-addons.mjs), and ssh2 itself is
-// loaded only for ssh:// engines (src/deferred/).
+// loaded only for ssh:// engines (src/engine/deferred/).
 describe('the bundle carries no native code', () => {
   test('dist/ holds no native add-on', async () => {
     const files = await readdir(join(REPO_ROOT, 'dist'), { recursive: true })
@@ -37,8 +37,8 @@ describe('the bundle carries no native code', () => {
 })
 
 // node compiles every byte of the bundle at each start-up; ssh2 was about half of it, for ssh://
-// engines only (scripts/build.sh, src/deferred/ssh2.js), and protobufjs is BuildKit's, never used.
-// @actions/http-client (OIDC tokens) and readable-stream are left out too (src/deferred/).
+// engines only (scripts/build.sh, src/engine/deferred/ssh2.js), and protobufjs is BuildKit's, never used.
+// @actions/http-client (OIDC tokens) and readable-stream are left out too (src/engine/deferred/).
 describe('the bundle node compiles at every start carries neither ssh2, protobufjs, http-client nor readable-stream', () => {
   const SSH2 = 'SSH-2.0-ssh2js'
   const PROTOBUFJS = 'protobuf'
@@ -58,7 +58,7 @@ describe('the bundle node compiles at every start carries neither ssh2, protobuf
 })
 
 // A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
-// commands. ssh2 (ssh:// only) is loaded on first use (src/deferred/); gRPC (BuildKit sessions)
+// commands. ssh2 (ssh:// only) is loaded on first use (src/engine/deferred/); gRPC (BuildKit sessions)
 // and @actions/http-client (OIDC tokens), with the undici it imports, are left out: target (3)
 // of the README, start-up time. Each of them requires, as it loads, Node built-ins that nothing
 // else in the bundle asks for.

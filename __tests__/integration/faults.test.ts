@@ -15,7 +15,7 @@ import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
 const MB = 1_000_000
-/** The removals the action has in flight at once (src/remove.ts PARALLEL_REMOVALS). */
+/** The removals the action has in flight at once (src/run/remove.ts PARALLEL_REMOVALS). */
 const IN_FLIGHT = 6
 const proxy = proxiesPerTest()
 

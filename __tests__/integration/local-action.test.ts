@@ -2,7 +2,7 @@
  * A client nobody here wrote: GitHub's own @github/local-action runs the TypeScript source
  * (not dist/) with its stubs of @actions/core, against the bed's engine. What it showed
  * about the real runner is in CONTRIBUTING.md ("Running the action with local-action"):
- * - it needs an entry that exports run(); src/index.ts chooses main or post by itself, so the
+ * - it needs an entry that exports run(); src/action/index.ts chooses main or post by itself, so the
  *   tests hand it two small adapters, written under .testbed/ (ignored by git);
  * - outputs go to its log as ::set-output lines, not to GITHUB_OUTPUT;
  * - core.setFailed does not change its exit code: a failed step exits 0;
@@ -36,13 +36,13 @@ beforeAll(async () => {
   const src = (file: string): string => JSON.stringify(join(REPO_ROOT, 'src', file))
   await writeFile(
     join(dir, 'main.ts'),
-    `import { main } from ${src('main')}\nimport { markMainStarted } from ${src('state')}\n\n` +
-      `// What src/index.ts does when it is not the post step.\nexport async function run(): Promise<void> {\n  markMainStarted()\n  await main()\n}\n`
+    `import { main } from ${src('action/main')}\nimport { markMainStarted } from ${src('action/state')}\n\n` +
+      `// What src/action/index.ts does when it is not the post step.\nexport async function run(): Promise<void> {\n  markMainStarted()\n  await main()\n}\n`
   )
   // The job's own steps run between main and post on a runner; here the post adapter plays them.
   await writeFile(
     join(dir, 'post.ts'),
-    `import { post } from ${src('post')}\nimport { Scene } from ${JSON.stringify(join(REPO_ROOT, 'testbed', 'scene'))}\n\n` +
+    `import { post } from ${src('action/post')}\nimport { Scene } from ${JSON.stringify(join(REPO_ROOT, 'testbed', 'scene'))}\n\n` +
       `export async function run(): Promise<void> {\n` +
       `  await new Scene({ host: ${JSON.stringify(host)}, dataRoot: ${JSON.stringify(dataRoot)} }).build('job-added:1', { bytes: ${MB} })\n` +
       `  await post()\n}\n`

@@ -1,4 +1,4 @@
-import { parseDuration, parseTimestamp } from '../../src/duration'
+import { parseDuration, parseTimestamp } from '../../src/common/duration'
 
 const SECOND = 1000
 const MINUTE = 60 * SECOND

@@ -2,7 +2,7 @@ import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
 import { homedir, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterEach, beforeEach, describe, expect, test } from '@jest/globals'
-import { contextFromInspect, resolveEndpoint, tlsFromEnv } from '../../src/endpoint'
+import { contextFromInspect, resolveEndpoint, tlsFromEnv } from '../../src/engine/endpoint'
 
 const CERTS = '/certs'
 const DEFAULT_DIR = join(homedir(), '.docker')

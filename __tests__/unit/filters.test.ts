@@ -1,5 +1,5 @@
-import { FilterError, NO_FILTERS, imageRefs, parseFilters, passes, type Anchors, type Filters } from '../../src/filters'
-import type { Image } from '../../src/model'
+import { FilterError, NO_FILTERS, imageRefs, parseFilters, passes, type Anchors, type Filters } from '../../src/plan/filters'
+import type { Image } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const HOUR = 3_600_000

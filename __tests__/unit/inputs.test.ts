@@ -1,5 +1,7 @@
-import { INPUT_NAMES, InputError, getSettings, parseSettings, type RawInputs } from '../../src/inputs'
-import { NO_FILTERS } from '../../src/filters'
+import { getSettings } from '../../src/action/inputs'
+import { InputError } from '../../src/common/errors'
+import { INPUT_NAMES, parseSettings, type RawInputs } from '../../src/settings/settings'
+import { NO_FILTERS } from '../../src/plan/filters'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const HOUR = 3_600_000

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto'
 import { jest } from '@jest/globals'
-import { chainIds, sizeLayers, unsharedLayers, type HistoryEntry, type Stack } from '../../src/layers'
-import type { Image, Share } from '../../src/model'
+import { chainIds, sizeLayers, unsharedLayers, type HistoryEntry, type Stack } from '../../src/engine/layers'
+import type { Image, Share } from '../../src/plan/model'
 
 const diff = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`
 const sha256 = (text: string): string => `sha256:${createHash('sha256').update(text).digest('hex')}`

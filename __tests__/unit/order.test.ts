@@ -1,6 +1,6 @@
-import { prerequisites, runAfter } from '../../src/order'
-import type { Image } from '../../src/model'
-import type { Step } from '../../src/plan'
+import { prerequisites, runAfter } from '../../src/run/order'
+import type { Image } from '../../src/plan/model'
+import type { Step } from '../../src/plan/plan'
 
 const image = (id: string, parentId = ''): Image => ({ id, parentId, tags: [], digests: [], created: 0, size: 0, labels: {} })
 const step = (imageId: string, target = imageId): Step => ({

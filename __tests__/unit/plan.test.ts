@@ -1,10 +1,10 @@
 import fc from 'fast-check'
-import { parseFilters, NO_FILTERS } from '../../src/filters'
-import { Ledger } from '../../src/ledger'
-import { plan, price, prunesDanglingOnly, type Plan, type Selection, type Step } from '../../src/plan'
-import { parseRefSpec, type RefSpec } from '../../src/reference'
-import { isSingleReference } from '../../src/simulation'
-import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/model'
+import { parseFilters, NO_FILTERS } from '../../src/plan/filters'
+import { Ledger } from '../../src/plan/ledger'
+import { plan, price, prunesDanglingOnly, type Plan, type Selection, type Step } from '../../src/plan/plan'
+import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
+import { isSingleReference } from '../../src/plan/simulation'
+import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const HOUR = 3_600_000

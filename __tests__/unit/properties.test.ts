@@ -1,8 +1,9 @@
 import fc from 'fast-check'
-import { parseDuration, parseTimestamp } from '../../src/duration'
-import { FilterError, parseFilters } from '../../src/filters'
-import { INPUT_NAMES, InputError, parseSettings, type RawInputs } from '../../src/inputs'
-import { parseNamed, parseRefSpec } from '../../src/reference'
+import { parseDuration, parseTimestamp } from '../../src/common/duration'
+import { FilterError, parseFilters } from '../../src/plan/filters'
+import { InputError } from '../../src/common/errors'
+import { INPUT_NAMES, parseSettings, type RawInputs } from '../../src/settings/settings'
+import { parseNamed, parseRefSpec } from '../../src/plan/reference'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 

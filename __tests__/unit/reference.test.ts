@@ -8,7 +8,7 @@ import {
   referenceKey,
   type NamedRef,
   type RefSpec
-} from '../../src/reference'
+} from '../../src/plan/reference'
 
 const HEX64 = '4f2a9c1b7d3e5a6f8091a2b3c4d5e6f708192a3b4c5d6e7f8091a2b3c4d5e6f7'
 const DIGEST = `sha256:${'d'.repeat(64)}`

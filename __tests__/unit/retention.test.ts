@@ -1,12 +1,13 @@
 import { describe, expect, test } from '@jest/globals'
 import fc from 'fast-check'
-import { INPUT_NAMES, InputError, parseSettings, type RawInputs } from '../../src/inputs'
-import { NO_FILTERS } from '../../src/filters'
-import { plan, type Plan, type Selection } from '../../src/plan'
-import { parseRefSpec } from '../../src/reference'
-import { parseSize } from '../../src/units'
-import { lastUse, newestPerRepository } from '../../src/usage'
-import type { Container, EngineState, Image } from '../../src/model'
+import { InputError } from '../../src/common/errors'
+import { INPUT_NAMES, parseSettings, type RawInputs } from '../../src/settings/settings'
+import { NO_FILTERS } from '../../src/plan/filters'
+import { plan, type Plan, type Selection } from '../../src/plan/plan'
+import { parseRefSpec } from '../../src/plan/reference'
+import { parseSize } from '../../src/common/units'
+import { lastUse, newestPerRepository } from '../../src/plan/usage'
+import type { Container, EngineState, Image } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0)
 const DAY = 86_400_000

@@ -1,7 +1,7 @@
-import { NO_FILTERS } from '../../src/filters'
-import { plan, type Selection } from '../../src/plan'
-import { parseRefSpec, type RefSpec } from '../../src/reference'
-import type { EngineState, Image, Layer, Snapshot } from '../../src/model'
+import { NO_FILTERS } from '../../src/plan/filters'
+import { plan, type Selection } from '../../src/plan/plan'
+import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
+import type { EngineState, Image, Layer, Snapshot } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const id = (prefix: string): string => `sha256:${prefix.padEnd(64, '0')}`

@@ -1,5 +1,5 @@
 import { describe, expect, test } from '@jest/globals'
-import { knownKeys } from '../../src/ssh'
+import { knownKeys } from '../../src/engine/ssh'
 
 const KEY = 'AAAAC3NzaC1lZDI1NTE5AAAAIMGFKErtNBk2ZKKbSRhDl+Ru/opIErG0r/Z+icMZvsdU'
 const OTHER = 'AAAAC3NzaC1lZDI1NTE5AAAAIHBlYWNlLWFuZC1xdWlldC1uby1zdWNoLWtleS0x'

@@ -1,7 +1,7 @@
-import { NO_FILTERS } from '../../src/filters'
-import { plan, type Plan, type Selection } from '../../src/plan'
-import { parseRefSpec, type RefSpec } from '../../src/reference'
-import type { Container, EngineState, ImageStore } from '../../src/model'
+import { NO_FILTERS } from '../../src/plan/filters'
+import { plan, type Plan, type Selection } from '../../src/plan/plan'
+import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
+import type { Container, EngineState, ImageStore } from '../../src/plan/model'
 
 // Each store's delete rules, as testbed/ENGINES.md measured them; the integration suite proves
 // them against the real engines, these pin the planner's simulation of them.

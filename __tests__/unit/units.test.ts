@@ -1,5 +1,5 @@
 import fc from 'fast-check'
-import { formatAge, formatBytes, groupThousands } from '../../src/units'
+import { formatAge, formatBytes, groupThousands } from '../../src/common/units'
 
 describe('formatBytes (go-units HumanSize: decimal, four significant digits)', () => {
   test.each([

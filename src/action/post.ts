@@ -1,0 +1,32 @@
+import * as core from '@actions/core'
+import { EngineError } from '../engine/engine'
+import { InputError } from '../common/errors'
+import { getSettings } from './inputs'
+import { actionLog } from './log'
+import { reclaim } from '../run/reclaim'
+import { publish } from './publish'
+import { loadSnapshot } from './state'
+
+/**
+ * The post step of `scope: job`: removes what the job added. It runs after
+ * failed and cancelled jobs too, so it warns rather than fails for what is
+ * not its fault: no record, or an engine that went away.
+ */
+export async function post(): Promise<void> {
+  try {
+    const settings = getSettings()
+    if (settings.scope !== 'job') return
+    const preexisting = loadSnapshot()
+    if (!preexisting) {
+      core.warning('The main step recorded no images (it failed or did not run), so the post step removes nothing.')
+      return
+    }
+    const result = await reclaim({ ...settings, preexisting }, actionLog)
+    await publish(result, settings)
+  } catch (error) {
+    // The main step already failed with the input's sentence.
+    if (error instanceof InputError) return
+    if (error instanceof EngineError) return core.warning(`${error.message} The post step removed nothing more.`)
+    core.setFailed(error instanceof Error ? error.message : String(error))
+  }
+}

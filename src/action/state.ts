@@ -1,0 +1,29 @@
+import * as core from '@actions/core'
+import type { Snapshot } from '../plan/model'
+
+const POST = 'isPost'
+const SNAPSHOT = 'snapshot'
+
+/** The post step sees what the main step saved; the main step never does. */
+export const isPost = core.getState(POST) === 'true'
+
+/** Saved first thing, so that the post step knows itself even after a failed main step. */
+export function markMainStarted(): void {
+  core.saveState(POST, 'true')
+}
+
+export function saveSnapshot(snapshot: Snapshot): void {
+  core.saveState(SNAPSHOT, JSON.stringify(Object.fromEntries([...snapshot].map(([id, refs]) => [id, [...refs]]))))
+}
+
+/** The images present when the main step ran, or undefined when none was recorded or it is unreadable. */
+export function loadSnapshot(): Snapshot | undefined {
+  const text = core.getState(SNAPSHOT)
+  if (!text) return undefined
+  try {
+    const record = JSON.parse(text) as Record<string, string[]>
+    return new Map(Object.entries(record).map(([id, refs]) => [id, new Set(refs)]))
+  } catch {
+    return undefined
+  }
+}

@@ -1,0 +1,391 @@
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http'
+import type Docker from 'dockerode'
+import {
+  ConnectionError,
+  connectionFailure,
+  connectionOptions,
+  openDocker,
+  withTimeout,
+  type ConnectionOptions
+} from './connection'
+import { shown, type Endpoint } from './endpoint'
+import { chainIds, sizeLayers, type HistoryEntry } from './layers'
+import { familiarString, parseNamed } from '../plan/reference'
+import type { Container, Image, ImageStore } from '../plan/model'
+import { EngineError, type Details, type DiskUsage, type Engine, type FirstList, type RemovedItem } from './engine'
+
+/** The part of `GET /images/{id}/json` read here (the typings lack Metadata). */
+interface Inspected {
+  Created?: string
+  RootFS?: { Layers?: string[] }
+  Metadata?: { LastTagTime?: string }
+}
+
+/** The part of `GET /system/df` read here. */
+interface DiskUsageAnswer {
+  LayersSize?: number
+  Images?: { Id: string; Size: number; SharedSize: number }[] | null
+}
+
+const UNREACHABLE = ['ECONNREFUSED', 'ENOENT']
+const DROPPED = ['ECONNRESET', 'EPIPE', 'ETIMEDOUT', 'EAI_AGAIN']
+
+/** The newest API whose answers this code reads; older engines are asked in their own version. */
+const NEWEST_API = '1.45'
+/** An engine that does not answer its first request this fast is taken as unreachable. */
+const FIRST_CONTACT_MS = 10_000
+const PARALLEL_INSPECTS = 8
+/** The stores' own listing races (testbed/ENGINES.md) outlast a few quick retries: podman's for seconds. */
+const READ_ATTEMPTS = 8
+const READ_BACKOFF_MS = 200
+const FULL_ID = /^sha256:[0-9a-f]{64}$/
+const BARE_ID = /^[0-9a-f]{64}$/
+const HUB_QUALIFIED = /^(?:index\.)?docker\.io\//
+
+/**
+ * Connects and agrees on an API version; `timeoutMs` bounds every request's wait for an answer.
+ * `firstList` is asked at once.
+ */
+export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: FirstList = 'all'): Promise<Engine> {
+  const where = shown(endpoint.host)
+  let options: ConnectionOptions
+  try {
+    options = connectionOptions(endpoint)
+  } catch (error) {
+    throw error instanceof ConnectionError
+      ? new EngineError(error.message)
+      : new EngineError(`Cannot use the endpoint ${where}: ${describe(error)}.`)
+  }
+  const firstContact = Math.min(timeoutMs, FIRST_CONTACT_MS)
+  let pong: Pong
+  try {
+    pong = await withDeadline(
+      ping(openDocker(withTimeout(options, firstContact))),
+      firstContact,
+      `no answer within ${firstContact / 1000} s`
+    )
+  } catch (error) {
+    throw new EngineError(
+      `Cannot reach the Docker engine at ${where}: ${connectionFailure(error, endpoint) ?? describe(error)}.`
+    )
+  }
+  const apiVersion = olderVersion(pong.apiVersion, NEWEST_API)
+  const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
+  // Every run reads the lists, so they are asked now, beside /info (which image store), whose
+  // answer the engine takes longer over than a small list's.
+  const images =
+    firstList === 'dangling' && !pong.podman
+      ? { dangling: listDangling(docker) }
+      : { images: docker.listImages({ all: true }) }
+  const listed: Listed = { ...images, containers: docker.listContainers({ all: true }) }
+  for (const list of Object.values(listed)) list.catch(() => undefined)
+  const info = await (docker.info() as Promise<Info>).catch((): Info => ({}))
+  return new DockerEngine(where, apiVersion, imageStore(pong.podman, info), docker, listed)
+}
+
+const listDangling = (docker: Docker): Promise<Docker.ImageInfo[]> =>
+  docker.listImages({ filters: { dangling: ['true'] } })
+
+interface Pong {
+  apiVersion: string
+  podman: boolean
+}
+
+/**
+ * `GET /_ping`: the engine's API version, in a header, and whether it is Podman, which adds its
+ * own. The engine answers it at once, where /version asks containerd and runc for theirs
+ * (bench/analyse.ts at 1,000 images: 0.5 against 8.3 ms).
+ */
+async function ping(docker: Docker): Promise<Pong> {
+  const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) =>
+    docker.modem.dial(
+      { path: '/_ping', method: 'GET', isStream: true, statusCodes: { 200: true, 500: 'server error' } },
+      (err: unknown, res: unknown) => {
+        if (err) return reject(err)
+        const answer = res as IncomingMessage
+        answer.resume()
+        resolve(answer.headers)
+      }
+    )
+  )
+  const apiVersion = headers['api-version']
+  if (typeof apiVersion !== 'string') throw new Error('its answer to /_ping gives no API version')
+  return { apiVersion, podman: headers['libpod-api-version'] !== undefined }
+}
+
+/** The part of `GET /info` read here. */
+interface Info {
+  DriverStatus?: [string, string][] | null
+}
+
+/**
+ * Podman says so in a header of its own; Docker's containerd image store in /info's DriverStatus
+ * (`docker info` shows it as driver-type), whatever snapshotter it uses.
+ */
+function imageStore(podman: boolean, info: Info): ImageStore {
+  if (podman) return 'podman'
+  const snapshotter = (info.DriverStatus ?? []).some(
+    ([key, value]) => key === 'driver-type' && value.startsWith('io.containerd.snapshotter')
+  )
+  return snapshotter ? 'containerd' : 'graphdriver'
+}
+
+function withDeadline<T>(work: Promise<T>, ms: number, message: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined
+  const deadline = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(message)), ms)
+  })
+  return Promise.race([work, deadline]).finally(() => clearTimeout(timer))
+}
+
+function olderVersion(a: string, b: string): string {
+  const [a1, a2] = a.split('.').map(Number)
+  const [b1, b2] = b.split('.').map(Number)
+  return a1 < b1 || (a1 === b1 && a2 < b2) ? a : b
+}
+
+function atLeast(version: string, wanted: string): boolean {
+  return olderVersion(version, wanted) === wanted
+}
+
+function describe(error: unknown): string {
+  const err = error as { json?: { message?: string }; message?: string; code?: string }
+  return (err.json?.message ?? err.message ?? String(error)).replace(/\s+$/, '').replace(/\.$/, '')
+}
+
+/**
+ * A read that met other work on the engine, and is worth sending again. The engine fails a list,
+ * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
+ * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
+ * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image"
+ * or "failed to convert ImageData to ImageInspect".
+ * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
+ * docs/api/version-history.md, v1.42).
+ */
+const RACED =
+  /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|failed to convert ImageData to ImageInspect|disk usage operation is already running/
+
+function raced(error: unknown): boolean {
+  return error instanceof EngineError && RACED.test(error.message)
+}
+
+/**
+ * References in Docker's familiar form (Podman answers docker.io/library/app:1 for app:1),
+ * without the `<none>:<none>` that older APIs list for none.
+ */
+function realRefs(values: string[] | null | undefined): string[] {
+  return (values ?? []).filter(ref => !ref.startsWith('<none>')).map(familiarRef)
+}
+
+function familiarRef(ref: string): string {
+  // Only Docker Hub's own domain changes in the familiar form; every other reference is parsed
+  // for nothing, thousands of times on a large engine.
+  if (!HUB_QUALIFIED.test(ref)) return ref
+  const parsed = parseNamed(ref)
+  return parsed ? familiarString(parsed) : ref
+}
+
+/** Podman answers some IDs and every ParentId as bare hex; every other engine as sha256:<hex>. */
+function imageId(id: string | undefined): string {
+  return id && BARE_ID.test(id) ? `sha256:${id}` : (id ?? '')
+}
+
+/** The lists asked while the engine was being agreed on, each to be read once. */
+interface Listed {
+  images?: Promise<Docker.ImageInfo[]>
+  dangling?: Promise<Docker.ImageInfo[]>
+  containers?: Promise<Docker.ContainerInfo[]>
+}
+
+class DockerEngine implements Engine {
+  constructor(
+    readonly endpoint: string,
+    readonly apiVersion: string,
+    readonly store: ImageStore,
+    private readonly docker: Docker,
+    private readonly listed: Listed = {}
+  ) {}
+
+  /** The list asked at connect time, the first time it is read; asked again after that (a retry). */
+  private takeOr<K extends keyof Listed>(kind: K, ask: () => NonNullable<Listed[K]>): NonNullable<Listed[K]> {
+    const early = this.listed[kind]
+    delete this.listed[kind]
+    return (early ?? ask()) as NonNullable<Listed[K]>
+  }
+
+  async images(): Promise<Image[]> {
+    const list = await this.read(() => this.takeOr('images', () => this.docker.listImages({ all: true })))
+    return list.map(info => ({
+      id: imageId(info.Id),
+      parentId: imageId(info.ParentId),
+      tags: realRefs(info.RepoTags),
+      digests: this.digestsOf(info),
+      created: info.Created * 1000,
+      size: info.Size,
+      labels: info.Labels ?? {}
+    }))
+  }
+
+  async hasDangling(): Promise<boolean> {
+    const list = await this.read(() => this.takeOr('dangling', () => listDangling(this.docker)))
+    return list.length > 0
+  }
+
+  /**
+   * The containerd store and Podman list `repo@<digest>` as a view of the image's own digest
+   * (containerd: its ID) for some or all of its tagged repositories: given for all here, so
+   * that a digest reference names the same image whichever the engine chose to list.
+   */
+  private digestsOf(info: Docker.ImageInfo): string[] {
+    const listed = realRefs(info.RepoDigests)
+    if (this.store === 'graphdriver') return listed
+    const digests = new Set(listed.map(ref => ref.slice(ref.indexOf('@') + 1)))
+    if (this.store === 'containerd') digests.add(imageId(info.Id))
+    const repos = new Set(realRefs(info.RepoTags).map(tag => familiarString({ name: parseNamed(tag)?.name ?? tag })))
+    return [...repos].flatMap(repo => [...digests].map(digest => `${repo}@${digest}`))
+  }
+
+  async containers(): Promise<Container[]> {
+    const list = await this.call(() => this.takeOr('containers', () => this.docker.listContainers({ all: true })))
+    return list.map(info => ({
+      id: info.Id,
+      imageId: imageId(info.ImageID),
+      running: ['running', 'paused', 'restarting'].includes(info.State),
+      created: info.Created * 1000
+    }))
+  }
+
+  async details(images: Image[]): Promise<Details> {
+    const lastTagged = new Map<string, number>()
+    const createdAt = new Map<string, number>()
+    const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
+      const info: Inspected | undefined = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
+      // Never tagged reads as Go's zero time, year 1.
+      const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '')
+      if (tagged > 0) lastTagged.set(image.id, tagged)
+      const created = Date.parse(info?.Created ?? '')
+      if (created > 0) createdAt.set(image.id, created)
+      return { id: image.id, size: image.size, chain: chainIds(info?.RootFS?.Layers ?? []) }
+    })
+    const layers = await sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
+    return { layers, lastTagged, createdAt }
+  }
+
+  async dataRoot(): Promise<string> {
+    const info = await this.call(() => this.docker.info() as Promise<{ DockerRootDir?: string }>)
+    if (!info.DockerRootDir)
+      throw new EngineError('the engine does not say where it keeps its data (no DockerRootDir in /info)')
+    return info.DockerRootDir
+  }
+
+  /**
+   * Another process may remove an image between the listing and this
+   * request: it then holds nothing, and its removal will find it gone.
+   */
+  private async unlessGone<T>(request: () => Promise<T>): Promise<T | undefined> {
+    try {
+      return await this.read(request)
+    } catch (error) {
+      if (error instanceof EngineError && error.statusCode === 404) return undefined
+      throw error
+    }
+  }
+
+  private async history(id: string): Promise<HistoryEntry[]> {
+    const entries = await this.docker.getImage(id).history()
+    return (entries as { Size: number; CreatedBy: string }[])
+      .map(e => ({ size: e.Size, createdBy: e.CreatedBy ?? '' }))
+      .reverse()
+  }
+
+  async remove(target: string, force: boolean): Promise<RemovedItem[]> {
+    // Only engine-listed IDs and well-formed references go into the URL path:
+    // a crafted name such as ../containers/x would reach another endpoint.
+    if (!FULL_ID.test(target) && !parseNamed(target))
+      throw new EngineError(`refusing to send "${target}" to the engine`)
+    const items = (await this.call(() => this.docker.getImage(target).remove({ force, noprune: true }))) as {
+      Untagged?: string
+      Deleted?: string
+    }[]
+    return (items ?? []).map(item => ({
+      untagged: item.Untagged === undefined ? undefined : familiarRef(item.Untagged),
+      deleted: item.Deleted === undefined ? undefined : imageId(item.Deleted)
+    }))
+  }
+
+  async exists(id: string): Promise<boolean> {
+    if (!FULL_ID.test(id)) throw new EngineError(`refusing to send "${id}" to the engine`)
+    return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined
+  }
+
+  async usage(signal?: AbortSignal): Promise<DiskUsage | undefined> {
+    if (this.store !== 'graphdriver') return undefined
+    if (!this.imagesOnlyUsage && (await this.hasContainers(signal))) return undefined
+    const df = await this.read(() => this.diskUsage(signal))
+    const shares = new Map(
+      (df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }])
+    )
+    return { layersSize: df.LayersSize ?? 0, shares }
+  }
+
+  /** `type=image` came with API 1.42 (moby docs/api/version-history.md); older engines size containers too. */
+  private get imagesOnlyUsage(): boolean {
+    return atLeast(this.apiVersion, '1.42')
+  }
+
+  private async hasContainers(signal?: AbortSignal): Promise<boolean> {
+    const some = await this.call(() => this.docker.listContainers({ all: true, limit: 1, abortSignal: signal }))
+    return some.length > 0
+  }
+
+  private async diskUsage(signal?: AbortSignal): Promise<DiskUsageAnswer> {
+    const query = this.imagesOnlyUsage ? { type: ['image'] } : {}
+    return new Promise<DiskUsageAnswer>((resolve, reject) =>
+      this.docker.modem.dial(
+        {
+          path: '/system/df?',
+          method: 'GET',
+          options: query,
+          abortSignal: signal,
+          statusCodes: { 200: true, 500: 'server error' }
+        },
+        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as DiskUsageAnswer))
+      )
+    )
+  }
+
+  private async read<T>(request: () => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.call(request)
+      } catch (error) {
+        if (!raced(error) || attempt === READ_ATTEMPTS) throw error
+        await new Promise(resolve => setTimeout(resolve, READ_BACKOFF_MS * attempt))
+      }
+    }
+  }
+
+  private async call<T>(request: () => Promise<T>): Promise<T> {
+    try {
+      return await request()
+    } catch (error) {
+      const { statusCode, code } = error as { statusCode?: number; code?: string }
+      const unreachable = UNREACHABLE.includes(code ?? '')
+      const transient = unreachable || DROPPED.includes(code ?? '') || (statusCode ?? 0) >= 500
+      throw new EngineError(describe(error), statusCode, transient, unreachable)
+    }
+  }
+}
+
+async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array(items.length)
+  let next = 0
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const index = next++
+      results[index] = await work(items[index])
+    }
+  }
+  await Promise.all(Array.from({ length: Math.min(width, items.length) }, worker))
+  return results
+}

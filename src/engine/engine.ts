@@ -1,0 +1,69 @@
+import type { Container, Image, ImageStore, Layer, Share } from '../plan/model'
+
+/** The only part of the Engine API the action uses. */
+export interface Engine {
+  /** As it may be shown: any password in it is ***. */
+  readonly endpoint: string
+  readonly apiVersion: string
+  /** How it keeps images, which decides how it deletes them. */
+  readonly store: ImageStore
+  images(): Promise<Image[]>
+  /**
+   * Whether the engine's own dangling filter lists any image: on a large engine a far smaller
+   * answer than the whole list. On overlay2 it lists every image that has no tag and no children.
+   */
+  hasDangling(): Promise<boolean>
+  containers(): Promise<Container[]>
+  /** One inspect per image: its layer chain, and when it was last tagged. */
+  details(images: Image[]): Promise<Details>
+  /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
+  remove(target: string, force: boolean): Promise<RemovedItem[]>
+  /** Whether an image with this ID is still there. */
+  exists(id: string): Promise<boolean>
+  /**
+   * `/system/df`, where its figures are what removals free: not on Podman (always 0) nor on the
+   * containerd store (snapshots only, while a removal frees the layer's blob as well); and only
+   * where it sizes images alone: before API 1.42 it also walks every container's filesystem, so
+   * such an engine is asked only while it has no container. `signal` gives up on the answer.
+   */
+  usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
+  /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
+  dataRoot(): Promise<string>
+}
+
+export interface Details {
+  layers: Map<string, Layer[]>
+  /** Milliseconds since the epoch, for the images the engine records a tag time for. */
+  lastTagged: Map<string, number>
+  /** Creation to the millisecond: the list gives whole seconds, which tie for images built in a row. */
+  createdAt: Map<string, number>
+}
+
+export interface DiskUsage {
+  /** LayersSize: bytes of every image layer in the store. */
+  layersSize: number
+  /** By image ID, as the engine counts them: its size, and how much of it other images share. */
+  shares: Map<string, Share>
+}
+
+export interface RemovedItem {
+  untagged?: string
+  deleted?: string
+}
+
+/** A refusal or failure the engine answered with, or its silence. */
+export class EngineError extends Error {
+  constructor(
+    message: string,
+    readonly statusCode?: number,
+    /** Worth asking again: a server error, a dropped connection, no answer. */
+    readonly transient = false,
+    /** Nothing listens at the endpoint any more. */
+    readonly unreachable = false
+  ) {
+    super(message)
+  }
+}
+
+/** The image list a run reads first: the whole list, or the dangling images. */
+export type FirstList = 'all' | 'dangling'

@@ -1,0 +1,301 @@
+import { freeUnderDataRoot } from '../engine/disk'
+import { connect } from '../engine/docker'
+import type { DiskUsage, Engine, FirstList } from '../engine/engine'
+import { resolveEndpoint, shown } from '../engine/endpoint'
+import { requireLocal, type Settings } from '../settings/settings'
+import { RETENTION, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from '../plan/plan'
+import { execute, type Execution } from './remove'
+import { shortId } from '../common/ids'
+import { unsharedLayers } from '../engine/layers'
+import { formatBytes } from '../common/units'
+import type { Log } from './log'
+import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
+
+/** One line of the report: a removal that happened (or would), or a skip. */
+export interface Row {
+  ref: string
+  id: string
+  created?: number
+  bytes: number
+  outcome: 'deleted' | 'untagged' | SkipReason
+  /** Removed only to meet a storage target, not because refs or prune chose it. */
+  forTarget?: boolean
+}
+
+export interface Result {
+  endpoint: string
+  dryRun: boolean
+  /** Only what the job added was considered (the post step of `scope: job`). */
+  jobScope: boolean
+  /** Bytes of image storage freed (or, in a dry run, that would be). */
+  bytes: number
+  deleted: string[]
+  untagged: string[]
+  skipped: Skip[]
+  rows: Row[]
+  /** The engine's image storage, where it has a figure for what removals free (see Engine.storage). */
+  storageBefore?: number
+  storageAfter?: number
+  /** Set when the settings gave a storage target. */
+  target?: TargetResult
+  now: number
+  /** Set when the engine went away part-way: the step must fail after reporting what it did. */
+  interrupted?: string
+}
+
+export interface TargetResult extends Targets {
+  /** Image storage at the end, in the plan's measure. */
+  storageAfter: number
+  freeBefore?: number
+  freeAfter?: number
+  met: boolean
+}
+
+interface Planning {
+  state: EngineState
+  planned: Plan
+  /** Where its figures hold (overlay2) and no target is set; kept only when the plan deletes something. */
+  usage?: DiskUsage
+}
+
+/** The engine the settings name, agreed on and answering, asked at once for `firstList`. */
+async function connectTo(settings: Settings, log: Log, firstList: FirstList = 'all'): Promise<Engine> {
+  const endpoint = await resolveEndpoint(settings.dockerHost)
+  if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
+  if (endpoint.tls && !endpoint.tls.verify) {
+    const why = endpoint.tls.caRequired
+      ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY'
+      : `${endpoint.tls.source} has skip-tls-verify`
+    log.warning(
+      `TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`
+    )
+  }
+  return connect(endpoint, settings.timeout, firstList)
+}
+
+/** The images on the engine now, for job scope's post step to compare with. */
+export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
+  const engine = await connectTo(settings, log)
+  const images = await engine.images()
+  log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
+  return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
+}
+
+/** The whole job: read the engine, plan, remove, and account for it. */
+export async function reclaim(
+  settings: Settings & Pick<Selection, 'preexisting'>,
+  log: Log,
+  now = Date.now()
+): Promise<Result> {
+  const engine = await connectTo(settings, log, prunesDanglingOnly(settings) ? 'dangling' : 'all')
+  const { endpoint } = engine
+  log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
+  const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
+  const { targets } = settings
+  const storageBefore = targets ? planned.storage.before : measuredStorage(engine, state, planned, usage)
+  const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
+  const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () =>
+    execute(engine, planned, options, state.images, log)
+  )
+  const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
+  // The engine is asked again only when this run changed something it could measure: never in a
+  // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
+  // interrupted run, where it may not answer. Otherwise the prediction stands in.
+  const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
+  const storageAfter =
+    changed && !targets && storageBefore !== undefined
+      ? await engine.usage().then(
+          after => after?.layersSize ?? predicted,
+          () => predicted
+        )
+      : predicted
+  const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
+  if (target && !target.met) log.warning(missed(target))
+  const jobScope = settings.preexisting !== undefined
+  return summarize(endpoint, settings.dryRun, state, planned, execution, {
+    storageBefore,
+    storageAfter,
+    target,
+    now,
+    jobScope
+  })
+}
+
+/**
+ * Image storage before the run, without a target: only when something is deleted (a plan that
+ * deletes nothing does not wait for disk usage). Where the plan read every image's layers and
+ * there is no disk usage (an engine before API 1.42 with containers), the plan's measure stands
+ * in on overlay2, where the two agree.
+ */
+function measuredStorage(
+  engine: Engine,
+  state: EngineState,
+  planned: Plan,
+  usage: DiskUsage | undefined
+): number | undefined {
+  if (usage) return usage.layersSize
+  const measured = state.layers.size === state.images.length && engine.store === 'graphdriver'
+  return measured && deletes(planned) ? planned.storage.before : undefined
+}
+
+const deletes = (planned: Plan): boolean => planned.steps.some(step => step.deleted)
+
+/** Whether the targets hold once `freed` bytes have gone: free space is measured again after a real run. */
+async function judge(
+  engine: Engine,
+  targets: Targets,
+  storage: Plan['storage'],
+  freed: number,
+  changed: boolean
+): Promise<TargetResult> {
+  const { freeBefore } = storage
+  const storageAfter = storage.before - freed
+  const predictedFree = freeBefore === undefined ? undefined : freeBefore + freed
+  const freeAfter =
+    changed && targets.minFree !== undefined
+      ? await freeUnderDataRoot(engine).catch(() => predictedFree)
+      : predictedFree
+  const met =
+    (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
+    (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
+  return { ...targets, storageAfter, freeBefore, freeAfter, met }
+}
+
+function missed(target: TargetResult): string {
+  const parts = []
+  if (target.maxStorage !== undefined)
+    parts.push(
+      `image storage ends at ${formatBytes(target.storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`
+    )
+  if (target.minFree !== undefined)
+    parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`)
+  return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`
+}
+
+/**
+ * Plans on the image list alone first, and reads layers only once something is to be deleted;
+ * when "use" matters (a target, or last-used ages), every layer and tag time is read first.
+ */
+async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
+  const dangling = danglingFirst(engine, settings) ? await engine.hasDangling() : undefined
+  if (dangling === false) return nothingDangling(engine, settings, now, log)
+  const usageMatters =
+    settings.targets !== undefined ||
+    (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
+  const early = settings.targets || !(dangling || likelyDeletes(settings)) ? undefined : askUsage(engine)
+  try {
+    const [images, containers] = await Promise.all([engine.images(), engine.containers()])
+    const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
+    if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
+    // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
+    // once something is to be deleted.
+    const unpriced = usageMatters ? undefined : plan(state, settings, now)
+    let planned = unpriced
+    let usage: DiskUsage | undefined
+    if (!planned || deletes(planned)) {
+      // A target has the plan measure every layer instead of asking disk usage.
+      usage = settings.targets ? undefined : await (early?.answer ?? engine.usage())
+      await readLayers(engine, state, usageMatters ? undefined : usage, log)
+      planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
+    }
+    logPlan(state, planned, log)
+    return { state, planned, usage: deletes(planned) ? usage : undefined }
+  } finally {
+    early?.abort()
+  }
+}
+
+/**
+ * Whether to ask the engine for its dangling images before the whole list: where the settings
+ * can remove nothing else, and on overlay2, whose filter lists every image the plan would prune
+ * (moby's list code; the other stores decide what is dangling by rules of their own). When there
+ * is none, the step ends without the whole list, which takes the engine and the action far longer
+ * on thousands of images (bench/README.md); when there are some, it costs one request more.
+ */
+const danglingFirst = (engine: Engine, settings: Settings): boolean =>
+  prunesDanglingOnly(settings) && engine.store === 'graphdriver'
+
+function nothingDangling(engine: Engine, settings: Settings, now: number, log: Log): Planning {
+  log.info('The engine lists no dangling image: nothing to remove.')
+  const state: EngineState = { images: [], containers: [], layers: new Map(), store: engine.store }
+  return { state, planned: plan(state, settings, now) }
+}
+
+/**
+ * Disk usage gives storage before the run and prices most deletions. Asked beside the lists, the
+ * engine works on both at once: that saves the wait for it when something is deleted, but delays
+ * a step that deletes nothing (bench/startup.ts, 1,000 images on 2 CPUs: 314 ms, against 260 ms
+ * without it). So it is asked early only when the inputs name what to remove, or the engine has
+ * listed dangling images; otherwise once the plan shows something to delete.
+ */
+const likelyDeletes = (settings: Settings): boolean => settings.refs.length > 0 || settings.prune === 'all'
+
+/** Disk usage asked now, and given up on if the plan turns out to delete nothing. */
+function askUsage(engine: Engine): { answer: Promise<DiskUsage | undefined>; abort: () => void } {
+  const asking = new AbortController()
+  const answer = engine.usage(asking.signal)
+  answer.catch(() => undefined)
+  return { answer, abort: () => asking.abort() }
+}
+
+function logPlan(state: EngineState, planned: Plan, log: Log): void {
+  const { images, containers } = state
+  const deletions = planned.steps.filter(step => step.deleted).length
+  log.info(
+    `${images.length} images, ${containers.length} containers; plan: ${planned.steps.length} requests, ` +
+      `${deletions} images to delete, ${formatBytes(planned.bytes)} to free, ${planned.skipped.length} skipped`
+  )
+  for (const { ref, id } of planned.filteredOut) log.info(`${ref} (${shortId(id)}) is left out by the filters`)
+}
+
+/**
+ * Reads the layers of the images into the state: from the engine's disk usage for the images that
+ * share none, from one inspect per image for the rest (all of them without `usage`: inspect also
+ * records the last tag).
+ */
+async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
+  const unshared = usage ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
+  const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
+  Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
+  log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
+}
+
+function summarize(
+  endpoint: string,
+  dryRun: boolean,
+  state: EngineState,
+  planned: Plan,
+  execution: Execution,
+  extra: { storageBefore?: number; storageAfter?: number; target?: TargetResult; now: number; jobScope: boolean }
+): Result {
+  const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
+  const skipped = [...planned.skipped, ...execution.skipped]
+  const rows: Row[] = [
+    ...execution.done.map(done => ({
+      ref: done.step.named ? done.step.cause : (done.untagged[0] ?? '<none>'),
+      id: done.step.imageId,
+      created: byId.get(done.step.imageId)?.created,
+      bytes: done.bytes,
+      outcome: done.deletedImages.length > 0 ? ('deleted' as const) : ('untagged' as const),
+      forTarget: done.step.cause === RETENTION
+    })),
+    ...skipped.map(skip => ({
+      ref: skip.ref,
+      id: skip.id,
+      created: byId.get(skip.id)?.created,
+      bytes: 0,
+      outcome: skip.reason
+    }))
+  ]
+  return {
+    endpoint,
+    dryRun,
+    bytes: execution.bytes,
+    deleted: execution.done.flatMap(done => done.deletedImages),
+    untagged: execution.done.flatMap(done => done.untagged),
+    skipped,
+    rows,
+    interrupted: execution.interrupted,
+    ...extra
+  }
+}

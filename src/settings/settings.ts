@@ -1,0 +1,200 @@
+import { parseDuration } from '../common/duration'
+import { InputError } from '../common/errors'
+import { FilterError, parseFilters } from '../plan/filters'
+import { parseRefSpec, type RefSpec } from '../plan/reference'
+import { parseSize } from '../common/units'
+import type { Selection, Targets } from '../plan/plan'
+import type { AgeBasis } from '../plan/usage'
+
+/** Everything the step was asked to do, validated before the engine is touched. */
+export interface Settings extends Selection {
+  /** Change nothing; report the plan and its bytes. */
+  dryRun: boolean
+  /** Fail the step when a named ref was not found or could not be removed. */
+  failOnError: boolean
+  /** Engine endpoint; '' means DOCKER_HOST, then the docker context, then the default socket. */
+  dockerHost: string
+  summary: boolean
+  /** `job`: the main step records the images present, the post step removes only what the job added. */
+  scope: 'all' | 'job'
+  /** Milliseconds the engine may take to answer one request (retries included). */
+  timeout: number
+}
+
+/** Every input action.yml declares, in its order. */
+export const INPUT_NAMES = [
+  'refs',
+  'filters',
+  'prune',
+  'force',
+  'no-prune',
+  'keep-duration',
+  'keep',
+  'keep-last',
+  'age-basis',
+  'max-storage',
+  'min-free',
+  'dry-run',
+  'fail-on-error',
+  'docker-host',
+  'summary',
+  'scope',
+  'timeout'
+] as const
+
+/** The raw strings of every input, as the runner passes them. */
+export type RawInputs = Record<(typeof INPUT_NAMES)[number], string>
+
+const REF_FORMS =
+  'a short or full image ID, sha256:<id>, name, name:tag, name@sha256:<digest>, or a pattern with * and ?'
+const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'https://']
+
+/** Checks every input and turns them into settings; the first bad one throws an InputError. */
+export function parseSettings(raw: RawInputs, now: number): Settings {
+  const refs = refList(raw.refs, 'refs')
+  const scope = scopeOf(raw.scope)
+  // With neither refs nor prune: dangling images, or in job scope all that the job added.
+  const everything = refs.length === 0 && raw.prune.trim() === ''
+  const prune = everything ? (scope === 'job' ? 'all' : 'dangling') : pruneMode(raw.prune)
+  return {
+    refs,
+    filters: filterList(raw.filters, now),
+    prune,
+    force: flag(raw.force, 'force', false),
+    noPrune: flag(raw['no-prune'], 'no-prune', false),
+    keepDuration: keepDuration(raw['keep-duration']),
+    keep: refList(raw.keep, 'keep'),
+    keepLast: keepLast(raw['keep-last']),
+    ageBasis: ageBasis(raw['age-basis']),
+    targets: targets(raw['max-storage'], raw['min-free'], raw['docker-host']),
+    dryRun: flag(raw['dry-run'], 'dry-run', false),
+    failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
+    dockerHost: dockerHost(raw['docker-host']),
+    summary: flag(raw.summary, 'summary', true),
+    scope,
+    untagAdded: scope === 'job' && everything,
+    timeout: timeout(raw.timeout)
+  }
+}
+
+function fail(input: string, problem: string): never {
+  throw new InputError(input, problem)
+}
+
+/** Accepts what YAML 1.2 and core.getBooleanInput accept; '' takes the default. */
+function flag(value: string, input: string, fallback: boolean): boolean {
+  const text = value.trim()
+  if (text === '') return fallback
+  if (['true', 'True', 'TRUE'].includes(text)) return true
+  if (['false', 'False', 'FALSE'].includes(text)) return false
+  return fail(input, `must be true or false, not "${printable(text)}".`)
+}
+
+function tokens(value: string): string[] {
+  return value.split(/[\s,]+/).filter(Boolean)
+}
+
+function refList(value: string, input: string): RefSpec[] {
+  return tokens(value).map(
+    text => parseRefSpec(text) ?? fail(input, `has "${printable(text)}", which is not ${REF_FORMS}.`)
+  )
+}
+
+function pruneMode(value: string): Settings['prune'] {
+  const text = value.trim()
+  if (text === '') return 'none'
+  if (text === 'dangling' || text === 'all') return text
+  return fail('prune', `must be dangling or all (or empty), not "${printable(text)}".`)
+}
+
+function scopeOf(value: string): Settings['scope'] {
+  const text = value.trim()
+  if (text === '' || text === 'all' || text === 'job') return text === 'job' ? 'job' : 'all'
+  return fail('scope', `must be all or job, not "${printable(text)}".`)
+}
+
+function filterList(value: string, now: number): Settings['filters'] {
+  const lines = value
+    .split('\n')
+    .map(line => line.trim())
+    .filter(Boolean)
+  try {
+    return parseFilters(lines, now)
+  } catch (error) {
+    if (!(error instanceof FilterError)) throw error
+    return fail('filters', `has an invalid filter "${printable(error.line)}": ${error.why}.`)
+  }
+}
+
+function keepDuration(value: string): number | undefined {
+  const text = value.trim()
+  if (text === '') return undefined
+  const ms = parseDuration(text)
+  if (ms === undefined)
+    return fail('keep-duration', `must be a duration such as 90m, 24h, 1h30m, 7d or 2w, not "${printable(text)}".`)
+  return ms
+}
+
+function keepLast(value: string): number {
+  const text = value.trim()
+  if (text === '') return 0
+  if (!/^\d{1,6}$/.test(text))
+    return fail('keep-last', `must be a whole number of images such as 3 (0 keeps none), not "${printable(text)}".`)
+  return Number(text)
+}
+
+function ageBasis(value: string): AgeBasis {
+  const text = value.trim()
+  if (text === '' || text === 'created' || text === 'last-used') return text === 'last-used' ? 'last-used' : 'created'
+  return fail('age-basis', `must be created or last-used, not "${printable(text)}".`)
+}
+
+const SIZE_FORMS = 'a size such as 20GB, 18.5GiB, 500MB or a number of bytes'
+
+function size(value: string, input: string): number | undefined {
+  const text = value.trim()
+  if (text === '') return undefined
+  return parseSize(text) ?? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`)
+}
+
+function targets(maxStorage: string, minFree: string, host: string): Targets | undefined {
+  const wanted = { maxStorage: size(maxStorage, 'max-storage'), minFree: size(minFree, 'min-free') }
+  if (wanted.minFree !== undefined && host.trim() !== '') requireLocal(host.trim())
+  if (wanted.maxStorage === undefined && wanted.minFree === undefined) return undefined
+  return wanted
+}
+
+/** Free space is read from the runner's own filesystem, so it means something only for an engine on this machine. */
+export function requireLocal(endpoint: string): void {
+  if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://')) return
+  fail(
+    'min-free',
+    `needs an engine on this machine (a unix:// or npipe:// endpoint), not ${endpoint.split('://')[0]}://: use max-storage for a remote engine.`
+  )
+}
+
+const DEFAULT_TIMEOUT_MS = 60_000
+
+function timeout(value: string): number {
+  const text = value.trim()
+  if (text === '') return DEFAULT_TIMEOUT_MS
+  const ms = parseDuration(text)
+  if (ms === undefined || ms <= 0)
+    return fail('timeout', `must be a positive duration such as 30s, 2m or 1m30s, not "${printable(text)}".`)
+  return ms
+}
+
+function dockerHost(value: string): string {
+  const text = value.trim()
+  if (text === '' || HOST_SCHEMES.some(scheme => text.startsWith(scheme) && text.length > scheme.length)) return text
+  return fail(
+    'docker-host',
+    `must be an endpoint such as unix:///var/run/docker.sock or tcp://host:2376, not "${printable(text)}".`
+  )
+}
+
+/** Keeps control characters and huge values out of the one-line error. */
+function printable(text: string): string {
+  const clean = text.replace(/[\u0000-\u001f\u007f]/g, '?')
+  return clean.length > 80 ? `${clean.slice(0, 77)}...` : clean
+}
