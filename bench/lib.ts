@@ -28,8 +28,6 @@ const RUN_TIMEOUT_MS = 10 * 60_000
 
 // ---------------------------------------------------------------- small utilities
 
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
-
 export function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
 }
@@ -252,8 +250,6 @@ export function stopOnSignals(beds: () => Array<Bed | undefined>): void {
 export interface Sample {
   /** Spawn to exit, measured by this process. */
   ms: number
-  /** process.hrtime at spawn, in ms: lets a trace place the child's API calls on its own clock. */
-  startedAtMs: number
   /** Peak RSS of the process tree (GNU time %M: the largest of the process and its waited-for children). */
   maxRssKb: number
   code: number
@@ -264,7 +260,7 @@ export interface Sample {
 const active = new Set<number>()
 
 /** Kills the process groups of timed runs still going (only ours: each run is its own group). */
-export function killActive(): void {
+function killActive(): void {
   for (const pgid of active) {
     try {
       process.kill(-pgid, 'SIGKILL')
@@ -279,7 +275,7 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
   const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-t-'))
   const timeFile = join(dir, 'time')
   try {
-    const result = await new Promise<{ ms: number; startedAtMs: number; code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const result = await new Promise<Omit<Sample, 'maxRssKb'>>((resolve, reject) => {
       const start = process.hrtime.bigint()
       // Its own process group, so a run that hangs can be killed whole, and only it.
       const child = spawn(GNU_TIME, ['-f', 'BENCH %e %M %x', '-o', timeFile, command, ...args], {
@@ -314,7 +310,6 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
         if (signal) return reject(new Error(`${command} killed by ${signal} (timeout ${RUN_TIMEOUT_MS} ms?)`))
         resolve({
           ms: Number((end || process.hrtime.bigint()) - start) / 1e6,
-          startedAtMs: Number(start) / 1e6,
           code: code ?? 1,
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8')
@@ -341,11 +336,11 @@ const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
  * the bundle. The bundle is then spawned with it directly, so that the timing covers exactly one
  * node process, from spawn to exit, with no runner-side work inside it.
  */
-export async function actionEnv(inputs: Record<string, string>, host: string, extra: Record<string, string> = {}): Promise<NodeJS.ProcessEnv> {
-  const key = JSON.stringify([inputs, host, extra])
+export async function actionEnv(inputs: Record<string, string>, host: string): Promise<NodeJS.ProcessEnv> {
+  const key = JSON.stringify([inputs, host])
   const cached = envCache.get(key)
   if (cached) return cached
-  const probe = await runBundle(inputs, { host, script: join(BENCH_DIR, 'env-probe.cjs'), env: extra })
+  const probe = await runBundle(inputs, { host, script: join(BENCH_DIR, 'env-probe.cjs') })
   if (probe.code !== 0) throw new Error(`env probe failed: ${probe.stderr}`)
   const env = JSON.parse(probe.stdout) as NodeJS.ProcessEnv
   for (const name of RUNNER_FILES) delete env[name]
@@ -355,7 +350,6 @@ export async function actionEnv(inputs: Record<string, string>, host: string, ex
 
 export interface ActionSample extends Sample {
   outputs: Record<string, string>
-  summaryBytes: number
 }
 
 /** Reads `name<<DELIM ... DELIM` and `name=value` entries of a GITHUB_OUTPUT file. */
@@ -370,7 +364,7 @@ function outputsOf(text: string): Record<string, string> {
 }
 
 /** Empty GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE files in a temp dir, for one run of the action. */
-export async function withRunnerFiles<T>(work: (files: Record<string, string>) => Promise<T>): Promise<T> {
+async function withRunnerFiles<T>(work: (files: Record<string, string>) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-run-'))
   try {
     const files = Object.fromEntries(RUNNER_FILES.map(name => [name, join(dir, name.toLowerCase())]))
@@ -385,16 +379,12 @@ export async function withRunnerFiles<T>(work: (files: Record<string, string>) =
 export async function runAction(
   inputs: Record<string, string>,
   host: string,
-  opts: { nodeArgs?: string[]; extraEnv?: Record<string, string>; bundle?: string } = {}
+  opts: { extraEnv?: Record<string, string> } = {}
 ): Promise<ActionSample> {
   const env = { ...(await actionEnv(inputs, host)), ...(opts.extraEnv ?? {}) }
   return withRunnerFiles(async files => {
-    const sample = await timed(process.execPath, [...(opts.nodeArgs ?? []), opts.bundle ?? BUNDLE], { env: { ...env, ...files } })
-    return {
-      ...sample,
-      outputs: outputsOf(await readFile(files.GITHUB_OUTPUT, 'utf8')),
-      summaryBytes: (await readFile(files.GITHUB_STEP_SUMMARY)).length
-    }
+    const sample = await timed(process.execPath, [BUNDLE], { env: { ...env, ...files } })
+    return { ...sample, outputs: outputsOf(await readFile(files.GITHUB_OUTPUT, 'utf8')) }
   })
 }
 

@@ -74,7 +74,7 @@ export class Scenes {
   }
 
   /** What making the scene of `total` images cost: its load is this engine's, so the record is too. */
-  setupFile(total: number): string {
+  private setupFile(total: number): string {
     return join(this.engineDir, `setup-${total}.json`)
   }
 
