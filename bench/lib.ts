@@ -1,7 +1,7 @@
 /**
- * What bench/run.ts and bench/analyse.ts share: a private engine whose data root can be put back to
- * a saved state between timed runs, whole-process timing (GNU time for the peak RSS), the action's
- * environment as testbed/runner.ts builds it, and the docker CLI against the same private engine.
+ * The benchmark's machinery: a private engine whose data root can be put back to a saved state
+ * between timed runs, whole-process timing (GNU time for the peak RSS), the action run in the
+ * environment testbed/runner.ts builds, and the docker CLI against the same private engine.
  */
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -21,7 +21,7 @@ export const BENCH_DIR = join(REPO_ROOT, 'bench')
 export const DOCKER = '/usr/bin/docker'
 export const GNU_TIME = '/usr/bin/time'
 export const BUNDLE = join(REPO_ROOT, 'dist', 'index.js')
-/** Data-root snapshots and the docker-save archive live here across runs (they take minutes to make). */
+/** Data-root snapshots and the docker-save archive are kept here across runs: they are slow to make. */
 export const CACHE_DIR = process.env.BENCH_CACHE || '/var/tmp/docker-image-reclaim-bench'
 
 const RUN_TIMEOUT_MS = 10 * 60_000
@@ -72,7 +72,7 @@ export interface Machine {
   engineVersion?: string
   cli: string
   gnuTime: string
-  /** Which build was measured: dist/ changes under other hands. */
+  /** dist/ is rebuilt between runs, by us and by others, so the results name the exact build measured. */
   bundleSha256: string
   bundleMtime: string
   date: string
@@ -110,9 +110,9 @@ export async function ensureGnuTime(): Promise<string | undefined> {
 // ---------------------------------------------------------------- the private engine
 
 /**
- * One private engine (testbed startEngine) whose data root can be saved and put back: loading a
- * 3,000-image archive takes minutes, copying the data root back and restarting takes seconds,
- * and every destructive run then starts from the same bytes on disk.
+ * One private engine (testbed startEngine) whose data root can be saved and put back. Copying a
+ * data root back and restarting is far quicker than loading the images again, and every
+ * destructive run then starts from the same bytes on disk.
  */
 export class Bed {
   private engine: Engine | undefined
@@ -163,10 +163,10 @@ export class Bed {
 
   /**
    * Puts the data root back to a snapshot and restarts the engine on it; returns the milliseconds
-   * it took. The copy is made of hard links (cp -al: 6 s at 3,000 images where cp -a takes 20 s
-   * here): the engine never writes an image's files in place, it writes new files and renames
-   * them, and deletes whole directories, so the snapshot's inodes are left as they were. The
-   * bolt databases it does write in place are copied for real. snapshotFingerprint() checks it.
+   * it took. The copy is made of hard links, which is much quicker than copying the files. That is
+   * safe because the engine never writes an image's files in place: it writes new files and renames
+   * them, and deletes whole directories, so the snapshot's inodes are left as they were. The bolt
+   * databases it does write in place are copied for real. snapshotFingerprint() checks all this.
    */
   async restore(snapshot: string): Promise<number> {
     const { ms } = await timeIt(async () => {
@@ -175,8 +175,8 @@ export class Bed {
       await run('cp', ['-al', join(snapshot, 'data'), this.data])
       const inPlace = (await run('find', [join(snapshot, 'data'), '-type', 'f', '-name', '*.db', '-printf', '%P\n'])).split('\n').filter(Boolean)
       for (const file of inPlace) await run('cp', ['-a', '--remove-destination', join(snapshot, 'data', file), join(this.data, file)])
-      // Without this, dirty pages are written back during the timed run, and every fsync the
-      // engine makes there (one per untag) waits for them: seconds of noise.
+      // The copy's dirty pages go to disk now, not during the timed run, where every fsync the
+      // engine makes (one per untag) would wait for their write-back.
       await run('sync', [])
       await this.up()
       await this.warm()
@@ -203,7 +203,10 @@ export class Bed {
     await this.up()
   }
 
-  /** The engine answers its first list after a start from disk; both sides then meet a warm engine. */
+  /**
+   * After a restart the engine reads its image records from disk for the first list; asking here,
+   * untimed, means neither side of the next run pays for that.
+   */
   async warm(): Promise<void> {
     await api(this.socket, 'GET', '/images/json?all=1')
     await api(this.socket, 'GET', '/containers/json?all=1')

@@ -35,8 +35,8 @@ async function main(): Promise<void> {
     const planned = price(unpriced, new Map([...unsharedLayers(images, usage.shares), ...details.layers]))
     ms.push(performance.now() - start)
     deletions = planned.steps.filter(step => step.deleted).length
-    // A control: one pass over the same images that is linear by construction (a filter and a Map),
-    // to tell the machine's own growth with N (caches, hash tables) from the planner's.
+    // A control that is linear by construction (one filter and one Map over the same images): its
+    // growth with N is the machine's own (caches, hash tables), which the planner's includes too.
     const control = performance.now()
     unsharedLayers(images, usage.shares)
     linearMs.push(performance.now() - control)
