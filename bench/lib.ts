@@ -1,7 +1,7 @@
 /**
- * What bench/run.ts and bench/analyse.ts share: a private engine whose data root can be put back to
- * a saved state between timed runs, whole-process timing (GNU time for the peak RSS), the action's
- * environment as testbed/runner.ts builds it, and the docker CLI against the same private engine.
+ * The benchmark's machinery: a private engine whose data root can be put back to a saved state
+ * between timed runs, whole-process timing (GNU time for the peak RSS), the action run in the
+ * environment testbed/runner.ts builds, and the docker CLI against the same private engine.
  */
 import { execFile, spawn } from 'node:child_process'
 import { createHash } from 'node:crypto'
@@ -21,14 +21,12 @@ export const BENCH_DIR = join(REPO_ROOT, 'bench')
 export const DOCKER = '/usr/bin/docker'
 export const GNU_TIME = '/usr/bin/time'
 export const BUNDLE = join(REPO_ROOT, 'dist', 'index.js')
-/** Data-root snapshots and the docker-save archive live here across runs (they take minutes to make). */
+/** Data-root snapshots and the docker-save archive are kept here across runs: they are slow to make. */
 export const CACHE_DIR = process.env.BENCH_CACHE || '/var/tmp/docker-image-reclaim-bench'
 
 const RUN_TIMEOUT_MS = 10 * 60_000
 
 // ---------------------------------------------------------------- small utilities
-
-export const sleep = (ms: number): Promise<void> => new Promise(resolve => setTimeout(resolve, ms))
 
 export function log(message: string): void {
   process.stderr.write(`[bench ${new Date().toISOString().slice(11, 19)}] ${message}\n`)
@@ -74,7 +72,7 @@ export interface Machine {
   engineVersion?: string
   cli: string
   gnuTime: string
-  /** Which build was measured: dist/ changes under other hands. */
+  /** dist/ is rebuilt between runs, by us and by others, so the results name the exact build measured. */
   bundleSha256: string
   bundleMtime: string
   date: string
@@ -112,9 +110,9 @@ export async function ensureGnuTime(): Promise<string | undefined> {
 // ---------------------------------------------------------------- the private engine
 
 /**
- * One private engine (testbed startEngine) whose data root can be saved and put back: loading a
- * 3,000-image archive takes minutes, copying the data root back and restarting takes seconds,
- * and every destructive run then starts from the same bytes on disk.
+ * One private engine (testbed startEngine) whose data root can be saved and put back. Copying a
+ * data root back and restarting is far quicker than loading the images again, and every
+ * destructive run then starts from the same bytes on disk.
  */
 export class Bed {
   private engine: Engine | undefined
@@ -165,10 +163,10 @@ export class Bed {
 
   /**
    * Puts the data root back to a snapshot and restarts the engine on it; returns the milliseconds
-   * it took. The copy is made of hard links (cp -al: 6 s at 3,000 images where cp -a takes 20 s
-   * here): the engine never writes an image's files in place, it writes new files and renames
-   * them, and deletes whole directories, so the snapshot's inodes are left as they were. The
-   * bolt databases it does write in place are copied for real. snapshotFingerprint() checks it.
+   * it took. The copy is made of hard links, which is much quicker than copying the files. That is
+   * safe because the engine never writes an image's files in place: it writes new files and renames
+   * them, and deletes whole directories, so the snapshot's inodes are left as they were. The bolt
+   * databases it does write in place are copied for real. snapshotFingerprint() checks all this.
    */
   async restore(snapshot: string): Promise<number> {
     const { ms } = await timeIt(async () => {
@@ -177,8 +175,8 @@ export class Bed {
       await run('cp', ['-al', join(snapshot, 'data'), this.data])
       const inPlace = (await run('find', [join(snapshot, 'data'), '-type', 'f', '-name', '*.db', '-printf', '%P\n'])).split('\n').filter(Boolean)
       for (const file of inPlace) await run('cp', ['-a', '--remove-destination', join(snapshot, 'data', file), join(this.data, file)])
-      // Without this, dirty pages are written back during the timed run, and every fsync the
-      // engine makes there (one per untag) waits for them: seconds of noise.
+      // The copy's dirty pages go to disk now, not during the timed run, where every fsync the
+      // engine makes (one per untag) would wait for their write-back.
       await run('sync', [])
       await this.up()
       await this.warm()
@@ -205,7 +203,10 @@ export class Bed {
     await this.up()
   }
 
-  /** The engine answers its first list after a start from disk; both sides then meet a warm engine. */
+  /**
+   * After a restart the engine reads its image records from disk for the first list; asking here,
+   * untimed, means neither side of the next run pays for that.
+   */
   async warm(): Promise<void> {
     await api(this.socket, 'GET', '/images/json?all=1')
     await api(this.socket, 'GET', '/containers/json?all=1')
@@ -252,8 +253,6 @@ export function stopOnSignals(beds: () => Array<Bed | undefined>): void {
 export interface Sample {
   /** Spawn to exit, measured by this process. */
   ms: number
-  /** process.hrtime at spawn, in ms: lets a trace place the child's API calls on its own clock. */
-  startedAtMs: number
   /** Peak RSS of the process tree (GNU time %M: the largest of the process and its waited-for children). */
   maxRssKb: number
   code: number
@@ -264,7 +263,7 @@ export interface Sample {
 const active = new Set<number>()
 
 /** Kills the process groups of timed runs still going (only ours: each run is its own group). */
-export function killActive(): void {
+function killActive(): void {
   for (const pgid of active) {
     try {
       process.kill(-pgid, 'SIGKILL')
@@ -279,7 +278,7 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
   const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-t-'))
   const timeFile = join(dir, 'time')
   try {
-    const result = await new Promise<{ ms: number; startedAtMs: number; code: number; stdout: string; stderr: string }>((resolve, reject) => {
+    const result = await new Promise<Omit<Sample, 'maxRssKb'>>((resolve, reject) => {
       const start = process.hrtime.bigint()
       // Its own process group, so a run that hangs can be killed whole, and only it.
       const child = spawn(GNU_TIME, ['-f', 'BENCH %e %M %x', '-o', timeFile, command, ...args], {
@@ -314,7 +313,6 @@ export async function timed(command: string, args: string[], opts: { env: NodeJS
         if (signal) return reject(new Error(`${command} killed by ${signal} (timeout ${RUN_TIMEOUT_MS} ms?)`))
         resolve({
           ms: Number((end || process.hrtime.bigint()) - start) / 1e6,
-          startedAtMs: Number(start) / 1e6,
           code: code ?? 1,
           stdout: Buffer.concat(out).toString('utf8'),
           stderr: Buffer.concat(err).toString('utf8')
@@ -341,11 +339,11 @@ const RUNNER_FILES = ['GITHUB_OUTPUT', 'GITHUB_STEP_SUMMARY', 'GITHUB_STATE']
  * the bundle. The bundle is then spawned with it directly, so that the timing covers exactly one
  * node process, from spawn to exit, with no runner-side work inside it.
  */
-export async function actionEnv(inputs: Record<string, string>, host: string, extra: Record<string, string> = {}): Promise<NodeJS.ProcessEnv> {
-  const key = JSON.stringify([inputs, host, extra])
+export async function actionEnv(inputs: Record<string, string>, host: string): Promise<NodeJS.ProcessEnv> {
+  const key = JSON.stringify([inputs, host])
   const cached = envCache.get(key)
   if (cached) return cached
-  const probe = await runBundle(inputs, { host, script: join(BENCH_DIR, 'env-probe.cjs'), env: extra })
+  const probe = await runBundle(inputs, { host, script: join(BENCH_DIR, 'env-probe.cjs') })
   if (probe.code !== 0) throw new Error(`env probe failed: ${probe.stderr}`)
   const env = JSON.parse(probe.stdout) as NodeJS.ProcessEnv
   for (const name of RUNNER_FILES) delete env[name]
@@ -355,7 +353,6 @@ export async function actionEnv(inputs: Record<string, string>, host: string, ex
 
 export interface ActionSample extends Sample {
   outputs: Record<string, string>
-  summaryBytes: number
 }
 
 /** Reads `name<<DELIM ... DELIM` and `name=value` entries of a GITHUB_OUTPUT file. */
@@ -370,7 +367,7 @@ function outputsOf(text: string): Record<string, string> {
 }
 
 /** Empty GITHUB_OUTPUT, GITHUB_STEP_SUMMARY and GITHUB_STATE files in a temp dir, for one run of the action. */
-export async function withRunnerFiles<T>(work: (files: Record<string, string>) => Promise<T>): Promise<T> {
+async function withRunnerFiles<T>(work: (files: Record<string, string>) => Promise<T>): Promise<T> {
   const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-run-'))
   try {
     const files = Object.fromEntries(RUNNER_FILES.map(name => [name, join(dir, name.toLowerCase())]))
@@ -385,16 +382,12 @@ export async function withRunnerFiles<T>(work: (files: Record<string, string>) =
 export async function runAction(
   inputs: Record<string, string>,
   host: string,
-  opts: { nodeArgs?: string[]; extraEnv?: Record<string, string>; bundle?: string } = {}
+  opts: { extraEnv?: Record<string, string> } = {}
 ): Promise<ActionSample> {
   const env = { ...(await actionEnv(inputs, host)), ...(opts.extraEnv ?? {}) }
   return withRunnerFiles(async files => {
-    const sample = await timed(process.execPath, [...(opts.nodeArgs ?? []), opts.bundle ?? BUNDLE], { env: { ...env, ...files } })
-    return {
-      ...sample,
-      outputs: outputsOf(await readFile(files.GITHUB_OUTPUT, 'utf8')),
-      summaryBytes: (await readFile(files.GITHUB_STEP_SUMMARY)).length
-    }
+    const sample = await timed(process.execPath, [BUNDLE], { env: { ...env, ...files } })
+    return { ...sample, outputs: outputsOf(await readFile(files.GITHUB_OUTPUT, 'utf8')) }
   })
 }
 

@@ -1,7 +1,7 @@
 /**
  * Target (4)'s curve: planning and byte prediction alone, timed inside one process on the state a
  * real engine gives. bench/run.ts runs it once per N with the dry run's environment (INPUT_*, as
- * the runner sets them); it reads the engine once through src/engine.ts, as the action does, and
+ * the runner sets them); it reads the engine once through src/engine/docker.ts, as the action does, and
  * then runs what a dry run runs on that state, again and again: plan() on the lists, the layers of
  * images that share none from disk usage (unsharedLayers), and price(). Prints one line of JSON.
  * run.ts bundles it with ncc first, as the action is bundled: src/ imports @actions/core, which
@@ -9,7 +9,7 @@
  */
 import { connect } from '../src/engine/docker'
 import { resolveEndpoint } from '../src/engine/endpoint'
-import { getSettings } from '../src/settings/settings'
+import { getSettings } from '../src/action/inputs'
 import { unsharedLayers } from '../src/engine/layers'
 import { plan, price } from '../src/plan/plan'
 import type { EngineState } from '../src/plan/model'
@@ -35,8 +35,8 @@ async function main(): Promise<void> {
     const planned = price(unpriced, new Map([...unsharedLayers(images, usage.shares), ...details.layers]))
     ms.push(performance.now() - start)
     deletions = planned.steps.filter(step => step.deleted).length
-    // A control: one pass over the same images that is linear by construction (a filter and a Map),
-    // to tell the machine's own growth with N (caches, hash tables) from the planner's.
+    // A control that is linear by construction (one filter and one Map over the same images): its
+    // growth with N is the machine's own (caches, hash tables), which the planner's includes too.
     const control = performance.now()
     unsharedLayers(images, usage.shares)
     linearMs.push(performance.now() - control)

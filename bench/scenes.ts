@@ -2,11 +2,11 @@
  * The benchmark's scenes: N images in repository `bench`, of which BIG have a real 5 MB layer
  * (Scene.build) and the rest a distinct 1 kB layer each (Scene.many, one docker-save archive).
  *
- * Making them is the slow part (docker load applies every layer through its own helper process:
- * about 70 ms an image here), so it happens once: the images are saved as one archive
- * (docker save, engine-independent), and the engine's data root holding each scene is kept as a
- * snapshot. A timed run then starts from a copy of that snapshot: seconds instead of minutes,
- * and identical bytes on disk every time.
+ * Making them is the slow part (docker load applies every layer through a helper process of its
+ * own), so it happens once: the images are saved as one archive (docker save, which any engine
+ * can load), and the engine's data root holding each scene is kept as a snapshot. A timed run
+ * then starts from a copy of that snapshot: much quicker than a load, and the same bytes on disk
+ * every time.
  */
 import { existsSync } from 'node:fs'
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises'
@@ -20,8 +20,8 @@ export const BIG = 20
 export const BIG_BYTES = 5_000_000
 export const SMALL_BYTES = 1_000
 /**
- * Images per Scene.many call: its docker load must finish within the bed's 2-minute CLI timeout,
- * and a load slows down as the engine fills (500 at a time failed past 1,000 on a busy machine).
+ * Images per Scene.many call: its docker load must finish within the test bed's CLI timeout
+ * (CLI_TIMEOUT_MS), and a load slows down as the engine fills.
  */
 const CHUNK = 150
 /** Bump when the scene's recipe changes, so old caches are not taken for new ones. */
@@ -73,8 +73,8 @@ export class Scenes {
     return join(CACHE_DIR, `engine-${this.engineKey}`)
   }
 
-  /** What making the scene of `total` images cost: its load is this engine's, so the record is too. */
-  setupFile(total: number): string {
+  /** What making the scene of `total` images cost; kept per engine, since the load time depends on the engine. */
+  private setupFile(total: number): string {
     return join(this.engineDir, `setup-${total}.json`)
   }
 
@@ -187,9 +187,9 @@ export class Scenes {
   }
 
   /**
-   * Scene.many's docker load runs under the bed's 2-minute CLI timeout, which 3,000 images
-   * (about 70 ms each) exceed: they are made in chunks under a repository of their own, then
-   * tagged bench:<n> and the chunk's tag removed, through the API.
+   * Scene.many's docker load runs under the test bed's CLI timeout, which a load of thousands of
+   * images exceeds: they are made in chunks under a repository of their own, then tagged
+   * bench:<n> and the chunk's tag removed, through the API.
    */
   private async chunk(scene: Scene, from: number, count: number): Promise<void> {
     const temp = `${REPO}-chunk${from}`
