@@ -620,7 +620,7 @@ async function main(): Promise<void> {
 
   process.stdout.write(`\n${pad(tableRows(bench))}\n\n`)
   process.stdout.write(`${pad([['target', 'measured', ''], ...ts.map(t => [t.target, t.measured, metText(t.met)])])}\n\n`)
-  process.stdout.write(`--- Markdown (for the README) ---\n\n${md}\n\n`)
+  process.stdout.write(`--- Markdown (for docs/speed.md) ---\n\n${md}\n\n`)
   process.stdout.write(`results: ${file}; ${elapsed.toFixed(0)} s in all${installed ? `; ${installed}` : ''}\n`)
 }
 

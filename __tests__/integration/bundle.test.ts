@@ -60,7 +60,7 @@ describe('the bundle node compiles at every start carries neither ssh2, protobuf
 // A run on a unix socket needs dockerode's HTTP over the socket and @actions/core's workflow
 // commands. ssh2 (ssh:// only) is loaded on first use (src/engine/deferred/); gRPC (BuildKit sessions)
 // and @actions/http-client (OIDC tokens), with the undici it imports, are left out: target (3)
-// of the README, start-up time. Each of them requires, as it loads, Node built-ins that nothing
+// of docs/speed.md, start-up time. Each of them requires, as it loads, Node built-ins that nothing
 // else in the bundle asks for.
 const LOADED_ONLY_BY: Record<string, string> = {
   dns: 'ssh2 and @grpc/grpc-js',

