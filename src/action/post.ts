@@ -3,6 +3,7 @@ import { EngineError } from '../engine/engine'
 import { InputError } from '../common/errors'
 import { getSettings } from './inputs'
 import { actionLog } from './log'
+import { openEngine, type OpenEngine } from '../run/open'
 import { reclaim } from '../run/reclaim'
 import { publish } from './publish'
 import { loadSnapshot } from './state'
@@ -12,7 +13,7 @@ import { loadSnapshot } from './state'
  * failed and cancelled jobs too, so it warns rather than fails for what is
  * not its fault: no record, or an engine that went away.
  */
-export async function post(): Promise<void> {
+export async function post(open: OpenEngine = openEngine): Promise<void> {
   try {
     const settings = getSettings()
     if (settings.scope !== 'job') return
@@ -21,7 +22,8 @@ export async function post(): Promise<void> {
       core.warning('The main step recorded no images (it failed or did not run), so the post step removes nothing.')
       return
     }
-    const result = await reclaim({ ...settings, preexisting }, actionLog)
+    const engine = await open(settings, actionLog)
+    const result = await reclaim(engine, { ...settings, preexisting }, actionLog)
     await publish(result, settings)
   } catch (error) {
     // The main step already failed with the input's sentence.
