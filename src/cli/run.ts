@@ -113,9 +113,11 @@ export async function run(argv: string[], io: Io, open: OpenEngine = openEngine)
 
 function failed(error: unknown, stderr: NodeJS.WritableStream): number {
   if (error instanceof InputError) return usage(`${flagName(error.input)} ${error.problem}`, stderr)
-  if (error instanceof TypeError && String((error as { code?: string }).code).startsWith('ERR_PARSE_ARGS')) {
+  // Known by its code alone: Node's own TypeError is not the TypeError of a test's VM context.
+  const parseArgsError = error as { code?: unknown; message: string } | undefined
+  if (parseArgsError && String(parseArgsError.code).startsWith('ERR_PARSE_ARGS')) {
     // Node goes on, over more lines, about '--' and dashes: its first sentence says it all.
-    return usage(`${error.message.split(/\.(?: |\n|$)/)[0]}.`, stderr)
+    return usage(`${parseArgsError.message.split(/\.(?: |\n|$)/)[0]}.`, stderr)
   }
   stderr.write(`docker-image-reclaim: ${error instanceof Error ? error.message : String(error)}\n`)
   return 1
