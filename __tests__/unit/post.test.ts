@@ -107,4 +107,20 @@ describe('scope: job', () => {
     expect(second.errors).toEqual([])
     expect(engine.opened).toBe(0)
   })
+
+  test('min-free under a data root that cannot be read here fails the post step with the input sentence', async () => {
+    const engine = new FakeEngine()
+    engine.root = '/nonexistent/data-root'
+    engine.build('old:1')
+    const { main: recorded, post: removed } = await job(engine, { scope: 'job', 'min-free': '1TB' }, () =>
+      engine.build('fresh:1')
+    )
+    // Job scope's main step only records, so it never asked for free space.
+    expect(recorded.failed).toBe(false)
+    expect(removed.failed).toBe(true)
+    expect(removed.errors).toEqual([
+      'Input "min-free" needs the engine\'s data root on this machine, but /nonexistent/data-root cannot be read here (ENOENT).'
+    ])
+    expect(engine.tagsNow()).toEqual(['fresh:1', 'old:1'])
+  })
 })
