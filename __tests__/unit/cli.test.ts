@@ -131,3 +131,21 @@ describe('the command line', () => {
     })
   })
 })
+
+describe('the engine checks what the flags name', () => {
+  test.each([
+    ['before', 'ghost:1'],
+    ['since', 'ghost:1']
+  ])('--filter %s=%s naming no image exits 2 naming --filter, and removes nothing', async (key, ref) => {
+    const engine = new FakeEngine()
+    engine.dangling('untouched')
+    const ids = engine.idsNow()
+    const out = await cli(engine, ['--filter', `${key}=${ref}`, '--prune', 'all'])
+    expect(out).toEqual({
+      code: 2,
+      stdout: '',
+      stderr: `docker-image-reclaim: --filter has ${key}=${ref}, which names no image on the engine (No such image: ${ref}). See --help.\n`
+    })
+    expect(engine.idsNow()).toEqual(ids)
+  })
+})

@@ -123,4 +123,17 @@ describe('scope: job', () => {
     ])
     expect(engine.tagsNow()).toEqual(['fresh:1', 'old:1'])
   })
+
+  test('a before filter naming no image fails the post step with the input sentence', async () => {
+    const engine = new FakeEngine()
+    const { main: recorded, post: removed } = await job(engine, { scope: 'job', filters: 'before=ghost:1' }, () =>
+      engine.build('fresh:1')
+    )
+    expect(recorded.failed).toBe(false)
+    expect(removed.failed).toBe(true)
+    expect(removed.errors).toEqual([
+      expect.stringMatching(/^Input "filters" .*before=ghost:1.* names no image on the engine/)
+    ])
+    expect(engine.tagsNow()).toEqual(['fresh:1'])
+  })
 })
