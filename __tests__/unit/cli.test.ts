@@ -4,6 +4,7 @@ import { run } from '../../src/cli/run'
 import { FakeEngine } from '../fakes/engine'
 
 /** The command line in this process, against an engine in memory: its exit code and what it wrote. */
+
 const MB = 1_000_000
 
 interface CliRun {

@@ -12,6 +12,7 @@ import { stepsInProcess } from '../fakes/runner'
  * The main step in this process, against an engine in memory: inputs through INPUT_* variables,
  * outputs and summary read from the runner's files.
  */
+
 const step = stepsInProcess()
 const MB = 1_000_000
 

@@ -8,6 +8,7 @@ import { stepsInProcess, type StepRun } from '../fakes/runner'
  * `scope: job` as the runner plays it: the main step records, the job's own steps change the
  * engine, and the post step gets the main step's saved state back as STATE_* variables.
  */
+
 const step = stepsInProcess()
 const MB = 1_000_000
 

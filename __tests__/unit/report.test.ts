@@ -8,6 +8,7 @@ import { FakeEngine } from '../fakes/engine'
 import { stepsInProcess } from '../fakes/runner'
 
 /** What a step shows of a run: the job summary's HTML and the outputs, from runs on an engine in memory. */
+
 const step = stepsInProcess()
 const MB = 1_000_000
 const quiet: Log = { info: () => undefined, warning: () => undefined, group: (_name, work) => work() }
