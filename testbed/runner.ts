@@ -31,7 +31,8 @@ function inputVar(name: string): string {
   return `INPUT_${name.replace(/ /g, '_').toUpperCase()}`
 }
 
-async function inputEnv(inputs: Record<string, string>): Promise<Record<string, string>> {
+/** Every input action.yml declares, as the runner sets it: the given value, else the default. */
+export async function inputEnv(inputs: Record<string, string>): Promise<Record<string, string>> {
   const action = parse(await readFile(join(REPO_ROOT, 'action.yml'), 'utf8')) as ActionYml
   const declared = action.inputs ?? {}
   const unknown = Object.keys(inputs).filter(k => !(k in declared))
@@ -42,7 +43,7 @@ async function inputEnv(inputs: Record<string, string>): Promise<Record<string, 
 }
 
 /** Parses GITHUB_OUTPUT / GITHUB_STATE files: `name<<DELIM\nvalue\nDELIM` blocks and `name=value` lines. */
-function parseCommandFile(text: string): Record<string, string> {
+export function parseCommandFile(text: string): Record<string, string> {
   const result: Record<string, string> = {}
   const lines = text.split(/\r?\n/)
   for (let i = 0; i < lines.length; i++) {

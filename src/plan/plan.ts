@@ -1,6 +1,7 @@
 import { passes, type Anchors, type Filters } from './filters'
 import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
 import { Ledger } from './ledger'
+import { InputError } from '../common/errors'
 import { shortId } from '../common/ids'
 import { Simulation, type Outcome } from './simulation'
 import { lastUse, newestPerRepository, type AgeBasis } from './usage'
@@ -264,7 +265,7 @@ class Planner {
     const spec = parseRefSpecOrThrow(ref, key)
     const found = this.resolve(spec)
     if (!('id' in found))
-      throw new Error(`Input "filters": ${key}=${ref} names no image on the engine (${found.message}).`)
+      throw new InputError('filters', `has ${key}=${ref}, which names no image on the engine (${found.message}).`)
     return this.image(found.id).created
   }
 
@@ -530,6 +531,6 @@ function matchesText(pattern: RegExp, text: string): boolean {
 function parseRefSpecOrThrow(ref: string, key: string): RefSpec {
   const spec = parseRefSpec(ref)
   if (!spec || spec.kind === 'pattern')
-    throw new Error(`Input "filters": ${key}=${ref} is not an image ID or name:tag.`)
+    throw new InputError('filters', `has ${key}=${ref}, which is not an image ID or name:tag.`)
   return spec
 }

@@ -1,8 +1,6 @@
 import { freeUnderDataRoot } from '../engine/disk'
-import { connect } from '../engine/docker'
-import type { DiskUsage, Engine, FirstList } from '../engine/engine'
-import { resolveEndpoint, shown } from '../engine/endpoint'
-import { requireLocal, type Settings } from '../settings/settings'
+import type { DiskUsage, Engine } from '../engine/engine'
+import type { Settings } from '../settings/settings'
 import { RETENTION, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from '../plan/plan'
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
@@ -58,36 +56,20 @@ interface Planning {
   usage?: DiskUsage
 }
 
-/** The engine the settings name, agreed on and answering, asked at once for `firstList`. */
-async function connectTo(settings: Settings, log: Log, firstList: FirstList = 'all'): Promise<Engine> {
-  const endpoint = await resolveEndpoint(settings.dockerHost)
-  if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
-  if (endpoint.tls && !endpoint.tls.verify) {
-    const why = endpoint.tls.caRequired
-      ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY'
-      : `${endpoint.tls.source} has skip-tls-verify`
-    log.warning(
-      `TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`
-    )
-  }
-  return connect(endpoint, settings.timeout, firstList)
-}
-
 /** The images on the engine now, for job scope's post step to compare with. */
-export async function snapshotImages(settings: Settings, log: Log): Promise<Snapshot> {
-  const engine = await connectTo(settings, log)
+export async function snapshotImages(engine: Engine, log: Log): Promise<Snapshot> {
   const images = await engine.images()
   log.info(`Recorded the ${images.length} images on ${engine.endpoint}: the post step removes only what the job adds.`)
   return new Map(images.map(image => [image.id, new Set([...image.tags, ...image.digests])]))
 }
 
-/** The whole job: read the engine, plan, remove, and account for it. */
+/** The whole job on an open engine: read it, plan, remove, and account for it. */
 export async function reclaim(
+  engine: Engine,
   settings: Settings & Pick<Selection, 'preexisting'>,
   log: Log,
   now = Date.now()
 ): Promise<Result> {
-  const engine = await connectTo(settings, log, prunesDanglingOnly(settings) ? 'dangling' : 'all')
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))

@@ -1,0 +1,271 @@
+import { createHash } from 'node:crypto'
+import { tmpdir } from 'node:os'
+import { EngineError, type Details, type DiskUsage, type Engine, type RemovedItem } from '../../src/engine/engine'
+import { Ledger } from '../../src/plan/ledger'
+import type { Container, EngineState, Image, ImageStore, Layer, Share } from '../../src/plan/model'
+import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
+import { Simulation, type Outcome } from '../../src/plan/simulation'
+import type { OpenEngine } from '../../src/run/open'
+
+/** One image as a one-step `docker build` makes it: a layer of `bytes` on top of its base's layers. */
+export interface BuildOptions {
+  bytes?: number
+  /** A tag or ID on the engine: the new image holds its layers and names it as parent (the legacy builder). */
+  from?: string
+  /** Milliseconds since the epoch; now by default. */
+  created?: number
+  labels?: Record<string, string>
+}
+
+const FULL_ID = /^sha256:[0-9a-f]{64}$/
+
+/**
+ * An engine in memory, for testing the layers above the engine without one. It keeps images,
+ * containers and their layers, and answers `DELETE /images` by the store rules the planner plays
+ * removals on (src/plan/simulation.ts), in the shape each store's answers take
+ * (testbed/ENGINES.md, "what Deleted lists"). What it removes leaves its lists and its disk usage,
+ * so a test sees what a run did, not what it said it did.
+ */
+export class FakeEngine implements Engine {
+  readonly endpoint = 'unix:///fake/docker.sock'
+  readonly apiVersion = '1.45'
+  /** What dataRoot() answers: a directory of this machine unless a test makes it one that is not. */
+  root = tmpdir()
+  /** Every DELETE sent, in order. */
+  readonly removals: { target: string; force: boolean }[] = []
+  /** How many times an entry reached the engine through `open`. */
+  opened = 0
+  private list: Image[] = []
+  private readonly containerList: Container[] = []
+  private readonly layers = new Map<string, Layer[]>()
+  private readonly lastTagged = new Map<string, number>()
+  private away = false
+  private removalsLeft = Infinity
+  private serial = 0
+
+  constructor(readonly store: ImageStore = 'graphdriver') {}
+
+  /** What an entry takes as its way to the engine: this one, unless it has gone away. */
+  readonly open: OpenEngine = async () => {
+    if (this.away) throw new EngineError(`Cannot reach the Docker engine at ${this.endpoint}: ${this.refusal()}.`)
+    this.opened++
+    return this
+  }
+
+  /** From now on every request fails as when nothing listens at the socket. */
+  goAway(): void {
+    this.away = true
+  }
+
+  /** Answers `count` more DELETEs, then goes away. */
+  goAwayAfterRemovals(count: number): void {
+    this.removalsLeft = count
+  }
+
+  build(tags: string | string[], options: BuildOptions = {}): string {
+    const base = options.from === undefined ? undefined : this.find(options.from)
+    if (options.from !== undefined && !base) throw new Error(`no image ${options.from} to build on`)
+    const serial = ++this.serial
+    const id = `sha256:${hash(`image ${serial}`)}`
+    const chain = [
+      ...(base ? (this.layers.get(base.id) ?? []) : []),
+      { chainId: `sha256:${hash(`layer ${serial}`)}`, size: options.bytes ?? 100_000 }
+    ]
+    this.layers.set(id, chain)
+    this.list.push({
+      id,
+      parentId: base?.id ?? '',
+      tags: [],
+      digests: [],
+      created: options.created ?? Date.now(),
+      size: chain.reduce((sum, layer) => sum + layer.size, 0),
+      labels: options.labels ?? {}
+    })
+    for (const tag of typeof tags === 'string' ? [tags] : tags) this.tag(id, tag)
+    return id
+  }
+
+  /** Builds `<name>:tmp` twice, so that the first build loses its tag: returns that dangling image. */
+  dangling(name: string): string {
+    const first = this.build(`${name}:tmp`)
+    this.build(`${name}:tmp`)
+    return first
+  }
+
+  /** `docker tag`: the tag leaves whichever image had it. */
+  tag(source: string, tag: string): void {
+    const image = this.find(source)
+    if (!image) throw new Error(`no image ${source} to tag`)
+    const familiar = familiarTag(tag)
+    for (const other of this.list) other.tags = other.tags.filter(t => t !== familiar)
+    image.tags.push(familiar)
+    this.lastTagged.set(image.id, Date.now())
+  }
+
+  /** A container of the image: running, or stopped. */
+  run(image: string, options: { running: boolean }): string {
+    const found = this.find(image)
+    if (!found) throw new Error(`no image ${image} to run`)
+    const id = hash(`container ${++this.serial}`)
+    this.containerList.push({ id, imageId: found.id, running: options.running, created: Date.now() })
+    return id
+  }
+
+  /** The tags of every image, sorted: what a test compares before and after. */
+  tagsNow(): string[] {
+    return this.list.flatMap(image => image.tags).sort()
+  }
+
+  idsNow(): string[] {
+    return this.list.map(image => image.id).sort()
+  }
+
+  /** Bytes of every layer an image or container holds: what is on disk. */
+  storedBytes(): number {
+    return new Ledger(this.state()).held()
+  }
+
+  async images(): Promise<Image[]> {
+    this.answer()
+    return this.list.map(image => ({ ...image, tags: [...image.tags], digests: [...image.digests] }))
+  }
+
+  /** As overlay2's dangling filter lists them: no tag, and no image built on it. */
+  async hasDangling(): Promise<boolean> {
+    this.answer()
+    const parents = new Set(this.list.map(image => image.parentId))
+    return this.list.some(image => image.tags.length === 0 && !parents.has(image.id))
+  }
+
+  async containers(): Promise<Container[]> {
+    this.answer()
+    return this.containerList.map(container => ({ ...container }))
+  }
+
+  async details(images: Image[]): Promise<Details> {
+    this.answer()
+    const there = images.filter(image => this.list.some(i => i.id === image.id))
+    const lastTagged = new Map(there.flatMap(image => this.tagTime(image.id)))
+    return {
+      layers: new Map(there.map(image => [image.id, [...(this.layers.get(image.id) ?? [])]])),
+      lastTagged,
+      createdAt: new Map(there.map(image => [image.id, image.created]))
+    }
+  }
+
+  async remove(target: string, force: boolean): Promise<RemovedItem[]> {
+    this.removals.push({ target, force })
+    if (this.removalsLeft-- <= 0) this.goAway()
+    this.answer()
+    const found = this.resolve(target)
+    if (!found) throw new EngineError(`No such image: ${target}`, 404)
+    const simulation = new Simulation(this.state())
+    const hadChildren = simulation.hasChildren(found.id)
+    const outcome = found.ref
+      ? simulation.removeByName(found.id, found.ref, force)
+      : simulation.removeById(found.id, force)
+    if (!outcome.ok) throw new EngineError(outcome.message, outcome.reason === 'error' ? 500 : 409)
+    this.list = simulation.images().map(image => {
+      const refs = simulation.refs(image.id)
+      return { ...image, tags: refs.filter(ref => !ref.includes('@')), digests: refs.filter(ref => ref.includes('@')) }
+    })
+    return this.answerOf(found.id, outcome, { byName: found.ref !== undefined, hadChildren, simulation })
+  }
+
+  async exists(id: string): Promise<boolean> {
+    this.answer()
+    return this.list.some(image => image.id === id)
+  }
+
+  /** `/system/df` on overlay2, whose LayersSize counts the images' layers only; the other stores have no figure. */
+  async usage(): Promise<DiskUsage | undefined> {
+    this.answer()
+    if (this.store !== 'graphdriver') return undefined
+    const holders = new Map<string, number>()
+    for (const image of this.list)
+      for (const layer of this.layers.get(image.id) ?? [])
+        holders.set(layer.chainId, (holders.get(layer.chainId) ?? 0) + 1)
+    const shares = new Map<string, Share>(
+      this.list.map(image => {
+        const chain = this.layers.get(image.id) ?? []
+        const shared = chain.filter(layer => (holders.get(layer.chainId) ?? 0) > 1)
+        return [image.id, { size: image.size, shared: shared.reduce((sum, layer) => sum + layer.size, 0) }]
+      })
+    )
+    return { layersSize: new Ledger({ images: this.list, containers: [], layers: this.layers }).held(), shares }
+  }
+
+  async dataRoot(): Promise<string> {
+    this.answer()
+    return this.root
+  }
+
+  private state(): EngineState {
+    return { images: this.list, containers: this.containerList, layers: this.layers, store: this.store }
+  }
+
+  private answer(): void {
+    if (this.away) throw new EngineError(this.refusal(), undefined, true, true)
+  }
+
+  private refusal(): string {
+    return `connect ENOENT ${this.endpoint.replace('unix://', '')}`
+  }
+
+  private tagTime(id: string): [string, number][] {
+    const time = this.lastTagged.get(id)
+    return time === undefined ? [] : [[id, time]]
+  }
+
+  /** An ID, or a reference in any spelling the engine accepts: `app` is `app:latest`. */
+  private find(text: string): Image | undefined {
+    const found = this.resolve(text)
+    return found && this.list.find(image => image.id === found.id)
+  }
+
+  private resolve(target: string): { id: string; ref?: string } | undefined {
+    if (FULL_ID.test(target)) return this.list.some(image => image.id === target) ? { id: target } : undefined
+    const wanted = parseNamed(target)
+    if (!wanted) return undefined
+    const key = referenceKey(wanted.digest ? wanted : { ...wanted, tag: wanted.tag ?? 'latest' })
+    for (const image of this.list) {
+      const ref = [...image.tags, ...image.digests].find(r => {
+        const parsed = parseNamed(r)
+        return parsed !== undefined && referenceKey(parsed) === key
+      })
+      if (ref) return { id: image.id, ref }
+    }
+    return undefined
+  }
+
+  /**
+   * The items each store answers: overlay2 names the image and each layer that left; the
+   * containerd store the image alone, and Deleted for a parent it keeps untagged for its
+   * children; Podman the images before the tags, and only the tag when a parent's last tag took it.
+   */
+  private answerOf(
+    id: string,
+    outcome: Extract<Outcome, { ok: true }>,
+    { byName, hadChildren, simulation }: { byName: boolean; hadChildren: boolean; simulation: Simulation }
+  ): RemovedItem[] {
+    const untagged = outcome.untagged.map(ref => ({ untagged: ref }))
+    const deleted = outcome.deleted ? [id, ...outcome.pruned] : []
+    if (this.store === 'graphdriver')
+      return [...untagged, ...[...deleted, ...outcome.freed].map(value => ({ deleted: value }))]
+    if (this.store === 'containerd') {
+      const keptUntagged = !outcome.deleted && hadChildren && simulation.unnamed(id)
+      return [...untagged, ...(keptUntagged ? [id] : deleted).map(value => ({ deleted: value }))]
+    }
+    if (byName && outcome.deleted && hadChildren) return untagged
+    return [...deleted.map(value => ({ deleted: value })), ...untagged]
+  }
+}
+
+const hash = (text: string): string => createHash('sha256').update(text).digest('hex')
+
+/** Tags as the engine lists them: familiar, with `latest` spelled out. */
+function familiarTag(text: string): string {
+  const named = parseNamed(text)
+  if (!named || named.digest) throw new Error(`${text} is not a tag`)
+  return familiarString({ ...named, tag: named.tag ?? 'latest' })
+}
