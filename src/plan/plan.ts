@@ -363,7 +363,7 @@ class Planner {
     if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
     const force = this.selection.force && this.sim.needsForce(id, byName)
     const stopped = this.sim.usedBy(id)[0]
-    if (force && stopped && this.sim.store === 'podman') {
+    if (force && stopped && this.sim.rules.forceDeletesContainers) {
       const message = `image is being used by stopped container ${shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`
       return this.skip(ref, id, 'in-use-stopped', message, named)
     }
@@ -386,7 +386,7 @@ class Planner {
     if (!this.isPreexisting(id)) return undefined
     if (!byName || this.isPreexisting(id, byName)) return 'was on the engine before the job started'
     const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName))
-    if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.childrenKeep)) return undefined
+    if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.rules.childrenKeep)) return undefined
     return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it'
   }
 
@@ -439,7 +439,7 @@ class Planner {
 
   /** Whether to send parent removals after a deletion: Podman prunes them itself, ignoring noprune. */
   private pruneParentsToo(): boolean {
-    return !this.selection.noPrune && !this.sim.prunesParents
+    return !this.selection.noPrune && !this.sim.rules.prunesParents
   }
 
   /**
@@ -491,7 +491,7 @@ class Planner {
         false
       )
     }
-    if (this.sim.hasChildren(id) && !this.sim.childrenBlock) {
+    if (this.sim.hasChildren(id) && !this.sim.rules.childrenBlock) {
       // Stores that would delete it take a name and free nothing: the images built on it hold its layers.
       return this.skip(this.label(id), id, 'has-children', 'other images that stay are built on it', false)
     }
