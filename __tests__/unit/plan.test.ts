@@ -1,7 +1,7 @@
 import fc from 'fast-check'
 import { parseFilters, NO_FILTERS } from '../../src/plan/filters'
 import { Ledger } from '../../src/plan/ledger'
-import { plan, price, prunesDanglingOnly, type Plan, type Selection, type Step } from '../../src/plan/plan'
+import { namedRef, plan, price, prunesDanglingOnly, type Cause, type Plan, type Selection, type Step } from '../../src/plan/plan'
 import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
 import { isSingleReference } from '../../src/plan/simulation'
 import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/plan/model'
@@ -93,6 +93,11 @@ function brief(step: Step) {
 const skips = (result: Plan): [string, string, SkipReason, boolean][] =>
   result.skipped.map(s => [s.ref, s.id, s.reason, s.named])
 
+/** The cause of a step for a ref the user wrote. */
+const named = (ref: string): Cause => ({ kind: 'ref', ref, named: true })
+const BY_PRUNE: Cause = { kind: 'prune' }
+const BY_PARENT: Cause = { kind: 'parent' }
+
 const deletedIds = (result: Plan): string[] => result.steps.filter(s => s.deleted).map(s => s.imageId)
 const untaggedRefs = (result: Plan): string[] => result.steps.flatMap(s => s.untagged)
 
@@ -124,9 +129,9 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     const state = engine([{ id: APP, tags: ['app:1', 'app:2'], layers: [['L0', 100], ['L1', 50]] }])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
     ])
-    expect(result.steps[0].named).toBe(true)
+    expect(namedRef(result.steps[0].cause)).toBe('app:1')
     expect(result.bytes).toBe(0)
     expect(result.skipped).toEqual([])
   })
@@ -138,7 +143,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     ])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1'], deleted: true, freed: ['L1'], bytes: 50 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: true, freed: ['L1'], bytes: 50 }
     ])
     expect(result.bytes).toBe(50)
   })
@@ -164,8 +169,8 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     ])
     const result = run(state, { refs: ['app:1', 'other:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1', `app@${digest('d')}`], deleted: false, freed: [], bytes: 0 },
-      { target: 'other:1', imageId: APP, cause: 'other:1', untagged: ['other:1', `other@${digest('e')}`], deleted: true, freed: ['L0'], bytes: 100 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1', `app@${digest('d')}`], deleted: false, freed: [], bytes: 0 },
+      { target: 'other:1', imageId: APP, cause: named('other:1'), untagged: ['other:1', `other@${digest('e')}`], deleted: true, freed: ['L0'], bytes: 100 }
     ])
   })
 
@@ -179,7 +184,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     const state = engine([{ id: APP, tags: ['app:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1', `app@${digest('d')}`], deleted: true, freed: ['L0'], bytes: 100 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1', `app@${digest('d')}`], deleted: true, freed: ['L0'], bytes: 100 }
     ])
   })
 
@@ -187,7 +192,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     const state = engine([{ id: APP, tags: ['app:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
     const result = run(state, { refs: [`app@${digest('d')}`] })
     expect(result.steps.map(brief)).toEqual([
-      { target: `app@${digest('d')}`, imageId: APP, cause: `app@${digest('d')}`, untagged: [`app@${digest('d')}`], deleted: false, freed: [], bytes: 0 }
+      { target: `app@${digest('d')}`, imageId: APP, cause: named(`app@${digest('d')}`), untagged: [`app@${digest('d')}`], deleted: false, freed: [], bytes: 0 }
     ])
   })
 
@@ -206,7 +211,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     text => {
       const state = engine([{ id: APP, tags: ['alpine:3'], layers: [['L0', 100]] }])
       const result = run(state, { refs: [text] })
-      expect(result.steps.map(s => [s.target, s.cause, s.deleted])).toEqual([['alpine:3', text, true]])
+      expect(result.steps.map(s => [s.target, s.cause, s.deleted])).toEqual([['alpine:3', named(text), true]])
     }
   )
 
@@ -217,7 +222,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     ])
     const result = run(state, { refs: ['base:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'base:1', imageId: BASE, cause: 'base:1', untagged: ['base:1'], deleted: false, freed: [], bytes: 0 }
+      { target: 'base:1', imageId: BASE, cause: named('base:1'), untagged: ['base:1'], deleted: false, freed: [], bytes: 0 }
     ])
     expect(result.bytes).toBe(0)
   })
@@ -231,9 +236,9 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
     text => {
       const result = run(single(), { refs: [text] })
       expect(result.steps.map(brief)).toEqual([
-        { target: APP, imageId: APP, cause: text, untagged: ['app:1'], deleted: true, freed: ['L0', 'L1'], bytes: 150 }
+        { target: APP, imageId: APP, cause: named(text), untagged: ['app:1'], deleted: true, freed: ['L0', 'L1'], bytes: 150 }
       ])
-      expect(result.steps[0].named).toBe(true)
+      expect(namedRef(result.steps[0].cause)).toBe(text)
       expect(result.steps[0].force).toBe(false)
     }
   )
@@ -263,7 +268,7 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
       {
         target: APP,
         imageId: APP,
-        cause: hex(APP).slice(0, 12),
+        cause: named(hex(APP).slice(0, 12)),
         untagged: ['app:1', 'app:2', `app@${digest('d')}`, 'other:1'],
         deleted: true,
         freed: ['L0'],
@@ -278,7 +283,7 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
     const state = engine([{ id: APP, layers: [['L0', 100]] }])
     const result = run(state, { refs: [hex(APP).slice(0, 12)] })
     expect(result.steps.map(brief)).toEqual([
-      { target: APP, imageId: APP, cause: hex(APP).slice(0, 12), untagged: [], deleted: true, freed: ['L0'], bytes: 100 }
+      { target: APP, imageId: APP, cause: named(hex(APP).slice(0, 12)), untagged: [], deleted: true, freed: ['L0'], bytes: 100 }
     ])
   })
 
@@ -351,9 +356,9 @@ describe('resolving what a ref names', () => {
     ])
     const result = run(state, { refs: ['b:1', 'a:1'], prune: 'dangling' })
     expect(result.steps.map(s => [s.target, s.cause])).toEqual([
-      ['b:1', 'b:1'],
-      ['a:1', 'a:1'],
-      [id('d1'), 'prune']
+      ['b:1', named('b:1')],
+      ['a:1', named('a:1')],
+      [id('d1'), BY_PRUNE]
     ])
   })
 })
@@ -377,7 +382,7 @@ describe('containers', () => {
   test.each([['app:1'], [APP]])('with force it is deleted but frees nothing: the container still holds its layers (%s)', ref => {
     const result = run(withContainer(stopped), { refs: [ref], force: true })
     expect(result.steps.map(brief)).toEqual([
-      { target: ref === APP ? APP : 'app:1', imageId: APP, cause: ref, untagged: ['app:1'], deleted: true, freed: [], bytes: 0 }
+      { target: ref === APP ? APP : 'app:1', imageId: APP, cause: named(ref), untagged: ['app:1'], deleted: true, freed: [], bytes: 0 }
     ])
     expect(result.bytes).toBe(0)
   })
@@ -396,14 +401,14 @@ describe('containers', () => {
     expect(skips(run(state, { refs: [APP] }))).toEqual([[APP, APP, 'multiple-references', true]])
     const forced = run(state, { refs: [APP], force: true })
     expect(forced.steps.map(brief)).toEqual([
-      { target: APP, imageId: APP, cause: APP, untagged: ['app:1', 'app:2'], deleted: true, freed: [], bytes: 0 }
+      { target: APP, imageId: APP, cause: named(APP), untagged: ['app:1', 'app:2'], deleted: true, freed: [], bytes: 0 }
     ])
   })
 
   test('a stopped container does not stop a tag of a multi-tagged image from going', () => {
     const result = run(withContainer(stopped, ['app:1', 'app:2']), { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
     ])
   })
 
@@ -444,11 +449,11 @@ describe('parents', () => {
   test('untagged parents are deleted as separate steps (cause parent), after the child', () => {
     const result = run(family(), { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: 'app:1', untagged: ['app:1'], deleted: true, freed: ['A'], bytes: 30 },
-      { target: MID, imageId: MID, cause: 'parent', untagged: [], deleted: true, freed: ['M'], bytes: 200 },
-      { target: id('0a'), imageId: id('0a'), cause: 'parent', untagged: [], deleted: true, freed: ['G'], bytes: 1000 }
+      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: true, freed: ['A'], bytes: 30 },
+      { target: MID, imageId: MID, cause: BY_PARENT, untagged: [], deleted: true, freed: ['M'], bytes: 200 },
+      { target: id('0a'), imageId: id('0a'), cause: BY_PARENT, untagged: [], deleted: true, freed: ['G'], bytes: 1000 }
     ])
-    expect(result.steps.slice(1).every(s => !s.named && !s.force)).toBe(true)
+    expect(result.steps.slice(1).every(s => namedRef(s.cause) === undefined && !s.force)).toBe(true)
     expect(result.bytes).toBe(1230)
   })
 
@@ -608,7 +613,7 @@ describe('filters narrow refs and prune candidates', () => {
       { id: id('1c'), tags: ['db:old'], created: NOW - 3 * DAY, layers: [['D', 10]] }
     ])
     const result = run(state, { refs: ['app:*'], filters: ['until=24h'] })
-    expect(result.steps.map(s => [s.target, s.named])).toEqual([['app:old', false]])
+    expect(result.steps.map(s => [s.target, s.cause])).toEqual([['app:old', { kind: 'ref', ref: 'app:old', named: false }]])
     expect(result.filteredOut).toEqual([{ ref: 'app:new', id: id('1a') }])
   })
 
@@ -669,10 +674,10 @@ describe('prune dangling', () => {
     ])
     const result = run(state, { prune: 'dangling' })
     expect(result.steps.map(brief)).toEqual([
-      { target: id('d1'), imageId: id('d1'), cause: 'prune', untagged: [], deleted: true, freed: ['D'], bytes: 10 },
-      { target: id('e1'), imageId: id('e1'), cause: 'prune', untagged: [`x@${digest('d')}`], deleted: true, freed: ['X'], bytes: 20 }
+      { target: id('d1'), imageId: id('d1'), cause: BY_PRUNE, untagged: [], deleted: true, freed: ['D'], bytes: 10 },
+      { target: id('e1'), imageId: id('e1'), cause: BY_PRUNE, untagged: [`x@${digest('d')}`], deleted: true, freed: ['X'], bytes: 20 }
     ])
-    expect(result.steps.every(s => !s.named && !s.force)).toBe(true)
+    expect(result.steps.every(s => namedRef(s.cause) === undefined && !s.force)).toBe(true)
     expect(result.bytes).toBe(30)
     // The intermediate and the tagged images are no candidates at all: nothing to report about them.
     expect(result.skipped).toEqual([])
@@ -685,8 +690,8 @@ describe('prune dangling', () => {
     ])
     const result = run(state, { prune: 'dangling' })
     expect(result.steps.map(s => [s.target, s.cause, s.bytes])).toEqual([
-      [id('d1'), 'prune', 10],
-      [MID, 'parent', 100]
+      [id('d1'), BY_PRUNE, 10],
+      [MID, BY_PARENT, 100]
     ])
     expect(result.bytes).toBe(110)
   })
@@ -798,12 +803,12 @@ describe('prune all', () => {
     )
     const result = run(state, { prune: 'all' })
     expect(result.steps.map(s => [s.target, s.cause, s.deleted, s.bytes])).toEqual([
-      [APP, 'prune', true, 30],
-      [MID, 'parent', true, 200],
-      [BASE, 'prune', true, 1000]
+      [APP, BY_PRUNE, true, 30],
+      [MID, BY_PARENT, true, 200],
+      [BASE, BY_PRUNE, true, 1000]
     ])
     expect(result.bytes).toBe(1230)
-    expect(result.steps.some(s => s.imageId === MID && s.cause === 'prune')).toBe(false)
+    expect(result.steps.some(s => s.imageId === MID && s.cause.kind === 'prune')).toBe(false)
     expect(result.skipped.map(s => [s.id, s.reason]).sort()).toEqual([
       [id('5a'), 'in-use-stopped'],
       [id('6a'), 'in-use']

@@ -228,7 +228,7 @@ describe('eviction to max-storage', () => {
   test('refs and prune count towards the target first', () => {
     const p = plan(state(THREE), selection({ refs: [parseRefSpec('c:1')!], targets: { maxStorage: 2 * MB } }), NOW)
     expect(deleted(p)).toEqual([id('c'), id('a')])
-    expect(p.steps.map(s => s.cause)).toEqual(['c:1', 'storage target'])
+    expect(p.steps.map(s => s.cause)).toEqual([{ kind: 'ref', ref: 'c:1', named: true }, { kind: 'storage-target' }])
   })
 
   test('filters narrow the candidates', () => {
@@ -333,10 +333,10 @@ describe('eviction on random engines (fast-check)', () => {
         }
         expect(p.storage.after).toBe(p.storage.before - p.steps.reduce((sum, step) => sum + step.bytes, 0))
         expect(p.storage.met).toBe(p.storage.after <= maxStorage)
-        const evictions = p.steps.filter(step => step.cause === 'storage target')
+        const evictions = p.steps.filter(step => step.cause.kind === 'storage-target')
         if (evictions.length === 0) return
         const last = evictions[evictions.length - 1].imageId
-        const firstOfLast = p.steps.findIndex(step => step.cause === 'storage target' && step.imageId === last)
+        const firstOfLast = p.steps.findIndex(step => step.cause.kind === 'storage-target' && step.imageId === last)
         const freedBefore = p.steps.slice(0, firstOfLast).reduce((sum, step) => sum + step.bytes, 0)
         expect(p.storage.before - freedBefore).toBeGreaterThan(maxStorage)
       }),

@@ -108,8 +108,8 @@ describe('untagged parents', () => {
   test('containerd: a prune takes the parent its deletion leaves dangling', () => {
     const planned = run(layered('containerd'), { prune: 'all' })
     expect(planned.steps.map(s => [s.imageId, s.cause])).toEqual([
-      [KID, 'prune'],
-      [STEP, 'parent']
+      [KID, { kind: 'prune' }],
+      [STEP, { kind: 'parent' }]
     ])
     expect(planned.bytes).toBe(1000)
   })

@@ -69,11 +69,15 @@ export type SkipReason =
   | 'too-recent'
   | 'error'
 
-export interface Skip {
-  ref: string
-  id: string
+/** Why an image stays: the engine's refusal, or a rule of ours. */
+export interface Refusal {
   reason: SkipReason
   message: string
+}
+
+export interface Skip extends Refusal {
+  ref: string
+  id: string
   /** The user named this ref itself (not a pattern match, a prune candidate or a parent). */
   named: boolean
 }

@@ -1,41 +1,19 @@
-import { passes, type Anchors, type Filters } from './filters'
-import { parseNamed, parseRefSpec, patternMatches, referenceKey, type RefSpec } from './reference'
+import type { RefSpec } from './reference'
 import { Ledger } from './ledger'
-import { InputError } from '../common/errors'
 import { shortId } from '../common/ids'
+import { Protection, type ProtectionSettings } from './protection'
+import { Resolver } from './resolver'
 import { Simulation, type Outcome } from './simulation'
-import { lastUse, newestPerRepository, type AgeBasis } from './usage'
-import {
-  compareIds,
-  type EngineState,
-  type Image,
-  type Layer,
-  type Skip,
-  type SkipReason,
-  type Snapshot
-} from './model'
+import { compareIds, type EngineState, type Layer, type Refusal, type Skip } from './model'
 
-/** The part of the settings the planner reads. */
-export interface Selection {
+/** The part of the settings the planner reads: what to remove, and what must stay (protection.ts). */
+export interface Selection extends ProtectionSettings {
   refs: RefSpec[]
-  filters: Filters
   prune: 'none' | 'dangling' | 'all'
   force: boolean
   noPrune: boolean
-  /** Milliseconds; images younger than this are kept. */
-  keepDuration?: number
-  keep: RefSpec[]
-  /**
-   * Job scope: the images present before the job. Only what appeared since,
-   * or tags added since, may go; the images themselves always stay.
-   */
-  preexisting?: Snapshot
   /** Job scope with neither refs nor prune: also untag what the job tagged on older images. */
   untagAdded?: boolean
-  /** In every repository, the N most recent images are kept whatever else is asked. */
-  keepLast?: number
-  /** What "recent" means for keep-duration and keep-last; the default is `created`. */
-  ageBasis?: AgeBasis
   /** Least recently used images are removed until these hold. */
   targets?: Targets
 }
@@ -58,15 +36,45 @@ export interface Storage {
   met: boolean
 }
 
+/**
+ * What asked for a step: a ref, or one of the planner's own reasons. A ref is kept apart from
+ * the reasons so that an image really named `prune` or `parent` is never taken for one of them.
+ */
+export type Cause =
+  /**
+   * A ref the user gave, a reference a pattern matched, or a tag the job added; `named` when the
+   * user wrote this very ref, so that a refusal is theirs to hear about.
+   */
+  | { kind: 'ref'; ref: string; named: boolean }
+  /** The prune input. */
+  | { kind: 'prune' }
+  /** An untagged parent left childless by an earlier step, removed as the engine's prune would. */
+  | { kind: 'parent' }
+  /** A storage target (max-storage, min-free): least recently used first. */
+  | { kind: 'storage-target' }
+
+type RefCause = Extract<Cause, { kind: 'ref' }>
+
+/** The ref the user wrote for a step, when they named it themselves. */
+export function namedRef(cause: Cause): string | undefined {
+  return cause.kind === 'ref' && cause.named ? cause.ref : undefined
+}
+
+/**
+ * A step that will not happen, or did not: under its ref when a ref asked for it, else under
+ * `label`, a name for the image, since the planner's own reasons are no names.
+ */
+export function skipOf(cause: Cause, id: string, label: string, refusal: Refusal): Skip {
+  const ref = cause.kind === 'ref' ? cause.ref : label
+  return { ref, id, reason: refusal.reason, message: refusal.message, named: namedRef(cause) !== undefined }
+}
+
 /** One request to `DELETE /images/{target}?force=&noprune=1`, and what it will do. */
 export interface Step {
   target: string
   force: boolean
   imageId: string
-  /** What asked for it: the user's ref, `prune`, or `parent`. */
-  cause: string
-  /** The user named this ref itself, so a refusal is theirs to hear about. */
-  named: boolean
+  cause: Cause
   untagged: string[]
   deleted: boolean
   /** Untagged parents the engine deletes along with it (Podman, which ignores noprune). */
@@ -88,17 +96,18 @@ export interface Plan {
   state: EngineState
 }
 
-/** The cause of steps a storage target asked for. */
-export const RETENTION = 'storage target'
-
-type Resolution = { id: string; byName?: string } | { reason: SkipReason; message: string }
+/** A request before the simulation says what it does: by ID when `target` is the image's ID. */
+type Request = Pick<Step, 'cause' | 'imageId' | 'target' | 'force'>
 
 /**
  * Decides what to remove and why, and what that frees, from the engine's
  * state alone: refs first, in the order given, then the prune.
  */
 export function plan(state: EngineState, selection: Selection, now: number): Plan {
-  return new Planner(state, selection, now).run()
+  const sim = new Simulation(state)
+  const resolver = new Resolver(sim)
+  const protection = new Protection(state, sim, resolver, selection, now)
+  return new Planner(state, selection, sim, resolver, protection).run()
 }
 
 /**
@@ -138,42 +147,29 @@ export function price(planned: Plan, layers: Map<string, Layer[]>): Plan {
   return planned
 }
 
+/**
+ * Drives one plan: the refs in the order given, the tags the job added, the prune, then the
+ * storage targets, each request played on the simulation before the next is chosen; and keeps the
+ * books: the steps, the skips, the refs the filters left out and the bytes freed. Finding images
+ * is the resolver's part (resolver.ts), deciding which may go the protection's (protection.ts).
+ */
 class Planner {
-  private readonly sim: Simulation
   private readonly steps: Step[] = []
   private readonly skipped: Skip[] = []
   private readonly filteredOut: { ref: string; id: string }[] = []
-  private readonly kept: Set<string>
-  private readonly anchors: Anchors
-  private readonly running: Set<string>
-  private readonly byId: Map<string, Image>
-  private readonly used: Map<string, number>
-  private readonly keptLast: Map<string, string>
+  /** Image storage before the first step. */
   private readonly storedBefore: number
   private freed = 0
 
+  /** `sim` must hold the engine as `state` has it: no removal played yet. */
   constructor(
     private readonly state: EngineState,
     private readonly selection: Selection,
-    private readonly now: number
+    private readonly sim: Simulation,
+    private readonly resolver: Resolver,
+    private readonly protection: Protection
   ) {
-    this.sim = new Simulation(state)
-    this.byId = new Map(state.images.map(image => [image.id, image]))
-    this.kept = new Set(
-      selection.keep.flatMap(spec =>
-        spec.kind === 'pattern' ? this.patternMatches(spec.pattern).map(m => m.id) : this.ids(spec)
-      )
-    )
-    this.running = new Set(state.containers.filter(c => c.running).map(c => c.imageId))
-    this.used = lastUse(state)
-    this.keptLast = selection.keepLast
-      ? newestPerRepository(state.images, selection.keepLast, id => this.age(id))
-      : new Map()
-    this.storedBefore = this.sim.storedBytes()
-    this.anchors = {
-      before: selection.filters.before.map(ref => this.anchorTime(ref, 'before')),
-      since: selection.filters.since.map(ref => this.anchorTime(ref, 'since'))
-    }
+    this.storedBefore = sim.storedBytes()
   }
 
   run(): Plan {
@@ -218,7 +214,11 @@ class Planner {
       this.sim
         .images()
         .filter(image => this.evictable(image.id))
-        .map(image => ({ id: image.id, used: this.used.get(image.id) ?? 0, bytes: this.sim.uniqueBytes(image.id) }))
+        .map(image => ({
+          id: image.id,
+          used: this.protection.lastUsed(image.id),
+          bytes: this.sim.uniqueBytes(image.id)
+        }))
         .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
         .map(candidate => candidate.id)
     )
@@ -226,7 +226,7 @@ class Planner {
       const next = this.nextToEvict(pending)
       if (!next) return
       pending.delete(next)
-      this.pruneOne(next, RETENTION)
+      this.pruneOne(next, { kind: 'storage-target' })
     }
   }
 
@@ -245,202 +245,79 @@ class Planner {
 
   /** Whatever the order, an eviction never breaks a rule the user set or the engine keeps. */
   private evictable(id: string): boolean {
-    const image = this.image(id)
     const intermediate = this.sim.unnamed(id) && this.sim.hasChildren(id)
     return (
       !intermediate &&
-      !this.isPreexisting(id) &&
+      !this.protection.preexisting(id) &&
       this.sim.usedBy(id).length === 0 &&
-      !this.protection(id) &&
-      passes(image, this.selection.filters, this.anchors)
+      !this.protection.protects(id) &&
+      this.protection.selects(id)
     )
-  }
-
-  /** The time keep-duration and keep-last judge an image by. */
-  private age(id: string): number {
-    return this.selection.ageBasis === 'last-used' ? (this.used.get(id) ?? 0) : this.image(id).created
-  }
-
-  private anchorTime(ref: string, key: string): number {
-    const spec = parseRefSpecOrThrow(ref, key)
-    const found = this.resolve(spec)
-    if (!('id' in found))
-      throw new InputError('filters', `has ${key}=${ref}, which names no image on the engine (${found.message}).`)
-    return this.image(found.id).created
-  }
-
-  private image(id: string): Image {
-    return this.byId.get(id) as Image
-  }
-
-  /**
-   * The images a spec names, for `keep`: every match, not only a unique one,
-   * since an ambiguous keep must protect rather than protect nothing.
-   */
-  private ids(spec: RefSpec): string[] {
-    const found = this.resolve(spec)
-    if ('id' in found) return [found.id]
-    const prefix = spec.kind === 'id' ? spec.prefix : spec.kind === 'name' ? spec.idPrefix : undefined
-    return prefix
-      ? this.sim
-          .images()
-          .filter(image => hexOf(image.id).startsWith(prefix))
-          .map(image => image.id)
-      : []
-  }
-
-  private patternMatches(pattern: RegExp): { id: string; ref: string }[] {
-    return this.sim
-      .images()
-      .sort((a, b) => compareIds(a.id, b.id))
-      .flatMap(image =>
-        this.sim
-          .refs(image.id)
-          .filter(ref => matchesText(pattern, ref))
-          .map(ref => ({ id: image.id, ref }))
-      )
-  }
-
-  /** Finds an image the way the engine's GetImage does: by name first, then by ID prefix. */
-  private resolve(spec: RefSpec): Resolution {
-    if (spec.kind === 'name') {
-      const byName = this.findByName(spec)
-      if (byName) return byName
-      if (!spec.idPrefix) return { reason: 'not-found', message: `No such image: ${spec.text}` }
-      return this.findById(spec.idPrefix, spec.text)
-    }
-    if (spec.kind === 'id') return this.findById(spec.prefix, spec.text)
-    return { reason: 'not-found', message: `No such image: ${spec.text}` }
-  }
-
-  private findByName(spec: Extract<RefSpec, { kind: 'name' }>): Resolution | undefined {
-    const wanted = { ...spec.ref, tag: spec.ref.digest ? undefined : (spec.ref.tag ?? 'latest') }
-    const key = referenceKey(wanted)
-    for (const image of this.sim.images()) {
-      const ref = this.sim.refs(image.id).find(r => {
-        const parsed = parseNamed(r)
-        return parsed !== undefined && referenceKey(parsed) === key
-      })
-      if (!ref) continue
-      // The engine treats a name that is also a prefix of the image's own ID as an ID.
-      return spec.idPrefix && hexOf(image.id).startsWith(spec.idPrefix)
-        ? { id: image.id }
-        : { id: image.id, byName: ref }
-    }
-    return undefined
-  }
-
-  private findById(prefix: string, text: string): Resolution {
-    const matches = this.sim.images().filter(image => hexOf(image.id).startsWith(prefix))
-    if (matches.length === 1) return { id: matches[0].id }
-    if (matches.length === 0) return { reason: 'not-found', message: `No such image: ${text}` }
-    return {
-      reason: 'ambiguous',
-      message: `${text} matches ${matches.length} images: ${matches.map(m => shortId(m.id)).join(', ')}`
-    }
   }
 
   private removeSpec(spec: RefSpec): void {
     if (spec.kind === 'pattern') {
-      for (const match of this.patternMatches(spec.pattern)) {
-        if (this.isPreexisting(match.id, match.ref)) continue
-        if (this.sim.refs(match.id).includes(match.ref)) this.selectAndRemove(match.ref, match.id, match.ref, false)
+      for (const { id, ref } of this.resolver.matches(spec.pattern)) {
+        if (this.protection.preexisting(id, ref)) continue
+        if (this.sim.refs(id).includes(ref)) this.selectAndRemove({ kind: 'ref', ref, named: false }, id, ref)
       }
       return
     }
-    const found = this.resolve(spec)
-    if ('id' in found) this.selectAndRemove(spec.text, found.id, found.byName, true)
-    else this.skip(spec.text, '', found.reason, found.message, true)
+    const cause: RefCause = { kind: 'ref', ref: spec.text, named: true }
+    const found = this.resolver.find(spec)
+    if ('id' in found) this.selectAndRemove(cause, found.id, found.byName)
+    else this.skip(cause, '', found)
   }
 
-  private selectAndRemove(ref: string, id: string, byName: string | undefined, named: boolean): void {
-    if (!passes(this.image(id), this.selection.filters, this.anchors)) {
-      this.filteredOut.push({ ref, id })
+  private selectAndRemove(cause: RefCause, id: string, byName: string | undefined): void {
+    if (!this.protection.selects(id)) {
+      this.filteredOut.push({ ref: cause.ref, id })
       return
     }
-    const older = this.olderThanJob(id, byName)
-    if (older) return this.skip(ref, id, 'kept', older, named)
-    const protectedBy = this.protection(id)
-    if (protectedBy) return this.skip(ref, id, protectedBy.reason, protectedBy.message, named)
+    const refusal = this.protection.olderThanJob(id, byName) ?? this.protection.protects(id)
+    if (refusal) return this.skip(cause, id, refusal)
     const force = this.selection.force && this.sim.needsForce(id, byName)
     const stopped = this.sim.usedBy(id)[0]
-    if (force && stopped && this.sim.store === 'podman') {
+    if (force && stopped && this.sim.rules.forceDeletesContainers) {
       const message = `image is being used by stopped container ${shortId(stopped.id)}, which this engine (Podman) would delete along with it if forced`
-      return this.skip(ref, id, 'in-use-stopped', message, named)
+      return this.skip(cause, id, { reason: 'in-use-stopped', message })
     }
-    const outcome = byName ? this.sim.removeByName(id, byName, force) : this.sim.removeById(id, force)
-    if (!outcome.ok) return this.skip(ref, id, outcome.reason, outcome.message, named)
-    this.record(ref, id, byName ?? id, force, outcome, this.pruneParentsToo(), named)
-  }
-
-  private isPreexisting(id: string, ref?: string): boolean {
-    const refs = this.selection.preexisting?.get(id)
-    return refs !== undefined && (ref === undefined || refs.has(ref))
-  }
-
-  /**
-   * Why job scope forbids this removal, if it does: an image older than the
-   * job may only lose a tag the job gave it, and only while it keeps another
-   * reference (the engine deletes an image whose last tag goes).
-   */
-  private olderThanJob(id: string, byName: string | undefined): string | undefined {
-    if (!this.isPreexisting(id)) return undefined
-    if (!byName || this.isPreexisting(id, byName)) return 'was on the engine before the job started'
-    const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName))
-    if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.childrenKeep)) return undefined
-    return 'the job tagged an image that was on the engine before it, and untagging its last tag would delete it'
+    this.send({ cause, imageId: id, target: byName ?? id, force })
   }
 
   /** Every tag the job added to an image that was there before it. */
   private untagAdded(): void {
     for (const id of this.selection.preexisting?.keys() ?? []) {
-      for (const ref of this.sim.refs(id).filter(r => !this.isPreexisting(id, r) && !r.includes('@'))) {
-        this.selectAndRemove(ref, id, ref, false)
+      for (const ref of this.sim.refs(id).filter(r => !this.protection.preexisting(id, r) && !r.includes('@'))) {
+        this.selectAndRemove({ kind: 'ref', ref, named: false }, id, ref)
       }
     }
   }
 
-  /** Our rules over the engine's: running containers, keep and keep-duration win over everything. */
-  private protection(id: string): { reason: SkipReason; message: string } | undefined {
-    if (this.running.has(id)) {
-      const container = this.sim.usedBy(id).find(c => c.running)
-      return { reason: 'in-use', message: `image is being used by running container ${shortId(container?.id ?? '')}` }
+  /**
+   * Plays one request on the simulation and books the step, or, where the engine would refuse
+   * it, the skip; then the parents the deletion leaves to prune.
+   */
+  private send(request: Request): Outcome {
+    const { cause, imageId, target, force } = request
+    const parentId = this.sim.parent(imageId)
+    const outcome =
+      target === imageId ? this.sim.removeById(imageId, force) : this.sim.removeByName(imageId, target, force)
+    if (!outcome.ok) {
+      this.skip(cause, imageId, outcome)
+      return outcome
     }
-    if (this.kept.has(id)) return { reason: 'kept', message: 'matches an input "keep" entry' }
-    const repo = this.keptLast.get(id)
-    if (repo)
-      return {
-        reason: 'kept',
-        message: `one of the ${this.selection.keepLast} most recent images of ${repo} (input "keep-last")`
-      }
-    const { keepDuration } = this.selection
-    if (keepDuration !== undefined && this.age(id) > this.now - keepDuration) {
-      const verb = this.selection.ageBasis === 'last-used' ? 'used' : 'created'
-      return { reason: 'too-recent', message: `${verb} within input "keep-duration"` }
-    }
-    return undefined
-  }
-
-  private record(
-    cause: string,
-    id: string,
-    target: string,
-    force: boolean,
-    outcome: Outcome,
-    pruneParents: boolean,
-    named = false
-  ): void {
-    if (!outcome.ok) return this.skip(this.label(id), id, outcome.reason, outcome.message, false)
     const bytes = outcome.freed.reduce((sum, chainId) => sum + this.sim.layerSize(chainId), 0)
     this.freed += bytes
     const { untagged, deleted, pruned, freed } = outcome
-    this.steps.push({ target, force, imageId: id, cause, named, untagged, deleted, pruned, freed, bytes })
-    if (outcome.deleted && pruneParents) this.pruneParents(this.image(id).parentId)
+    this.steps.push({ ...request, untagged, deleted, pruned, freed, bytes })
+    if (deleted && this.pruneParentsToo()) this.pruneParents(parentId)
+    return outcome
   }
 
   /** Whether to send parent removals after a deletion: Podman prunes them itself, ignoring noprune. */
   private pruneParentsToo(): boolean {
-    return !this.selection.noPrune && !this.sim.prunesParents
+    return !this.selection.noPrune && !this.sim.rules.prunesParents
   }
 
   /**
@@ -448,21 +325,20 @@ class Planner {
    * always asked with noprune=1) so that keep rules hold for parents too.
    */
   private pruneParents(id: string): void {
-    if (!id || !this.sim.alive(id) || !this.sim.unnamed(id) || this.sim.hasChildren(id) || this.isPreexisting(id))
-      return
-    if (this.sim.usedBy(id).length > 0 || this.protection(id)) return
-    this.record('parent', id, id, false, this.sim.removeById(id, false), true)
+    if (!id || !this.sim.alive(id) || !this.sim.unnamed(id) || this.sim.hasChildren(id)) return
+    if (this.protection.preexisting(id) || this.sim.usedBy(id).length > 0 || this.protection.protects(id)) return
+    this.send({ cause: { kind: 'parent' }, imageId: id, target: id, force: false })
   }
 
   private prune(mode: 'dangling' | 'all'): void {
     const candidates = this.sim
       .images()
-      .filter(image => !this.isPreexisting(image.id))
+      .filter(image => !this.protection.preexisting(image.id))
       .filter(image => (mode === 'dangling' ? this.isDanglingHead(image.id) : this.isPrunable(image.id)))
-      .filter(image => passes(image, this.selection.filters, this.anchors))
+      .filter(image => this.protection.selects(image.id))
       .map(image => ({ id: image.id, depth: this.sim.depth(image.id) }))
       .sort((a, b) => b.depth - a.depth || compareIds(a.id, b.id))
-    for (const { id } of candidates) if (this.sim.alive(id)) this.pruneOne(id)
+    for (const { id } of candidates) if (this.sim.alive(id)) this.pruneOne(id, { kind: 'prune' })
   }
 
   private isDanglingHead(id: string): boolean {
@@ -479,58 +355,29 @@ class Planner {
    * stopped container's image is left whole here, where the engine's own
    * prune would untag every tag but the last before refusing.
    */
-  private pruneOne(id: string, cause = 'prune'): void {
-    const protectedBy = this.protection(id)
-    if (protectedBy) return this.skip(this.label(id), id, protectedBy.reason, protectedBy.message, false)
+  private pruneOne(id: string, cause: Cause): void {
+    const protectedBy = this.protection.protects(id)
+    if (protectedBy) return this.skip(cause, id, protectedBy)
     const stopped = this.sim.usedBy(id)[0]
     if (stopped) {
-      return this.skip(
-        this.label(id),
-        id,
-        'in-use-stopped',
-        `image is being used by stopped container ${shortId(stopped.id)}`,
-        false
-      )
+      const message = `image is being used by stopped container ${shortId(stopped.id)}`
+      return this.skip(cause, id, { reason: 'in-use-stopped', message })
     }
-    if (this.sim.hasChildren(id) && !this.sim.childrenBlock) {
+    if (this.sim.hasChildren(id) && !this.sim.rules.childrenBlock) {
       // Stores that would delete it take a name and free nothing: the images built on it hold its layers.
-      return this.skip(this.label(id), id, 'has-children', 'other images that stay are built on it', false)
+      return this.skip(cause, id, { reason: 'has-children', message: 'other images that stay are built on it' })
     }
-    const pruneParents = this.pruneParentsToo()
     if (this.sim.unnamed(id) || this.sim.singleReference(id)) {
-      return this.record(cause, id, id, false, this.sim.removeById(id, false), pruneParents)
+      this.send({ cause, imageId: id, target: id, force: false })
+      return
     }
     for (const ref of this.sim.names(id)) {
-      const outcome = this.sim.removeByName(id, ref, false)
-      this.record(cause, id, ref, false, outcome, pruneParents)
+      const outcome = this.send({ cause, imageId: id, target: ref, force: false })
       if (!outcome.ok || outcome.deleted) return
     }
   }
 
-  private label(id: string): string {
-    return this.sim.tags(id)[0] ?? shortId(id)
+  private skip(cause: Cause, id: string, refusal: Refusal): void {
+    this.skipped.push(skipOf(cause, id, this.sim.tags(id)[0] ?? shortId(id), refusal))
   }
-
-  private skip(ref: string, id: string, reason: SkipReason, message: string, named: boolean): void {
-    this.skipped.push({ ref, id, reason, message, named })
-  }
-}
-
-/** A digest reference the engine drops along with the last tag of its repository. */
-function isSameRepoDigest(ref: string, tag: string): boolean {
-  return ref.includes('@') && parseNamed(ref)?.name === parseNamed(tag)?.name
-}
-
-const hexOf = (id: string): string => id.replace(/^sha256:/, '')
-
-function matchesText(pattern: RegExp, text: string): boolean {
-  const ref = parseNamed(text)
-  return ref !== undefined && patternMatches(pattern, ref)
-}
-
-function parseRefSpecOrThrow(ref: string, key: string): RefSpec {
-  const spec = parseRefSpec(ref)
-  if (!spec || spec.kind === 'pattern')
-    throw new InputError('filters', `has ${key}=${ref}, which is not an image ID or name:tag.`)
-  return spec
 }

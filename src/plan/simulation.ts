@@ -2,12 +2,11 @@ import { addTo } from '../common/groups'
 import { shortId } from '../common/ids'
 import { Ledger } from './ledger'
 import { parseNamed } from './reference'
-import type { Container, EngineState, Image, ImageStore, SkipReason } from './model'
+import type { Container, EngineState, Image, ImageStore, Refusal, SkipReason } from './model'
 
 /** What one DELETE would do, as the engine's own rules decide it. */
 export type Outcome =
-  | { ok: true; untagged: string[]; deleted: boolean; pruned: string[]; freed: string[] }
-  | { ok: false; reason: SkipReason; message: string }
+  { ok: true; untagged: string[]; deleted: boolean; pruned: string[]; freed: string[] } | ({ ok: false } & Refusal)
 
 interface Node {
   image: Image
@@ -17,7 +16,7 @@ interface Node {
 }
 
 /** Where the stores' delete rules part (measured in testbed/ENGINES.md). */
-interface Rules {
+export interface Rules {
   /** An image other images are built on cannot be deleted by ID (graph drivers only). */
   childrenBlock: boolean
   /**
@@ -33,8 +32,45 @@ interface Rules {
   digestViews: boolean
   /** A forced removal of an image a container uses only untags it (containerd). */
   forceOnlyUntagsUsed: boolean
+  /** A forced removal of an image a stopped container uses deletes the container too (Podman). */
+  forceDeletesContainers: boolean
   /** The engine deletes untagged parents along with an image whatever noprune says (Podman). */
   prunesParents: boolean
+  /**
+   * A digest reference is refused while the image has more than one tag: the engine untags only a
+   * name it was asked by, and a digest is none of its names (Podman).
+   */
+  refusesDigestOfTagged: boolean
+  /** The engine's own words for its refusals, which a skip repeats. */
+  says: Refusals
+}
+
+/** What a store answers when it refuses a removal. */
+interface Refusals {
+  /** Deleting by ID, unforced, an image with more than one name. */
+  multipleReferences(id: string, names: string[]): string
+  /** Removing, unforced, the last name of an image a stopped container uses. */
+  usedByName(ref: string, id: string, container: Container): string
+  /** Deleting by ID, unforced, an image a stopped container uses. */
+  usedById(id: string, container: Container): string
+}
+
+/** moby's words (daemon/images/image_delete.go); its containerd store words one of them its own way. */
+const MOBY: Refusals = {
+  multipleReferences: id =>
+    `unable to delete ${shortId(id)} (must be forced) - image is referenced in multiple repositories`,
+  usedByName: (ref, id, container) =>
+    `unable to remove repository reference "${ref}" (must force) - container ${shortId(container.id)} is using its referenced image ${shortId(id)}`,
+  usedById: (id, container) =>
+    `unable to delete ${shortId(id)} (must be forced) - image is being used by stopped container ${shortId(container.id)}`
+}
+
+/** Podman's libimage, which names the container in full and the image as it was asked for. */
+const PODMAN: Refusals = {
+  multipleReferences: (id, names) =>
+    `unable to delete image "${id.replace(/^sha256:/, '')}" by ID with more than one tag (${names.join(' ')}): please force removal`,
+  usedByName: (ref, _id, container) => podmanInUse(ref, container),
+  usedById: (id, container) => podmanInUse(shortId(id), container)
 }
 
 const RULES: Record<ImageStore, Rules> = {
@@ -43,21 +79,34 @@ const RULES: Record<ImageStore, Rules> = {
     childrenKeep: true,
     digestViews: false,
     forceOnlyUntagsUsed: false,
-    prunesParents: false
+    forceDeletesContainers: false,
+    prunesParents: false,
+    refusesDigestOfTagged: false,
+    says: MOBY
   },
   containerd: {
     childrenBlock: false,
     childrenKeep: true,
     digestViews: true,
     forceOnlyUntagsUsed: true,
-    prunesParents: false
+    forceDeletesContainers: false,
+    prunesParents: false,
+    refusesDigestOfTagged: false,
+    says: {
+      ...MOBY,
+      usedByName: (ref, id, container) =>
+        `unable to delete ${ref} (must be forced) - container ${shortId(container.id)} is using its referenced image ${shortId(id)}`
+    }
   },
   podman: {
     childrenBlock: false,
     childrenKeep: false,
     digestViews: true,
     forceOnlyUntagsUsed: false,
-    prunesParents: true
+    forceDeletesContainers: true,
+    prunesParents: true,
+    refusesDigestOfTagged: true,
+    says: PODMAN
   }
 }
 
@@ -76,12 +125,11 @@ export class Simulation {
   private readonly nodes = new Map<string, Node>()
   private readonly containers = new Map<string, Container[]>()
   private readonly ledger: Ledger
-  private readonly rules: Rules
-  readonly store: ImageStore
+  /** The store's delete rules, which the planner's own choices follow too. */
+  readonly rules: Readonly<Rules>
 
   constructor(state: EngineState) {
-    this.store = state.store ?? 'graphdriver'
-    this.rules = RULES[this.store]
+    this.rules = RULES[state.store ?? 'graphdriver']
     for (const image of state.images) {
       this.nodes.set(image.id, { image, refs: [...image.tags, ...image.digests], children: 0 })
     }
@@ -131,21 +179,6 @@ export class Simulation {
 
   hasChildren(id: string): boolean {
     return (this.nodes.get(id)?.children ?? 0) > 0
-  }
-
-  /** An image with children cannot be deleted by ID (graph drivers). */
-  get childrenBlock(): boolean {
-    return this.rules.childrenBlock
-  }
-
-  /** An image with children stays when its last tag goes (graph drivers, the containerd store). */
-  get childrenKeep(): boolean {
-    return this.rules.childrenKeep
-  }
-
-  /** The engine prunes untagged parents itself, whatever noprune says (Podman). */
-  get prunesParents(): boolean {
-    return this.rules.prunesParents
   }
 
   parent(id: string): string {
@@ -204,13 +237,12 @@ export class Simulation {
   removeByName(id: string, ref: string, force: boolean): Outcome {
     const node = this.nodes.get(id)
     if (!node) return this.notFound(ref)
-    if (this.store === 'podman' && isDigestRef(ref) && this.counted(node.refs).length > 1) {
-      // Podman untags a name it was asked by, and a digest is none of its names.
+    if (this.rules.refusesDigestOfTagged && isDigestRef(ref) && this.counted(node.refs).length > 1) {
       return conflict('error', `${ref}: tag not known`)
     }
     const stopped = this.usedBy(id)[0]
     const last = this.lastNameGoes(id, ref)
-    if (!force && last && stopped) return conflict('in-use-stopped', this.usedByNameMessage(ref, id, stopped))
+    if (!force && last && stopped) return conflict('in-use-stopped', this.rules.says.usedByName(ref, id, stopped))
     const untagged = this.untag(node, ref)
     const keptByChildren = node.children > 0 && this.rules.childrenKeep
     const keptByContainer = stopped !== undefined && (!force || this.rules.forceOnlyUntagsUsed)
@@ -271,31 +303,10 @@ export class Simulation {
     }
     if (force) return undefined
     if (countRefs && this.counted(node.refs).length > 0)
-      return conflict('multiple-references', this.multipleMessage(node))
+      return conflict('multiple-references', this.rules.says.multipleReferences(id, this.counted(node.refs)))
     const stopped = this.usedBy(id)[0]
-    if (stopped) return conflict('in-use-stopped', this.usedByIdMessage(id, stopped))
+    if (stopped) return conflict('in-use-stopped', this.rules.says.usedById(id, stopped))
     return undefined
-  }
-
-  private multipleMessage(node: Node): string {
-    const id = shortId(node.image.id)
-    if (this.store === 'podman') {
-      return `unable to delete image "${node.image.id.replace(/^sha256:/, '')}" by ID with more than one tag (${this.counted(node.refs).join(' ')}): please force removal`
-    }
-    return `unable to delete ${id} (must be forced) - image is referenced in multiple repositories`
-  }
-
-  private usedByNameMessage(ref: string, id: string, container: Container): string {
-    if (this.store === 'podman') return podmanInUse(ref, container)
-    if (this.store === 'containerd') {
-      return `unable to delete ${ref} (must be forced) - container ${shortId(container.id)} is using its referenced image ${shortId(id)}`
-    }
-    return `unable to remove repository reference "${ref}" (must force) - container ${shortId(container.id)} is using its referenced image ${shortId(id)}`
-  }
-
-  private usedByIdMessage(id: string, container: Container): string {
-    if (this.store === 'podman') return podmanInUse(shortId(id), container)
-    return `unable to delete ${shortId(id)} (must be forced) - image is being used by stopped container ${shortId(container.id)}`
   }
 
   /**

@@ -1,7 +1,7 @@
 import { freeUnderDataRoot } from '../engine/disk'
 import type { DiskUsage, Engine } from '../engine/engine'
 import type { Settings } from '../settings/settings'
-import { RETENTION, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from '../plan/plan'
+import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from '../plan/plan'
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
 import { unsharedLayers } from '../engine/layers'
@@ -254,12 +254,12 @@ function summarize(
   const skipped = [...planned.skipped, ...execution.skipped]
   const rows: Row[] = [
     ...execution.done.map(done => ({
-      ref: done.step.named ? done.step.cause : (done.untagged[0] ?? '<none>'),
+      ref: namedRef(done.step.cause) ?? done.untagged[0] ?? '<none>',
       id: done.step.imageId,
       created: byId.get(done.step.imageId)?.created,
       bytes: done.bytes,
       outcome: done.deletedImages.length > 0 ? ('deleted' as const) : ('untagged' as const),
-      forTarget: done.step.cause === RETENTION
+      forTarget: done.step.cause.kind === 'storage-target'
     })),
     ...skipped.map(skip => ({
       ref: skip.ref,

@@ -3,7 +3,7 @@ import { Ledger } from '../plan/ledger'
 import { shortId } from '../common/ids'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
-import type { Plan, Step } from '../plan/plan'
+import { skipOf, type Cause, type Plan, type Step } from '../plan/plan'
 import { prerequisites, runAfter } from './order'
 import type { Image, Skip, SkipReason } from '../plan/model'
 
@@ -115,7 +115,7 @@ class Reporter {
 
   private skip(result: Skip): void {
     this.skipped.push(result)
-    this.log.warning(`${result.ref === 'parent' ? shortId(result.id) : result.ref}: ${result.message}`)
+    this.log.warning(`${result.ref}: ${result.message}`)
   }
 
   execution(): Execution {
@@ -201,19 +201,17 @@ async function withRetries<T>(request: () => Promise<T>, deadline: number): Prom
   }
 }
 
+/** A refused step, under its ref, or, where the planner chose the image, under the name it was to lose. */
 function refused(step: Step, error: unknown): Skip {
   const message = error instanceof Error ? error.message : String(error)
   const status = error instanceof EngineError ? error.statusCode : undefined
+  const label = step.untagged[0] ?? shortId(step.imageId)
   // Between the listing and this request someone else removed it: the goal is met, nobody failed.
-  if (status === 404)
-    return {
-      ref: step.cause,
-      id: step.imageId,
-      reason: 'not-found',
-      message: `already removed by another process (${message})`,
-      named: false
-    }
-  return { ref: step.cause, id: step.imageId, reason: reasonOf(status, message), message, named: step.named }
+  if (status === 404) {
+    const gone = { reason: 'not-found' as const, message: `already removed by another process (${message})` }
+    return { ...skipOf(step.cause, step.imageId, label, gone), named: false }
+  }
+  return skipOf(step.cause, step.imageId, label, { reason: reasonOf(status, message), message })
 }
 
 /** Maps the engine's refusal texts (moby image_delete.go, Podman's libimage) onto our reasons. */
@@ -233,7 +231,19 @@ function reasonOf(status: number | undefined, message: string): SkipReason {
 function logStep(done: Done, dryRun: boolean, log: Log): void {
   const [untag, remove] = dryRun ? ['Would untag', 'Would delete'] : ['Untagged', 'Deleted']
   for (const ref of done.untagged) log.info(`${untag}: ${ref}`)
-  const cause =
-    done.step.cause === 'prune' || done.step.cause === 'parent' ? `by ${done.step.cause}` : `for ${done.step.cause}`
-  for (const id of done.deletedImages) log.info(`${remove}: ${id} (${cause}; ${formatBytes(done.bytes)} freed)`)
+  const why = causeWords(done.step.cause)
+  for (const id of done.deletedImages) log.info(`${remove}: ${id} (${why}; ${formatBytes(done.bytes)} freed)`)
+}
+
+/** What asked for a deletion, in its log line. */
+function causeWords(cause: Cause): string {
+  switch (cause.kind) {
+    case 'ref':
+      return `for ${cause.ref}`
+    case 'storage-target':
+      return 'for storage target'
+    case 'prune':
+    case 'parent':
+      return `by ${cause.kind}`
+  }
 }
