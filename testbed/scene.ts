@@ -7,6 +7,8 @@ import type { EngineInfo } from './engine'
 import { bedEnv } from './process'
 
 export const BUSYBOX = 'testbed/busybox:static'
+/** The label of the job records of `scope: job` (src/engine/records.ts). */
+export const JOB_RECORD_LABEL = 'io.github.docker-image-reclaim.job'
 const DOCKER = '/usr/bin/docker'
 const CLI_TIMEOUT_MS = 120_000
 const SETTLE_STEP_MS = 200
@@ -179,7 +181,12 @@ export class Scene {
     return this.buildContext(asList(tags), from, steps, { [blob]: randomBytes(opts.bytes ?? 100_000) })
   }
 
-  private async buildContext(tags: string[], from: string, steps: string[], files: Record<string, Buffer>): Promise<string> {
+  private async buildContext(
+    tags: string[],
+    from: string,
+    steps: string[],
+    files: Record<string, Buffer>
+  ): Promise<string> {
     await this.requireLocalBase(from)
     const ctx = await this.tempDir('ctx-')
     try {
@@ -214,10 +221,12 @@ export class Scene {
   /** Returns the repo digest (name@sha256:…) the engine recorded for the push. */
   async push(ref: string): Promise<string> {
     await this.docker(['push', ref])
-    const digests = (await apiJson<{ RepoDigests: string[] | null }>(this.socket, 'GET', `/images/${ref}/json`)).RepoDigests
+    const digests = (await apiJson<{ RepoDigests: string[] | null }>(this.socket, 'GET', `/images/${ref}/json`))
+      .RepoDigests
     const repo = repoOf(ref)
     const digest = real(digests).find(d => d.startsWith(`${repo}@`))
-    if (digest === undefined) throw new Error(`no RepoDigest for ${repo} after pushing ${ref}: ${JSON.stringify(digests)}`)
+    if (digest === undefined)
+      throw new Error(`no RepoDigest for ${repo} after pushing ${ref}: ${JSON.stringify(digests)}`)
     return digest
   }
 
@@ -327,7 +336,8 @@ export class Scene {
     for (let attempt = 1; ; attempt++) {
       const res = await api(this.socket, 'GET', '/images/json?all=1')
       if (res.status === 200) return JSON.parse(res.body) as ApiImage[]
-      if ((res.status !== 404 && res.status !== 500) || attempt === LIST_ATTEMPTS) throw new Error(`GET /images/json answered ${res.status}: ${res.body.trim()}`)
+      if ((res.status !== 404 && res.status !== 500) || attempt === LIST_ATTEMPTS)
+        throw new Error(`GET /images/json answered ${res.status}: ${res.body.trim()}`)
     }
   }
 
@@ -338,6 +348,17 @@ export class Scene {
 
   async layersSize(): Promise<number> {
     return this.settled()
+  }
+
+  /** The job records `scope: job` leaves on the engine (volumes with its label): name to labels. */
+  async jobRecords(): Promise<Map<string, Record<string, string>>> {
+    const filters = encodeURIComponent(JSON.stringify({ label: [JOB_RECORD_LABEL] }))
+    const answer = await apiJson<{ Volumes: { Name: string; Labels: Record<string, string> | null }[] | null }>(
+      this.socket,
+      'GET',
+      `/volumes?filters=${filters}`
+    )
+    return new Map((answer.Volumes ?? []).map(v => [v.Name, v.Labels ?? {}]))
   }
 
   private async rawLayersSize(): Promise<number> {
@@ -379,7 +400,9 @@ export class Scene {
   async diskBytes(): Promise<number> {
     if (this.info?.imageStore === 'containerd') await this.settled()
     const out = await new Promise<string>((resolve, reject) => {
-      execFile('du', ['-sbx', this.dataRoot], (err, stdout, stderr) => (err ? reject(new Error(`du: ${stderr}`)) : resolve(stdout)))
+      execFile('du', ['-sbx', this.dataRoot], (err, stdout, stderr) =>
+        err ? reject(new Error(`du: ${stderr}`)) : resolve(stdout)
+      )
     })
     return Number(out.split(/\s/)[0])
   }
@@ -399,6 +422,8 @@ export class Scene {
     }
     const left = (await this.images()).filter(i => !keep.has(i.id))
     if (left.length > 0) throw new Error(`wipe left images behind: ${JSON.stringify(left)}`)
+    // A job record left by one test would make every later post step leave its images to that job.
+    for (const name of (await this.jobRecords()).keys()) await this.remove(`/volumes/${name}`)
     await this.untagKeptExtras(keep)
   }
 
@@ -451,6 +476,8 @@ function oldConfig(created: string, diffId: string): object {
 
 function tar(args: string[]): Promise<void> {
   return new Promise((resolve, reject) => {
-    execFile('tar', args, (err, _stdout, stderr) => (err ? reject(new Error(`tar ${args.join(' ')}: ${stderr}`)) : resolve()))
+    execFile('tar', args, (err, _stdout, stderr) =>
+      err ? reject(new Error(`tar ${args.join(' ')}: ${stderr}`)) : resolve()
+    )
   })
 }

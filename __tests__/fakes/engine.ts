@@ -5,6 +5,7 @@ import { Ledger } from '../../src/plan/ledger'
 import type { Container, EngineState, Image, ImageStore, Layer, Share } from '../../src/plan/model'
 import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
 import { Simulation, type Outcome } from '../../src/plan/simulation'
+import type { JobIdentity, JobRecord, Leftovers } from '../../src/plan/jobs'
 import type { OpenEngine } from '../../src/run/open'
 
 /** One image as a one-step `docker build` makes it: a layer of `bytes` on top of its base's layers. */
@@ -39,6 +40,10 @@ export class FakeEngine implements Engine {
   private readonly containerList: Container[] = []
   private readonly layers = new Map<string, Layer[]>()
   private readonly lastTagged = new Map<string, number>()
+  /** The engine's clock: the machine's unless a test sets another. */
+  now: () => number = Date.now
+  /** Job records, by name: what `docker volume ls` would show of them. */
+  readonly records = new Map<string, JobRecord>()
   private away = false
   private removalsLeft = Infinity
   private serial = 0
@@ -77,7 +82,7 @@ export class FakeEngine implements Engine {
       parentId: base?.id ?? '',
       tags: [],
       digests: [],
-      created: options.created ?? Date.now(),
+      created: options.created ?? this.now(),
       size: chain.reduce((sum, layer) => sum + layer.size, 0),
       labels: options.labels ?? {}
     })
@@ -99,7 +104,7 @@ export class FakeEngine implements Engine {
     const familiar = familiarTag(tag)
     for (const other of this.list) other.tags = other.tags.filter(t => t !== familiar)
     image.tags.push(familiar)
-    this.lastTagged.set(image.id, Date.now())
+    this.lastTagged.set(image.id, this.now())
   }
 
   /** A container of the image: running, or stopped. */
@@ -107,7 +112,7 @@ export class FakeEngine implements Engine {
     const found = this.find(image)
     if (!found) throw new Error(`no image ${image} to run`)
     const id = hash(`container ${++this.serial}`)
-    this.containerList.push({ id, imageId: found.id, running: options.running, created: Date.now() })
+    this.containerList.push({ id, imageId: found.id, running: options.running, created: this.now() })
     return id
   }
 
@@ -198,6 +203,34 @@ export class FakeEngine implements Engine {
   async dataRoot(): Promise<string> {
     this.answer()
     return this.root
+  }
+
+  async clock(): Promise<number> {
+    this.answer()
+    return this.now()
+  }
+
+  async jobRecords(): Promise<JobRecord[]> {
+    this.answer()
+    return [...this.records.values()].map(record => ({ ...record }))
+  }
+
+  async addJobRecord(
+    name: string,
+    job: JobIdentity,
+    ended?: { startedAt: number; left: Leftovers }
+  ): Promise<JobRecord> {
+    this.answer()
+    // Docker stamps a volume with whole seconds.
+    const startedAt = ended?.startedAt ?? Math.floor(this.now() / 1000) * 1000
+    const record = { name, job, startedAt, left: ended?.left }
+    this.records.set(name, record)
+    return { ...record }
+  }
+
+  async removeJobRecord(name: string): Promise<void> {
+    this.answer()
+    this.records.delete(name)
   }
 
   private state(): EngineState {

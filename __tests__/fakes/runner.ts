@@ -18,11 +18,12 @@ export interface StepRun {
   summary: string
 }
 
-/** Runs `work` as one step, given its inputs and the state an earlier step saved. */
+/** Runs `work` as one step, given its inputs, the state an earlier step saved, and more of the runner's variables. */
 export type RunStep = (
   inputs: Record<string, string>,
   work: () => Promise<void>,
-  state?: Record<string, string>
+  state?: Record<string, string>,
+  env?: Record<string, string>
 ) => Promise<StepRun>
 
 const STEP_VARIABLE = /^(INPUT_|STATE_|GITHUB_OUTPUT$|GITHUB_STATE$|GITHUB_STEP_SUMMARY$)/
@@ -41,7 +42,7 @@ export function stepsInProcess(): RunStep {
   afterAll(async () => {
     await rm(dir, { recursive: true, force: true })
   })
-  return async (inputs, work, state = {}) => {
+  return async (inputs, work, state = {}, env = {}) => {
     const files = {
       GITHUB_OUTPUT: join(dir, 'output'),
       GITHUB_STATE: join(dir, 'state'),
@@ -49,7 +50,7 @@ export function stepsInProcess(): RunStep {
     }
     for (const file of Object.values(files)) await writeFile(file, '')
     const stateEnv = Object.fromEntries(Object.entries(state).map(([name, value]) => [`STATE_${name}`, value]))
-    const { log, failed } = await withStepEnv({ ...(await inputEnv(inputs)), ...files, ...stateEnv }, work)
+    const { log, failed } = await withStepEnv({ ...env, ...(await inputEnv(inputs)), ...files, ...stateEnv }, work)
     return {
       failed,
       log,

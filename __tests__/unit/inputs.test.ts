@@ -57,6 +57,7 @@ describe('parseSettings: defaults', () => {
       dockerHost: '',
       summary: true,
       scope: 'all',
+      jobTimeout: 6 * 3_600_000,
       untagAdded: false,
       timeout: 60_000
     })
@@ -71,7 +72,9 @@ describe('parseSettings: defaults', () => {
   })
 
   test.each(['0', '-5s', 'soon', '10'])('timeout %s is refused, naming the input', value => {
-    expect(() => settings({ timeout: value })).toThrow(`Input "timeout" must be a positive duration such as 30s, 2m or 1m30s, not "${value}".`)
+    expect(() => settings({ timeout: value })).toThrow(
+      `Input "timeout" must be a positive duration such as 30s, 2m or 1m30s, not "${value}".`
+    )
   })
 
   test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all', boolean]>([
@@ -87,6 +90,20 @@ describe('parseSettings: defaults', () => {
 
   test.each(['jobs', 'ALL', 'step'])('scope %s is refused, naming the input', value => {
     expect(() => settings({ scope: value })).toThrow(`Input "scope" must be all or job, not "${value}".`)
+  })
+
+  test.each([
+    ['3d', 3 * 24 * 3_600_000],
+    ['90m', 90 * 60_000],
+    [' 12h ', 12 * 3_600_000]
+  ])('job-timeout %s is %d ms', (value, ms) => {
+    expect(settings({ 'job-timeout': value }).jobTimeout).toBe(ms)
+  })
+
+  test.each(['0s', 'soon', '-1h', '6'])('job-timeout %s is refused, naming the input', value => {
+    expect(() => settings({ 'job-timeout': value })).toThrow(
+      `Input "job-timeout" must be a positive duration such as 6h, 90m or 3d, not "${value}".`
+    )
   })
 
   test.each<[Partial<RawInputs>, 'none' | 'dangling' | 'all']>([
@@ -124,14 +141,17 @@ describe('parseSettings: refs and keep', () => {
     ])
   })
 
-  test.each([['refs'], ['keep']] as const)('a bad %s entry throws one sentence naming the input and the accepted forms', input => {
-    const error = errorOf({ [input]: 'good:1\nApp:1' })
-    expectOneSentence(error.message, input)
-    expect(error.message).toContain('"App:1"')
-    expect(error.message).toMatch(/ID/)
-    expect(error.message).toMatch(/name:tag/)
-    expect(error.message).toMatch(/pattern/)
-  })
+  test.each([['refs'], ['keep']] as const)(
+    'a bad %s entry throws one sentence naming the input and the accepted forms',
+    input => {
+      const error = errorOf({ [input]: 'good:1\nApp:1' })
+      expectOneSentence(error.message, input)
+      expect(error.message).toContain('"App:1"')
+      expect(error.message).toMatch(/ID/)
+      expect(error.message).toMatch(/name:tag/)
+      expect(error.message).toMatch(/pattern/)
+    }
+  )
 
   test.each([['../containers/x'], ['a/../b'], ['%2F'], ['x?y#']])('refs %j is rejected', text => {
     expectOneSentence(errorOf({ refs: text }).message, 'refs')
@@ -233,15 +253,20 @@ describe('parseSettings: docker-host', () => {
     expect(settings({ 'docker-host': text }).dockerHost).toBe(expected)
   })
 
-  test.each([['ftp://host'], ['/var/run/docker.sock'], ['host:2375'], ['unix://'], ['tcp:/host'], ['file:///tmp/sock'], ['UNIX:///x']])(
-    '%j is rejected',
-    text => {
-      const error = errorOf({ 'docker-host': text })
-      expectOneSentence(error.message, 'docker-host')
-      expect(error.message).toMatch(/unix:\/\//)
-      expect(error.message).toMatch(/tcp:\/\//)
-    }
-  )
+  test.each([
+    ['ftp://host'],
+    ['/var/run/docker.sock'],
+    ['host:2375'],
+    ['unix://'],
+    ['tcp:/host'],
+    ['file:///tmp/sock'],
+    ['UNIX:///x']
+  ])('%j is rejected', text => {
+    const error = errorOf({ 'docker-host': text })
+    expectOneSentence(error.message, 'docker-host')
+    expect(error.message).toMatch(/unix:\/\//)
+    expect(error.message).toMatch(/tcp:\/\//)
+  })
 })
 
 describe('error messages never carry raw control characters', () => {
@@ -264,7 +289,7 @@ describe('error messages never carry raw control characters', () => {
   })
 })
 
-describe('getSettings reads the runner\'s INPUT_* variables', () => {
+describe("getSettings reads the runner's INPUT_* variables", () => {
   function setInput(name: string, value: string | undefined): void {
     const key = `INPUT_${name.replace(/ /g, '_').toUpperCase()}`
     if (value === undefined) delete process.env[key]

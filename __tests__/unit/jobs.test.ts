@@ -34,7 +34,7 @@ const snapshot = (entries: Record<string, string[]>): Snapshot =>
   new Map(Object.entries(entries).map(([id, refs]) => [id, new Set(refs)]))
 
 describe('overlap sorts the other records on the engine', () => {
-  test('running ones earliest first; ended ones apart; past the expiry, either kind has expired', () => {
+  test('running ones earliest first; ended ones apart, however old; past the expiry, running ones have expired', () => {
     const own = record('own', T0)
     const late = record('late', T0 + 60_000)
     const early = record('early', T0 - 60_000)
@@ -43,8 +43,8 @@ describe('overlap sorts the other records on the engine', () => {
     const deadEnded = record('dead-ended', T0 - 7 * HOUR, { images: [], tags: {} })
     const result = overlap('own', [late, own, dead, ended, early, deadEnded], T0 + HOUR, 6 * HOUR)
     expect(result.running.map(r => r.name)).toEqual(['early', 'late'])
-    expect(result.ended.map(r => r.name)).toEqual(['ended'])
-    expect(result.expired.map(r => r.name).sort()).toEqual(['dead', 'dead-ended'])
+    expect(result.ended.map(r => r.name).sort()).toEqual(['dead-ended', 'ended'])
+    expect(result.expired.map(r => r.name)).toEqual(['dead'])
   })
 
   test('a job alone on the engine sees nobody', () => {

@@ -2,9 +2,12 @@ import * as core from '@actions/core'
 import { getSettings } from './inputs'
 import { actionLog } from './log'
 import { openEngine, type OpenEngine } from '../run/open'
-import { reclaim, snapshotImages } from '../run/reclaim'
+import { reclaim } from '../run/reclaim'
 import { publish } from './publish'
-import { saveSnapshot } from './state'
+import { recordName } from '../engine/records'
+import { beginJob } from '../run/jobs'
+import { currentJob } from './job'
+import { saveRecordName, saveSnapshot } from './state'
 
 /** The main step: remove what was asked, or in job scope only record what is there. */
 export async function main(open: OpenEngine = openEngine): Promise<void> {
@@ -12,7 +15,12 @@ export async function main(open: OpenEngine = openEngine): Promise<void> {
     const settings = getSettings()
     const engine = await open(settings, actionLog)
     if (settings.scope === 'job') {
-      saveSnapshot(await snapshotImages(engine, actionLog))
+      const job = currentJob()
+      // Saved before the record is made, so that the post step can remove a record made by a
+      // main step that failed after it.
+      const name = recordName(job)
+      saveRecordName(name)
+      saveSnapshot((await beginJob(engine, name, job, actionLog)).snapshot)
       return
     }
     const result = await reclaim(engine, settings, actionLog)

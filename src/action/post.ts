@@ -5,9 +5,9 @@ import type { Settings } from '../settings/settings'
 import { getSettings } from './inputs'
 import { actionLog } from './log'
 import { openEngine, type OpenEngine } from '../run/open'
-import { reclaim } from '../run/reclaim'
 import { publish } from './publish'
-import { loadSnapshot } from './state'
+import { endJob } from '../run/jobs'
+import { loadRecordName, loadSnapshot } from './state'
 
 /**
  * The post step of `scope: job`: removes what the job added. It runs after
@@ -26,7 +26,7 @@ export async function post(open: OpenEngine = openEngine): Promise<void> {
       return
     }
     const engine = await open(settings, actionLog)
-    const result = await reclaim(engine, { ...settings, preexisting }, actionLog)
+    const result = await endJob(engine, settings, { record: loadRecordName(), snapshot: preexisting }, actionLog)
     await publish(result, settings)
   } catch (error) {
     if (error instanceof EngineError) return core.warning(`${error.message} The post step removed nothing more.`)

@@ -3,6 +3,7 @@ import type { Snapshot } from '../plan/model'
 
 const POST = 'isPost'
 const SNAPSHOT = 'snapshot'
+const RECORD = 'record'
 
 /** The post step sees what the main step saved; the main step never does. */
 export const isPost = core.getState(POST) === 'true'
@@ -14,6 +15,15 @@ export function markMainStarted(): void {
 
 export function saveSnapshot(snapshot: Snapshot): void {
   core.saveState(SNAPSHOT, JSON.stringify(Object.fromEntries([...snapshot].map(([id, refs]) => [id, [...refs]]))))
+}
+
+/** The name of the job's record on the engine, saved before the record is made. */
+export function saveRecordName(name: string): void {
+  core.saveState(RECORD, name)
+}
+
+export function loadRecordName(): string | undefined {
+  return core.getState(RECORD) || undefined
 }
 
 /** The images present when the main step ran, or undefined when none was recorded or it is unreadable. */

@@ -80,6 +80,7 @@ function inputsOf(flags: Flags): RawInputs {
     'docker-host': flags['docker-host'] ?? '',
     summary: 'false',
     scope: 'all',
+    'job-timeout': '',
     timeout: flags.timeout ?? ''
   }
 }

@@ -11,7 +11,9 @@ import {
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
+import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
 import type { Container, Image, ImageStore } from '../plan/model'
+import { JOB_LABEL, recordLabels, recordOf, RECORD_PREFIX, type Volume } from './records'
 import { EngineError, type Details, type DiskUsage, type Engine, type FirstList, type RemovedItem } from './engine'
 
 /** The part of `GET /images/{id}/json` read here (the typings lack Metadata). */
@@ -275,6 +277,36 @@ class DockerEngine implements Engine {
     if (!info.DockerRootDir)
       throw new EngineError('the engine does not say where it keeps its data (no DockerRootDir in /info)')
     return info.DockerRootDir
+  }
+
+  async clock(): Promise<number> {
+    const info = await this.call(() => this.docker.info() as Promise<{ SystemTime?: string }>)
+    const now = Date.parse(info.SystemTime ?? '')
+    if (!(now > 0)) throw new EngineError('the engine does not say what time it is (no SystemTime in /info)')
+    return now
+  }
+
+  async jobRecords(): Promise<JobRecord[]> {
+    const answer = await this.read(() => this.docker.listVolumes({ filters: { label: [JOB_LABEL] } }))
+    return ((answer.Volumes ?? []) as Volume[]).flatMap(volume => recordOf(volume) ?? [])
+  }
+
+  async addJobRecord(
+    name: string,
+    job: JobIdentity,
+    ended?: { startedAt: number; left: Leftovers }
+  ): Promise<JobRecord> {
+    if (!name.startsWith(RECORD_PREFIX)) throw new EngineError(`refusing to name a job record "${name}"`)
+    await this.call(() => this.docker.createVolume({ Name: name, Labels: recordLabels(job, ended) }))
+    const volume = (await this.call(() => this.docker.getVolume(name).inspect())) as Volume
+    const record = recordOf(volume)
+    if (!record) throw new EngineError(`the engine did not keep the job record ${name} as it was made`)
+    return record
+  }
+
+  async removeJobRecord(name: string): Promise<void> {
+    if (!name.startsWith(RECORD_PREFIX)) throw new EngineError(`refusing to remove "${name}", which is no job record`)
+    await this.unlessGone(() => this.docker.getVolume(name).remove())
   }
 
   /**

@@ -1,3 +1,4 @@
+import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
 import type { Container, Image, ImageStore, Layer, Share } from '../plan/model'
 
 /** The only part of the Engine API the action uses. */
@@ -29,6 +30,14 @@ export interface Engine {
   usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
+  /** The engine's clock now, in milliseconds: job records are judged by it, never by a runner's. */
+  clock(): Promise<number>
+  /** The job records on the engine (`scope: job`), leaving out any that are damaged. */
+  jobRecords(): Promise<JobRecord[]>
+  /** Leaves a job's record, stamped with the engine's time unless it ended and says when it began. */
+  addJobRecord(name: string, job: JobIdentity, ended?: { startedAt: number; left: Leftovers }): Promise<JobRecord>
+  /** Removes a job's record; one already gone is no error. */
+  removeJobRecord(name: string): Promise<void>
 }
 
 export interface Details {

@@ -46,15 +46,16 @@ export interface Overlap {
 }
 
 /**
- * Sorts the records on the engine from the point of view of the job named `own`. A record older
- * than `expiryMs` by the engine's clock has expired, running or ended.
+ * Sorts the records on the engine from the point of view of the job named `own`. A running job's
+ * record older than `expiryMs` by the engine's clock has expired: the job died without its post
+ * step. An ended job's record never expires: what it left waits for the last job, however late.
  */
 export function overlap(own: string, records: JobRecord[], now: number, expiryMs: number): Overlap {
   const result: Overlap = { running: [], ended: [], expired: [] }
   for (const record of records) {
     if (record.name === own) continue
-    if (now - record.startedAt > expiryMs) result.expired.push(record)
-    else if (record.left) result.ended.push(record)
+    if (record.left) result.ended.push(record)
+    else if (now - record.startedAt > expiryMs) result.expired.push(record)
     else result.running.push(record)
   }
   result.running.sort((a, b) => a.startedAt - b.startedAt || (a.name < b.name ? -1 : 1))

@@ -67,6 +67,7 @@ export type SkipReason =
   | 'has-children'
   | 'kept'
   | 'too-recent'
+  | 'other-job'
   | 'error'
 
 /** Why an image stays: the engine's refusal, or a rule of ours. */

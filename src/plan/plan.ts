@@ -94,6 +94,8 @@ export interface Plan {
   storage: Storage
   /** The engine as the plan found it, to price what the engine reports deleted. */
   state: EngineState
+  /** Job scope on a shared engine: what this job leaves to the others still running (jobs.ts heldKey). */
+  leftForOthers: string[]
 }
 
 /** A request before the simulation says what it does: by ID when `target` is the image's ID. */
@@ -107,7 +109,10 @@ export function plan(state: EngineState, selection: Selection, now: number): Pla
   const sim = new Simulation(state)
   const resolver = new Resolver(sim)
   const protection = new Protection(state, sim, resolver, selection, now)
-  return new Planner(state, selection, sim, resolver, protection).run()
+  return {
+    ...new Planner(state, selection, sim, resolver, protection).run(),
+    leftForOthers: [...protection.held.keys()]
+  }
 }
 
 /**
@@ -172,7 +177,7 @@ class Planner {
     this.storedBefore = sim.storedBytes()
   }
 
-  run(): Plan {
+  run(): Omit<Plan, 'leftForOthers'> {
     for (const spec of this.selection.refs) this.removeSpec(spec)
     if (this.selection.untagAdded) this.untagAdded()
     if (this.selection.prune !== 'none') this.prune(this.selection.prune)

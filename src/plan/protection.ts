@@ -6,6 +6,7 @@ import { lastUse, newestPerRepository, type AgeBasis } from './usage'
 import type { EngineState, Image, Refusal, Snapshot } from './model'
 import type { Resolver } from './resolver'
 import type { Simulation } from './simulation'
+import { describeJob, heldItems, heldKey, type JobRecord } from './jobs'
 
 /** The settings that decide which images may go at all, whatever asked for them. */
 export interface ProtectionSettings {
@@ -22,6 +23,11 @@ export interface ProtectionSettings {
   keepLast?: number
   /** What "recent" means for keep-duration and keep-last; the default is `created`. */
   ageBasis?: AgeBasis
+  /**
+   * Job scope on a shared engine: the other jobs still running. What appeared while one of them
+   * ran may be theirs, and stays for the last job to finish (jobs.ts).
+   */
+  otherJobs?: JobRecord[]
 }
 
 /**
@@ -38,6 +44,8 @@ export class Protection {
   private readonly kept: Set<string>
   private readonly keptLast: Map<string, string>
   private readonly anchors: Anchors
+  /** Additions another running job may have made, by heldKey, with that job. */
+  readonly held: Map<string, JobRecord>
 
   /** `resolver` must see the engine as the plan found it: no removal played yet. */
   constructor(
@@ -58,6 +66,8 @@ export class Protection {
     this.kept = new Set(keep.flatMap(spec => resolver.every(spec)))
     this.keptLast = keepLast ? newestPerRepository(state.images, keepLast, age) : new Map()
     this.anchors = anchorsOf(filters, resolver, images)
+    const { preexisting, otherJobs } = settings
+    this.held = preexisting && otherJobs ? heldItems(state, preexisting, otherJobs) : new Map()
   }
 
   /** Whether the filters select the image. */
@@ -70,6 +80,8 @@ export class Protection {
     const container = this.sim.usedBy(id).find(c => c.running)
     if (container)
       return { reason: 'in-use', message: `image is being used by running container ${shortId(container.id)}` }
+    const job = this.held.get(heldKey(id))
+    if (job) return otherJob(job)
     if (this.kept.has(id)) return { reason: 'kept', message: 'matches an input "keep" entry' }
     const repo = this.keptLast.get(id)
     if (repo)
@@ -99,6 +111,8 @@ export class Protection {
   olderThanJob(id: string, byName: string | undefined): Refusal | undefined {
     if (!this.preexisting(id)) return undefined
     if (!byName || this.preexisting(id, byName)) return kept('was on the engine before the job started')
+    const job = this.held.get(heldKey(id, byName))
+    if (job) return otherJob(job)
     const others = this.sim.refs(id).filter(ref => ref !== byName && !isSameRepoDigest(ref, byName))
     if (others.length > 0 || (this.sim.hasChildren(id) && this.sim.rules.childrenKeep)) return undefined
     return kept('the job tagged an image that was on the engine before it, and untagging its last tag would delete it')
@@ -129,6 +143,11 @@ function anchorsOf(filters: Filters, resolver: Resolver, images: Map<string, Ima
 }
 
 const kept = (message: string): Refusal => ({ reason: 'kept', message })
+
+const otherJob = (job: JobRecord): Refusal => ({
+  reason: 'other-job',
+  message: `appeared since ${describeJob(job.job)} began, which is still running and may have made it: the last job on this engine to finish removes it`
+})
 
 /** A digest reference the engine drops along with the last tag of its repository. */
 function isSameRepoDigest(ref: string, tag: string): boolean {

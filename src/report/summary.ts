@@ -24,6 +24,7 @@ const SKIP_WORDS: Record<SkipReason, string> = {
   'has-children': 'Other images are built on it',
   kept: 'Kept by a keep rule',
   'too-recent': 'Newer than keep-duration',
+  'other-job': 'Left for another job that is still running on this engine',
   error: 'The engine refused'
 }
 
@@ -161,7 +162,10 @@ function skipDetail(reason: SkipReason, message: string): string {
   if ((reason === 'in-use' || reason === 'in-use-stopped') && container) return `container <code>${container}</code>`
   // A not-found is either the planner's "No such image" or a race with another process.
   const worthSaying =
-    reason === 'error' || reason === 'ambiguous' || (reason === 'not-found' && !message.startsWith('No such image'))
+    reason === 'error' ||
+    reason === 'ambiguous' ||
+    reason === 'other-job' ||
+    (reason === 'not-found' && !message.startsWith('No such image'))
   return worthSaying && message ? escape(message) : ''
 }
 

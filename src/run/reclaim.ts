@@ -39,6 +39,8 @@ export interface Result {
   now: number
   /** Set when the engine went away part-way: the step must fail after reporting what it did. */
   interrupted?: string
+  /** Job scope on a shared engine: what this job leaves to the others still running (plan/jobs.ts heldKey). */
+  leftForOthers: string[]
 }
 
 export interface TargetResult extends Targets {
@@ -66,7 +68,7 @@ export async function snapshotImages(engine: Engine, log: Log): Promise<Snapshot
 /** The whole job on an open engine: read it, plan, remove, and account for it. */
 export async function reclaim(
   engine: Engine,
-  settings: Settings & Pick<Selection, 'preexisting'>,
+  settings: Settings & Pick<Selection, 'preexisting' | 'otherJobs'>,
   log: Log,
   now = Date.now()
 ): Promise<Result> {
@@ -168,6 +170,7 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
   try {
     const [images, containers] = await Promise.all([engine.images(), engine.containers()])
     const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
+    if (settings.preexisting && settings.otherJobs?.length) await readAppearances(engine, state, settings.preexisting)
     if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
     // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
     // once something is to be deleted.
@@ -185,6 +188,20 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
   } finally {
     early?.abort()
   }
+}
+
+/**
+ * When each image the job did not find was made and last tagged, and when each image it found was
+ * last tagged if it has a tag the job did not find: whether another running job may have made them
+ * turns on it (plan/jobs.ts). One inspect each, for the job's additions only.
+ */
+async function readAppearances(engine: Engine, state: EngineState, preexisting: Snapshot): Promise<void> {
+  const added = state.images.filter(image => {
+    const before = preexisting.get(image.id)
+    return !before || [...image.tags, ...image.digests].some(ref => !before.has(ref))
+  })
+  const { lastTagged, createdAt } = await engine.details(added)
+  Object.assign(state, { lastTagged, createdAt })
 }
 
 /**
@@ -278,6 +295,7 @@ function summarize(
     skipped,
     rows,
     interrupted: execution.interrupted,
+    leftForOthers: planned.leftForOthers,
     ...extra
   }
 }

@@ -17,6 +17,8 @@ export interface Settings extends Selection {
   summary: boolean
   /** `job`: the main step records the images present, the post step removes only what the job added. */
   scope: 'all' | 'job'
+  /** Milliseconds after which a job's record on the engine no longer protects its images. */
+  jobTimeout: number
   /** Milliseconds the engine may take to answer one request (retries included). */
   timeout: number
 }
@@ -39,6 +41,7 @@ export const INPUT_NAMES = [
   'docker-host',
   'summary',
   'scope',
+  'job-timeout',
   'timeout'
 ] as const
 
@@ -72,6 +75,7 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     dockerHost: dockerHost(raw['docker-host']),
     summary: flag(raw.summary, 'summary', true),
     scope,
+    jobTimeout: jobTimeout(raw['job-timeout']),
     untagAdded: scope === 'job' && everything,
     timeout: timeout(raw.timeout)
   }
@@ -174,6 +178,17 @@ export function requireLocal(endpoint: string): void {
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000
+/** GitHub's default `timeout-minutes` for a job: no job runs longer unless its workflow says so. */
+const DEFAULT_JOB_TIMEOUT_MS = 6 * 3_600_000
+
+function jobTimeout(value: string): number {
+  const text = value.trim()
+  if (text === '') return DEFAULT_JOB_TIMEOUT_MS
+  const ms = parseDuration(text)
+  if (ms === undefined || ms <= 0)
+    return fail('job-timeout', `must be a positive duration such as 6h, 90m or 3d, not "${printable(text)}".`)
+  return ms
+}
 
 function timeout(value: string): number {
   const text = value.trim()
