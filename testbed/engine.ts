@@ -96,6 +96,15 @@ const SPECS: Record<Flavour, FlavourSpec> = {
   podman: { versionPrefix: '4.3.', imageStore: 'podman', buildkit: false }
 }
 
+/**
+ * From Docker 28.2 the containerd store's `/system/df` LayersSize counts the content blobs of the
+ * images beside every snapshot (moby commit f07242f6d7), so a new layer counts about twice there.
+ */
+export function layersSizeCountsBlobs(info: EngineInfo): boolean {
+  const [major, minor] = info.version.split('.').map(Number)
+  return info.imageStore === 'containerd' && (major > 28 || (major === 28 && minor >= 2))
+}
+
 export function isFlavour(name: string): name is Flavour {
   return (FLAVOURS as readonly string[]).includes(name)
 }

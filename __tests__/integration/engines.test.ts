@@ -3,7 +3,7 @@ import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { rawApi, upgradesToGrpc } from '../../testbed/api'
-import { flavourFromEnv, type ImageStore } from '../../testbed/engine'
+import { flavourFromEnv, layersSizeCountsBlobs, type ImageStore } from '../../testbed/engine'
 import { BUSYBOX } from '../../testbed/scene'
 import { bed } from './harness'
 
@@ -13,9 +13,7 @@ const MB = 1_000_000
 const store: ImageStore = engine.imageStore
 /** The engine's own newest API version: its native answer, not the bed's pinned v1.41. */
 const v = `/v${engine.apiVersion}`
-const [major, minor] = engine.version.split('.').map(Number)
-/** From Docker 28.2 the containerd store's LayersSize counts the images' content blobs beside the snapshots. */
-const contentInLayersSize = store === 'containerd' && (major > 28 || (major === 28 && minor >= 2))
+const contentInLayersSize = layersSizeCountsBlobs(engine)
 const onContainerd = store === 'containerd' ? test : test.skip
 const withBuildKit = engine.buildkit ? test : test.skip
 const withoutBuildKit = engine.buildkit ? test.skip : test
