@@ -6,8 +6,8 @@ const common = {
 }
 
 // The connection code does not depend on how the engine keeps images: the remote engines' suite,
-// which starts its own dockerd, runs with the two Docker versions only.
-const storeFlavours = ['podman', 'docker26-containerd']
+// which starts its own dockerd, runs with the overlay2 Docker flavours only.
+const storeFlavours = ['podman', 'docker26-containerd', 'docker28-containerd']
 const remoteOnlyWithDocker = storeFlavours.includes(process.env.RECLAIM_ENGINE ?? '') ? ['/remote\\.test\\.ts$'] : []
 
 export default {

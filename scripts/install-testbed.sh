@@ -2,10 +2,13 @@
 # Installs what the integration test bed needs on Debian bookworm, as root, for every engine
 # flavour the suite runs against (testbed/ENGINES.md):
 #   docker20, the bookworm docker.io package;
-#   docker26 and docker26-containerd, the dockerd of Debian trixie's docker.io package, fetched
-#     with `apt-get download` through a private, temporary apt configuration (the machine's own
-#     sources are neither read nor changed) and unpacked with `dpkg -x` into $DOCKER26_DIR; it
-#     runs with bookworm's containerd, runc and tini (docker-init), which docker.io brings;
+#   docker26 and docker26-containerd, the dockerd of Debian trixie's docker.io package, and
+#     docker28 and docker28-containerd, that of sid's, with sid's docker-buildx (the BuildKit
+#     client plugin the bed's docker CLI runs against every Docker flavour): each fetched with
+#     `apt-get download` through a private, temporary apt configuration (the machine's own
+#     sources are neither read nor changed) and unpacked with `dpkg -x` into $DOCKER26_DIR and
+#     $DOCKER28_DIR; they run with bookworm's containerd, runc and tini (docker-init), which
+#     docker.io brings;
 #   podman, the bookworm podman package (with conmon, containers-common and the CNI plugins);
 #   for the ssh:// tests, openssh-client (ssh-keygen, ssh-agent, ssh-add) and bookworm's sshd,
 #     fetched with `apt-get download` (openssh-server and libwrap0) and unpacked with `dpkg -x`
@@ -16,10 +19,9 @@ set -euo pipefail
 
 PACKAGES=(docker.io docker-registry busybox-static podman openssh-client)
 POLICY=/usr/sbin/policy-rc.d
-# Where the trixie dockerd is unpacked; testbed/engine.ts reads the same default.
+# Where the trixie and sid dockerds are unpacked; testbed/engine.ts reads the same defaults.
 DOCKER26_DIR=${RECLAIM_DOCKER26_DIR:-/opt/reclaim-testbed/docker26}
-DOCKER26_SUITE=trixie
-DOCKER26_MAJOR=26
+DOCKER28_DIR=${RECLAIM_DOCKER28_DIR:-/opt/reclaim-testbed/docker28}
 # Where bookworm's sshd is unpacked; testbed/sshd.ts reads the same default.
 OPENSSH_DIR=${RECLAIM_OPENSSH_DIR:-/opt/reclaim-testbed/openssh}
 
@@ -67,24 +69,38 @@ else
   trap - EXIT
 fi
 
-# The trixie dockerd, unpacked once per machine. A finished unpack leaves VERSION behind, so an
-# interrupted one is redone.
-docker26_ok() {
-  [[ -s $DOCKER26_DIR/VERSION && -x $DOCKER26_DIR/root/usr/sbin/dockerd ]] &&
-    "$DOCKER26_DIR/root/usr/sbin/dockerd" --version | grep -q "version ${DOCKER26_MAJOR}\."
+# A newer dockerd (and, for docker28, sid's buildx plugin), unpacked once per machine.
+# newer_docker_ok DIR MAJOR PACKAGE...: the unpack finished (VERSION is written last, so an
+# interrupted one is redone), its dockerd is of that major version, and PACKAGES lists every
+# package beyond the first (docker.io, whose version is VERSION).
+newer_docker_ok() {
+  local dir=$1 major=$2 pkg
+  shift 2
+  [[ -s $dir/VERSION && -x $dir/root/usr/sbin/dockerd ]] &&
+    "$dir/root/usr/sbin/dockerd" --version | grep -q "version ${major}\." || return 1
+  for pkg in "${@:2}"; do
+    grep -q "^$pkg=" "$dir/PACKAGES" 2>/dev/null || return 1
+  done
 }
 
-if docker26_ok; then
-  echo "install-testbed: docker.io $(cat "$DOCKER26_DIR/VERSION") from $DOCKER26_SUITE already unpacked in $DOCKER26_DIR"
-else
+# unpack_newer_docker DIR SUITE MAJOR PACKAGE...: `apt-get download`s the packages from the Debian
+# SUITE through a private, temporary apt configuration and unpacks them with `dpkg -x` into
+# DIR/root; the first must be docker.io of that major version.
+unpack_newer_docker() {
+  local dir=$1 suite=$2 major=$3
+  shift 3
+  if newer_docker_ok "$dir" "$major" "$@"; then
+    echo "install-testbed: docker.io $(cat "$dir/VERSION") from $suite already unpacked in $dir"
+    return
+  fi
   apt_dir=$(mktemp -d /tmp/reclaim-apt-XXXXXX)
   cleanup_apt() { rm -rf "$apt_dir"; }
   trap cleanup_apt EXIT
   mkdir -p "$apt_dir/lists/partial" "$apt_dir/cache/archives/partial" "$apt_dir/download"
   printf 'deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian %s main\n' \
-    "$DOCKER26_SUITE" >"$apt_dir/sources.list"
+    "$suite" >"$apt_dir/sources.list"
   # Only this private list, lists directory and cache: the machine's apt state stays as it was.
-  apt_opts=(
+  local apt_opts=(
     -o "Dir::Etc::sourcelist=$apt_dir/sources.list"
     -o "Dir::Etc::sourceparts=-"
     -o "Dir::State::Lists=$apt_dir/lists"
@@ -94,21 +110,32 @@ else
   # apt drops to the _apt user to download; it must be able to write there.
   chown -R _apt:root "$apt_dir" 2>/dev/null || true
   apt-get "${apt_opts[@]}" update
-  version=$(apt-cache "${apt_opts[@]}" show --no-all-versions docker.io | sed -n 's/^Version: //p' | head -n1)
-  if [[ $version != "$DOCKER26_MAJOR".* ]]; then
-    echo "install-testbed: $DOCKER26_SUITE's docker.io is '$version', not $DOCKER26_MAJOR.x" >&2
+  local pkg version pinned=()
+  for pkg in "$@"; do
+    version=$(apt-cache "${apt_opts[@]}" show --no-all-versions "$pkg" | sed -n 's/^Version: //p' | head -n1)
+    [[ -n $version ]] || { echo "install-testbed: $suite has no $pkg" >&2; exit 1; }
+    pinned+=("$pkg=$version")
+  done
+  version=${pinned[0]#*=}
+  if [[ ${pinned[0]} != docker.io=* || $version != "$major".* ]]; then
+    echo "install-testbed: $suite's ${pinned[0]} is not docker.io $major.x" >&2
     exit 1
   fi
-  (cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download "docker.io=$version")
-  rm -rf "$DOCKER26_DIR"
-  mkdir -p "$DOCKER26_DIR"
-  dpkg -x "$apt_dir"/download/docker.io_*.deb "$DOCKER26_DIR/root"
-  echo "$version" >"$DOCKER26_DIR/VERSION"
+  (cd "$apt_dir/download" && apt-get "${apt_opts[@]}" download "${pinned[@]}")
+  rm -rf "$dir"
+  mkdir -p "$dir"
+  for pkg in "$@"; do dpkg -x "$apt_dir/download/${pkg}_"*.deb "$dir/root"; done
+  printf '%s\n' "${pinned[@]}" >"$dir/PACKAGES"
+  echo "$version" >"$dir/VERSION"
   cleanup_apt
   trap - EXIT
-  docker26_ok || { echo "install-testbed: unpacked dockerd in $DOCKER26_DIR does not run" >&2; exit 1; }
-  echo "install-testbed: unpacked docker.io $version from $DOCKER26_SUITE into $DOCKER26_DIR"
-fi
+  newer_docker_ok "$dir" "$major" "$@" || { echo "install-testbed: unpacked dockerd in $dir does not run" >&2; exit 1; }
+  echo "install-testbed: unpacked ${pinned[*]} from $suite into $dir"
+}
+
+unpack_newer_docker "$DOCKER26_DIR" trixie 26 docker.io
+# docker-buildx: the BuildKit client the bed's docker CLI runs as a plugin, for every Docker flavour.
+unpack_newer_docker "$DOCKER28_DIR" sid 28 docker.io docker-buildx
 
 openssh_ok() {
   [[ -x $OPENSSH_DIR/root/usr/sbin/sshd ]] &&
@@ -140,4 +167,5 @@ for sock in /run/containerd/containerd.sock /run/docker.sock /run/podman/podman.
   fi
 done
 
-echo "install-testbed: ready ($(/usr/sbin/dockerd --version | sed 's/,.*//'); $("$DOCKER26_DIR/root/usr/sbin/dockerd" --version | sed 's/,.*//'); $(/usr/bin/podman --version); registry $(/usr/bin/docker-registry --version | awk '{print $NF}'))"
+engine_version() { "$1" --version | sed 's/,.*//'; }
+echo "install-testbed: ready ($(engine_version /usr/sbin/dockerd); $(engine_version "$DOCKER26_DIR/root/usr/sbin/dockerd"); $(engine_version "$DOCKER28_DIR/root/usr/sbin/dockerd"); buildx $(sed -n 's/^docker-buildx=//p' "$DOCKER28_DIR/PACKAGES"); $(/usr/bin/podman --version); registry $(/usr/bin/docker-registry --version | awk '{print $NF}'))"

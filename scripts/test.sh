@@ -4,12 +4,12 @@
 # integration tests once per engine flavour (testbed/ENGINES.md), each against a private engine
 # that the suite starts and stops itself.
 #
-# RECLAIM_ENGINES picks the flavours (space separated); the default is all four
-# (testbed/ENGINES.md says what differs).
+# RECLAIM_ENGINES picks the flavours (space separated); the default is all six, each containerd
+# store right after its overlay2 twin (testbed/ENGINES.md says what differs).
 # The closing line sums every run; the exit status is non-zero if any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FLAVOURS=${RECLAIM_ENGINES:-docker20 docker26 docker26-containerd podman}
+FLAVOURS=${RECLAIM_ENGINES:-docker20 docker26 docker26-containerd docker28 docker28-containerd podman}
 
 bash scripts/install-testbed.sh
 # npm 11 leaves other platforms' optional bindings out of the lock it writes, and its own

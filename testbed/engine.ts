@@ -5,11 +5,11 @@ import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promis
 import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
-import { api, apiJson } from './api'
+import { api, apiJson, upgradesToGrpc } from './api'
 import { bedEnv, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
 
 /** The engines the one integration suite runs against (testbed/ENGINES.md). */
-export const FLAVOURS = ['docker20', 'docker26', 'docker26-containerd', 'podman'] as const
+export const FLAVOURS = ['docker20', 'docker26', 'docker26-containerd', 'docker28', 'docker28-containerd', 'podman'] as const
 export type Flavour = (typeof FLAVOURS)[number]
 /** How the engine keeps images: the graph driver, Docker's containerd image store, or containers/storage. */
 export type ImageStore = 'overlay2' | 'containerd' | 'podman'
@@ -17,11 +17,13 @@ export type ImageStore = 'overlay2' | 'containerd' | 'podman'
 /** What the engine says it is, checked against the flavour asked for. */
 export interface EngineInfo {
   flavour: Flavour
-  /** /version Version: 20.10.24+dfsg1, 26.1.5+dfsg1, 4.3.1. */
+  /** /version Version: 20.10.24+dfsg1, 26.1.5+dfsg1, 28.5.2+dfsg4, 4.3.1. */
   version: string
   /** /version ApiVersion: the newest Docker Engine API version the engine speaks. */
   apiVersion: string
   imageStore: ImageStore
+  /** The engine builds with its own BuildKit: it takes the h2c upgrade of POST /grpc (every dockerd; not Podman). */
+  buildkit: boolean
 }
 
 export interface Engine {
@@ -59,8 +61,16 @@ export interface EngineOptions {
 /** Chooses the flavour; scripts/test.sh sets it once per integration run. */
 export const ENGINE_ENV = 'RECLAIM_ENGINE'
 export const DEFAULT_FLAVOUR: Flavour = 'docker20'
-/** Where scripts/install-testbed.sh unpacks Debian trixie's docker.io (dockerd 26). */
-const DOCKER26_DIR = process.env.RECLAIM_DOCKER26_DIR || '/opt/reclaim-testbed/docker26'
+
+/** A docker.io package of a newer Debian suite that scripts/install-testbed.sh unpacks under dir/root. */
+interface Unpacked {
+  dir: string
+  suite: string
+}
+
+const DOCKER26: Unpacked = { dir: process.env.RECLAIM_DOCKER26_DIR || '/opt/reclaim-testbed/docker26', suite: 'trixie' }
+/** Sid's docker.io, with sid's docker-buildx unpacked beside it. */
+const DOCKER28: Unpacked = { dir: process.env.RECLAIM_DOCKER28_DIR || '/opt/reclaim-testbed/docker28', suite: 'sid' }
 
 const READY_TIMEOUT_MS = 30_000
 const UNIX_PATH_MAX = 107
@@ -71,13 +81,28 @@ const SHIM_SOCKET_DIR = '/run/containerd/s'
 interface FlavourSpec {
   versionPrefix: string
   imageStore: ImageStore
+  buildkit: boolean
+  /** Where the dockerd comes from when it is not bookworm's own (docker20) nor podman. */
+  unpacked?: Unpacked
 }
 
 const SPECS: Record<Flavour, FlavourSpec> = {
-  docker20: { versionPrefix: '20.10.', imageStore: 'overlay2' },
-  docker26: { versionPrefix: '26.', imageStore: 'overlay2' },
-  'docker26-containerd': { versionPrefix: '26.', imageStore: 'containerd' },
-  podman: { versionPrefix: '4.3.', imageStore: 'podman' }
+  docker20: { versionPrefix: '20.10.', imageStore: 'overlay2', buildkit: true },
+  docker26: { versionPrefix: '26.', imageStore: 'overlay2', buildkit: true, unpacked: DOCKER26 },
+  'docker26-containerd': { versionPrefix: '26.', imageStore: 'containerd', buildkit: true, unpacked: DOCKER26 },
+  docker28: { versionPrefix: '28.', imageStore: 'overlay2', buildkit: true, unpacked: DOCKER28 },
+  'docker28-containerd': { versionPrefix: '28.', imageStore: 'containerd', buildkit: true, unpacked: DOCKER28 },
+  // Podman builds with buildah, through the compat API's POST /build only.
+  podman: { versionPrefix: '4.3.', imageStore: 'podman', buildkit: false }
+}
+
+/**
+ * From Docker 28.2 the containerd store's `/system/df` LayersSize counts the content blobs of the
+ * images beside every snapshot (moby commit f07242f6d7), so a new layer counts about twice there.
+ */
+export function layersSizeCountsBlobs(info: EngineInfo): boolean {
+  const [major, minor] = info.version.split('.').map(Number)
+  return info.imageStore === 'containerd' && (major > 28 || (major === 28 && minor >= 2))
 }
 
 export function isFlavour(name: string): name is Flavour {
@@ -109,17 +134,26 @@ function enginePaths(root: string) {
 
 type EnginePaths = ReturnType<typeof enginePaths>
 
-function dockerdBinary(flavour: Flavour): string {
-  if (flavour === 'docker20') return '/usr/sbin/dockerd'
-  const binary = join(DOCKER26_DIR, 'root', 'usr', 'sbin', 'dockerd')
-  if (!existsSync(binary)) throw new Error(`${binary} is missing: run scripts/install-testbed.sh, which unpacks Debian trixie's docker.io there`)
-  return binary
+function unpackedFile(from: Unpacked, path: string): string {
+  const file = join(from.dir, 'root', path)
+  if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/install-testbed.sh, which unpacks Debian ${from.suite}'s packages there`)
+  return file
 }
 
-/** The private daemon.json: the containerd image store is the one difference between the two dockerd 26 flavours. */
+function dockerdBinary(flavour: Flavour): string {
+  const { unpacked } = SPECS[flavour]
+  return unpacked ? unpackedFile(unpacked, 'usr/sbin/dockerd') : '/usr/sbin/dockerd'
+}
+
+/** Sid's docker-buildx, which the Scene links into its private DOCKER_CONFIG for BuildKit builds. */
+export function buildxPlugin(): string {
+  return unpackedFile(DOCKER28, 'usr/libexec/docker/cli-plugins/docker-buildx')
+}
+
+/** The private daemon.json: the containerd image store is the one difference between the two flavours of a newer dockerd. */
 function daemonConfig(flavour: Flavour): object {
   if (flavour === 'docker20') return {}
-  return { features: { 'containerd-snapshotter': flavour === 'docker26-containerd' } }
+  return { features: { 'containerd-snapshotter': SPECS[flavour].imageStore === 'containerd' } }
 }
 
 function tlsArgs(tls: TlsListener, port: number): string[] {
@@ -192,10 +226,12 @@ export async function engineInfo(socket: string, flavour: Flavour): Promise<Engi
   const snapshotter = (info.DriverStatus ?? []).some(([k, v]) => k === 'driver-type' && v === 'io.containerd.snapshotter.v1')
   const podman = (version.Components ?? []).some(c => c.Name === 'Podman Engine')
   const imageStore: ImageStore = podman ? 'podman' : snapshotter ? 'containerd' : (info.Driver as ImageStore)
-  const found: EngineInfo = { flavour, version: version.Version, apiVersion: version.ApiVersion, imageStore }
+  const buildkit = await upgradesToGrpc(socket)
+  const found: EngineInfo = { flavour, version: version.Version, apiVersion: version.ApiVersion, imageStore, buildkit }
   const spec = SPECS[flavour]
-  if (!found.version.startsWith(spec.versionPrefix) || found.imageStore !== spec.imageStore) {
-    throw new Error(`flavour ${flavour} wants version ${spec.versionPrefix}x with the ${spec.imageStore} image store; the engine is ${JSON.stringify(found)} (driver ${info.Driver})`)
+  if (!found.version.startsWith(spec.versionPrefix) || found.imageStore !== spec.imageStore || found.buildkit !== spec.buildkit) {
+    const wants = `version ${spec.versionPrefix}x with the ${spec.imageStore} image store${spec.buildkit ? ' and BuildKit' : ', no BuildKit'}`
+    throw new Error(`flavour ${flavour} wants ${wants}; the engine is ${JSON.stringify(found)} (driver ${info.Driver})`)
   }
   return found
 }

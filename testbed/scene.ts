@@ -1,9 +1,9 @@
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
-import { api, apiJson } from './api'
-import type { EngineInfo } from './engine'
+import { api, apiJson, upgradesToGrpc } from './api'
+import { buildxPlugin, type EngineInfo } from './engine'
 import { bedEnv } from './process'
 
 export const BUSYBOX = 'testbed/busybox:static'
@@ -24,10 +24,30 @@ export interface SceneTarget {
   info?: EngineInfo
 }
 
+/**
+ * `legacy`: the classic builder (DOCKER_BUILDKIT=0), on every engine; each step is an image of its
+ * own, so a LABEL after the COPY gives a child with a parent. `buildkit`: `docker buildx build
+ * --load` with buildx's `docker` driver, the engine's own BuildKit (Docker only, FROM scratch
+ * only); no step images, but a build cache the engine keeps beside the image.
+ */
+export type Builder = 'legacy' | 'buildkit'
+
 export interface BuildOptions {
   from?: string
   bytes?: number
   labels?: Record<string, string>
+  /** `legacy` unless given. */
+  builder?: Builder
+}
+
+/** A record of GET /system/df `BuildCache` (the fields the bed reads). */
+export interface BuildCacheRecord {
+  ID: string
+  Type: string
+  Description: string
+  InUse: boolean
+  Shared: boolean
+  Size: number
 }
 
 /**
@@ -178,24 +198,28 @@ export class Scene {
     if (from === BUSYBOX) await this.busybox()
     const blob = blobName()
     const steps = [`COPY ${blob} /${blob}`, ...labelLine(opts.labels)]
-    return this.buildContext(asList(tags), from, steps, { [blob]: randomBytes(opts.bytes ?? 100_000) })
+    return this.buildContext(asList(tags), from, steps, { [blob]: randomBytes(opts.bytes ?? 100_000) }, opts.builder)
   }
 
   private async buildContext(
     tags: string[],
     from: string,
     steps: string[],
-    files: Record<string, Buffer>
+    files: Record<string, Buffer>,
+    builder: Builder = 'legacy'
   ): Promise<string> {
-    await this.requireLocalBase(from)
+    if (builder === 'buildkit') await this.requireBuildKit(from)
+    else await this.requireLocalBase(from)
     const ctx = await this.tempDir('ctx-')
     try {
       await writeFile(join(ctx, 'Dockerfile'), [`FROM ${from}`, ...steps, ''].join('\n'))
       // COPY keeps the mode, and busybox must be executable; the random blobs do not care.
       for (const [name, data] of Object.entries(files)) await writeFile(join(ctx, name), data, { mode: 0o755 })
       const tagArgs = tags.length > 0 ? ['-t', tags[0]] : []
-      const out = await this.docker(['build', '-q', '--network=none', ...tagArgs, ctx])
-      this.lastBuild = Date.now()
+      const command = builder === 'buildkit' ? ['buildx', 'build', '--load'] : ['build']
+      const out = await this.docker([...command, '-q', '--network=none', ...tagArgs, ctx])
+      // Only the legacy builder leaves snapshots for containerd's collector; BuildKit's stay as its cache.
+      if (builder === 'legacy') this.lastBuild = Date.now()
       // Podman prints the bare hex; the engine's inspect answers the ID in its own canonical form.
       const printed = out.match(/(?:sha256:)?[0-9a-f]{64}/g)?.pop()
       if (printed === undefined) throw new Error(`docker build printed no image ID: ${out}`)
@@ -212,6 +236,23 @@ export class Scene {
     if (from !== 'scratch' && !(await this.exists(from))) {
       throw new Error(`base image ${from} is not on this engine; the bed never pulls`)
     }
+  }
+
+  /**
+   * buildx picks its `docker` driver only where the engine upgrades POST /grpc; elsewhere (Podman)
+   * it takes the docker-container driver, which has the engine pull moby/buildkit. And BuildKit
+   * resolves a FROM image through its own image source, which may ask a registry. So a BuildKit
+   * build needs that upgrade and builds FROM scratch only. The plugin is linked into the Scene's
+   * private DOCKER_CONFIG, where buildx also keeps its state.
+   */
+  private async requireBuildKit(from: string): Promise<void> {
+    if (from !== 'scratch') throw new Error(`BuildKit builds are FROM scratch only (asked for ${from}): the bed never lets a builder near a registry`)
+    if (!(await upgradesToGrpc(this.socket))) throw new Error(`the engine at ${this.host} has no BuildKit (POST /grpc is not upgraded to h2c): build with the legacy builder`)
+    const link = join(this.workDir, 'docker-config', 'cli-plugins', 'docker-buildx')
+    await mkdir(dirname(link), { recursive: true })
+    await symlink(buildxPlugin(), link).catch((err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EEXIST') throw err
+    })
   }
 
   async tag(src: string, dst: string): Promise<void> {
@@ -397,6 +438,13 @@ export class Scene {
     return last
   }
 
+  /** GET /system/df `BuildCache`: what BuildKit keeps (Podman answers an empty list). */
+  async buildCache(): Promise<BuildCacheRecord[]> {
+    // Docker refuses a second /system/df while one runs (see settled()).
+    await this.settling?.catch(() => undefined)
+    return (await apiJson<{ BuildCache: BuildCacheRecord[] | null }>(this.socket, 'GET', '/system/df')).BuildCache ?? []
+  }
+
   async diskBytes(): Promise<number> {
     if (this.info?.imageStore === 'containerd') await this.settled()
     const out = await new Promise<string>((resolve, reject) => {
@@ -425,6 +473,16 @@ export class Scene {
     // A job record left by one test would make every later post step leave its images to that job.
     for (const name of (await this.jobRecords()).keys()) await this.remove(`/volumes/${name}`)
     await this.untagKeptExtras(keep)
+    await this.pruneBuildCache()
+  }
+
+  /**
+   * A BuildKit build's cache outlives its image, and on the containerd store LayersSize counts its
+   * snapshots. Podman has no such endpoint (404) and no such cache.
+   */
+  private async pruneBuildCache(): Promise<void> {
+    const res = await api(this.socket, 'POST', '/build/prune?all=1')
+    if (res.status !== 200 && res.status !== 404) throw new Error(`POST /build/prune answered ${res.status}: ${res.body.trim()}`)
   }
 
   /**

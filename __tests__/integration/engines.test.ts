@@ -1,9 +1,9 @@
-import { readFileSync, readlinkSync } from 'node:fs'
+import { existsSync, readFileSync, readlinkSync } from 'node:fs'
 import { readdir, readFile } from 'node:fs/promises'
 import { join } from 'node:path'
 import { beforeEach, describe, expect, test } from '@jest/globals'
-import { rawApi } from '../../testbed/api'
-import { flavourFromEnv, type ImageStore } from '../../testbed/engine'
+import { rawApi, upgradesToGrpc } from '../../testbed/api'
+import { flavourFromEnv, layersSizeCountsBlobs, type ImageStore } from '../../testbed/engine'
 import { BUSYBOX } from '../../testbed/scene'
 import { bed } from './harness'
 
@@ -13,6 +13,12 @@ const MB = 1_000_000
 const store: ImageStore = engine.imageStore
 /** The engine's own newest API version: its native answer, not the bed's pinned v1.41. */
 const v = `/v${engine.apiVersion}`
+const contentInLayersSize = layersSizeCountsBlobs(engine)
+const onContainerd = store === 'containerd' ? test : test.skip
+const withBuildKit = engine.buildkit ? test : test.skip
+const withoutBuildKit = engine.buildkit ? test.skip : test
+// GET /images/json?manifests=1 is API 1.47 and later.
+const withManifestList = engine.buildkit && Number(engine.apiVersion.split('.')[1]) >= 47 ? test : test.skip
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
@@ -58,14 +64,18 @@ describe(`the ${engine.flavour} engine`, () => {
     const version = await json<{ Version: string; ApiVersion: string }>('/version')
     expect({ version: version.Version, apiVersion: version.ApiVersion }).toEqual({ version: engine.version, apiVersion: engine.apiVersion })
     const expected = {
-      docker20: { major: '20.10.', api: '1.41', store: 'overlay2' },
-      docker26: { major: '26.', api: '1.45', store: 'overlay2' },
-      'docker26-containerd': { major: '26.', api: '1.45', store: 'containerd' },
-      podman: { major: '4.3.', api: '1.41', store: 'podman' }
+      docker20: { major: '20.10.', api: '1.41', store: 'overlay2', buildkit: true },
+      docker26: { major: '26.', api: '1.45', store: 'overlay2', buildkit: true },
+      'docker26-containerd': { major: '26.', api: '1.45', store: 'containerd', buildkit: true },
+      docker28: { major: '28.', api: '1.51', store: 'overlay2', buildkit: true },
+      'docker28-containerd': { major: '28.', api: '1.51', store: 'containerd', buildkit: true },
+      podman: { major: '4.3.', api: '1.41', store: 'podman', buildkit: false }
     }[engine.flavour]
     expect(engine.version.startsWith(expected.major)).toBe(true)
     expect(engine.apiVersion).toBe(expected.api)
     expect(store).toBe(expected.store)
+    expect(engine.buildkit).toBe(expected.buildkit)
+    expect(await upgradesToGrpc(scene.socket)).toBe(expected.buildkit)
   })
 
   test('keeps its images under the bed root, where diskBytes() measures', async () => {
@@ -97,6 +107,14 @@ describe(`the ${engine.flavour} engine`, () => {
       const value = toml.match(new RegExp(`^\\s*${key} = "([^"]*)"`, 'm'))?.[1]
       expect(value?.startsWith(`${root}/`)).toBe(true)
     }
+  })
+
+  onContainerd('keeps the containerd store\'s content and snapshots under the data root', async () => {
+    const id = await scene.build('facts/content:1', { bytes: 1000 })
+    const daemon = join(dataRoot, 'containerd', 'daemon')
+    // The image ID is its manifest's digest, and the manifest is a blob of the content store.
+    expect(existsSync(join(daemon, 'io.containerd.content.v1.content', 'blobs', 'sha256', id.slice('sha256:'.length)))).toBe(true)
+    expect(existsSync(join(daemon, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots'))).toBe(true)
   })
 
   test('gives the bed containers no network but none', async () => {
@@ -161,9 +179,14 @@ describe(`the ${engine.flavour} engine`, () => {
       expect(grew.layers).toBe(MB)
       expect(size).toBe(MB)
     } else if (store === 'containerd') {
-      // A snapshot (rounded to 4 KiB blocks) in LayersSize; Size adds the compressed blob too.
-      expect(grew.layers).toBeGreaterThanOrEqual(MB)
-      expect(grew.layers).toBeLessThan(MB + 64 * 1024)
+      if (contentInLayersSize) {
+        // The snapshot and the blobs: all of a lone image's Size.
+        expect(grew.layers).toBe(size)
+      } else {
+        // A snapshot (rounded to 4 KiB blocks) in LayersSize; Size adds the compressed blob too.
+        expect(grew.layers).toBeGreaterThanOrEqual(MB)
+        expect(grew.layers).toBeLessThan(MB + 64 * 1024)
+      }
       expect(size).toBeGreaterThan(2 * MB)
       expect(grew.disk).toBeGreaterThan(2 * MB)
     } else {
@@ -177,18 +200,56 @@ describe(`the ${engine.flavour} engine`, () => {
   test('settles LayersSize after a build at once, or (containerd store) once its garbage collector ran', async () => {
     const raw = async (): Promise<number> => (await json<{ LayersSize: number }>(`${v}/system/df`)).LayersSize
     const before = await scene.layersSize()
-    await scene.build('facts/settle:1', { bytes: MB })
+    const id = await scene.build('facts/settle:1', { bytes: MB })
     const atOnce = (await raw()) - before
     const settled = (await scene.layersSize()) - before
     if (store === 'containerd') {
       // Until the collector runs, the builder's snapshot of the COPY step counts the new layer
       // twice; on a busy machine it may already have run when the build returns.
-      expect(atOnce).toBeGreaterThanOrEqual(MB)
-      expect(atOnce === settled || atOnce >= 2 * MB).toBe(true)
-      expect(settled).toBeGreaterThanOrEqual(MB)
-      expect(settled).toBeLessThan(MB + 64 * 1024)
+      expect(atOnce === settled || atOnce - settled >= MB).toBe(true)
+      if (contentInLayersSize) {
+        expect(settled).toBe((await rawImage(id)).Size)
+      } else {
+        expect(settled).toBeGreaterThanOrEqual(MB)
+        expect(settled).toBeLessThan(MB + 64 * 1024)
+      }
     } else {
       expect(settled).toBe(atOnce)
     }
+  })
+
+  withBuildKit('builds with its own BuildKit: one image without parents, and a build cache that wipe() clears', async () => {
+    const id = await scene.build('facts/bk:1', { bytes: MB, builder: 'buildkit', labels: { step: 'two' } })
+    // No step images, LABEL or not: the COPY step lives on in the build cache instead.
+    const image = (await scene.images()).find(i => i.id === id)
+    expect(image).toMatchObject({ tags: ['facts/bk:1'], parent: '' })
+    const cache = await scene.buildCache()
+    const steps = cache.filter(r => r.Type === 'regular')
+    expect(steps).toHaveLength(1)
+    // Shared: the image holds the same data. Its size is the layer's (overlay2) or blob and snapshot (containerd).
+    expect(steps[0]).toMatchObject({ Shared: true, InUse: false })
+    if (store === 'overlay2') expect(steps[0].Size).toBe(MB)
+    else {
+      expect(steps[0].Size).toBeGreaterThanOrEqual(2 * MB)
+      expect(steps[0].Size).toBeLessThan(2 * MB + 64 * 1024)
+    }
+    // The build context as the engine received it.
+    expect(cache.some(r => r.Type === 'source.local' && r.Size >= MB)).toBe(true)
+    expect(existsSync(join(dataRoot, 'buildkit'))).toBe(true)
+    await scene.wipe({ keepBusybox: true })
+    expect(await scene.buildCache()).toEqual([])
+  })
+
+  withManifestList('stores what buildx adds: a provenance attestation beside the image on the containerd store (overlay2 lists no manifests)', async () => {
+    const id = await scene.build('facts/attested:1', { bytes: 1000, builder: 'buildkit' })
+    const listed = (await json<Array<{ Id: string; Manifests?: Array<{ Kind: string }> }>>(`${v}/images/json?manifests=1`)).find(i => i.Id === id)
+    expect(listed).toBeDefined()
+    expect(listed?.Manifests?.map(m => m.Kind)).toEqual(store === 'containerd' ? ['image', 'attestation'] : undefined)
+  })
+
+  withoutBuildKit('has no BuildKit: the Scene refuses a BuildKit build rather than let buildx fall back to a builder it would pull', async () => {
+    await expect(scene.build('facts/bk:1', { builder: 'buildkit' })).rejects.toThrow(/has no BuildKit/)
+    expect(await scene.exists('facts/bk:1')).toBe(false)
+    expect(await scene.buildCache()).toEqual([])
   })
 })

@@ -17,8 +17,9 @@ import { succeeded } from './checks'
 /**
  * One more private dockerd for this file, listening on its unix socket and on a loopback TCP port
  * with --tlsverify and a CA, server and client certificates made here with openssl, and a private
- * sshd on another loopback port in front of it. It runs with the docker20 and docker26 flavours
- * only (jest.config.mjs): what it tests is the connection, whatever the image store.
+ * sshd on another loopback port in front of it. It runs with the overlay2 Docker flavours only
+ * (docker20, docker26, docker28; jest.config.mjs): what it tests is the connection, whatever the
+ * image store.
  */
 let engine: Engine
 let scene: Scene
