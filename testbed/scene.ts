@@ -246,8 +246,14 @@ export class Scene {
    * private DOCKER_CONFIG, where buildx also keeps its state.
    */
   private async requireBuildKit(from: string): Promise<void> {
-    if (from !== 'scratch') throw new Error(`BuildKit builds are FROM scratch only (asked for ${from}): the bed never lets a builder near a registry`)
-    if (!(await upgradesToGrpc(this.socket))) throw new Error(`the engine at ${this.host} has no BuildKit (POST /grpc is not upgraded to h2c): build with the legacy builder`)
+    if (from !== 'scratch')
+      throw new Error(
+        `BuildKit builds are FROM scratch only (asked for ${from}): the bed never lets a builder near a registry`
+      )
+    if (!(await upgradesToGrpc(this.socket)))
+      throw new Error(
+        `the engine at ${this.host} has no BuildKit (POST /grpc is not upgraded to h2c): build with the legacy builder`
+      )
     const link = join(this.workDir, 'docker-config', 'cli-plugins', 'docker-buildx')
     await mkdir(dirname(link), { recursive: true })
     await symlink(buildxPlugin(), link).catch((err: NodeJS.ErrnoException) => {
@@ -373,12 +379,26 @@ export class Scene {
    * 500 `retrieving label for image …: image not known`, when an image it is reading is deleted
    * meanwhile: asked again, they list what is left.
    */
-  private async listImages(): Promise<ApiImage[]> {
+  private listImages(): Promise<ApiImage[]> {
+    return this.readAgainOn<ApiImage[]>('/images/json?all=1', [404, 500])
+  }
+
+  /**
+   * Docker 28's containerd store answers 404 `NotFound: snapshot <id>-view does not exist` when a
+   * view BuildKit made for a build that just ended goes while the engine sizes it: asked again, it
+   * answers.
+   */
+  private systemDf<T>(): Promise<T> {
+    return this.readAgainOn<T>('/system/df', [404])
+  }
+
+  /** GET path, asked again up to LIST_ATTEMPTS times while the engine answers one of `raced`. */
+  private async readAgainOn<T>(path: string, raced: number[]): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const res = await api(this.socket, 'GET', '/images/json?all=1')
-      if (res.status === 200) return JSON.parse(res.body) as ApiImage[]
-      if ((res.status !== 404 && res.status !== 500) || attempt === LIST_ATTEMPTS)
-        throw new Error(`GET /images/json answered ${res.status}: ${res.body.trim()}`)
+      const res = await api(this.socket, 'GET', path)
+      if (res.status === 200) return JSON.parse(res.body) as T
+      if (!raced.includes(res.status) || attempt === LIST_ATTEMPTS)
+        throw new Error(`GET ${path} answered ${res.status}: ${res.body.trim()}`)
     }
   }
 
@@ -403,7 +423,7 @@ export class Scene {
   }
 
   private async rawLayersSize(): Promise<number> {
-    return (await apiJson<{ LayersSize: number }>(this.socket, 'GET', '/system/df')).LayersSize
+    return (await this.systemDf<{ LayersSize: number }>()).LayersSize
   }
 
   /**
@@ -442,7 +462,7 @@ export class Scene {
   async buildCache(): Promise<BuildCacheRecord[]> {
     // Docker refuses a second /system/df while one runs (see settled()).
     await this.settling?.catch(() => undefined)
-    return (await apiJson<{ BuildCache: BuildCacheRecord[] | null }>(this.socket, 'GET', '/system/df')).BuildCache ?? []
+    return (await this.systemDf<{ BuildCache: BuildCacheRecord[] | null }>()).BuildCache ?? []
   }
 
   async diskBytes(): Promise<number> {
@@ -482,7 +502,8 @@ export class Scene {
    */
   private async pruneBuildCache(): Promise<void> {
     const res = await api(this.socket, 'POST', '/build/prune?all=1')
-    if (res.status !== 200 && res.status !== 404) throw new Error(`POST /build/prune answered ${res.status}: ${res.body.trim()}`)
+    if (res.status !== 200 && res.status !== 404)
+      throw new Error(`POST /build/prune answered ${res.status}: ${res.body.trim()}`)
   }
 
   /**
