@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { EngineError, type Details, type DiskUsage, type Engine, type RemovedItem } from '../../src/engine/engine'
 import { Ledger } from '../../src/plan/ledger'
-import type { Container, EngineState, Image, ImageStore, Layer, Share } from '../../src/plan/model'
+import type { CacheRecord, Container, EngineState, Image, ImageStore, Layer, Share } from '../../src/plan/model'
 import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
 import { Simulation, type Outcome } from '../../src/plan/simulation'
 import type { JobIdentity, JobRecord, Leftovers } from '../../src/plan/jobs'
@@ -42,6 +42,8 @@ export class FakeEngine implements Engine {
   private readonly lastTagged = new Map<string, number>()
   /** The engine's clock: the machine's unless a test sets another. */
   now: () => number = Date.now
+  /** The build cache: what `docker buildx du` would show. */
+  cache: CacheRecord[] = []
   /** Job records, by name: what `docker volume ls` would show of them. */
   readonly records = new Map<string, JobRecord>()
   private away = false
@@ -203,6 +205,25 @@ export class FakeEngine implements Engine {
   async dataRoot(): Promise<string> {
     this.answer()
     return this.root
+  }
+
+  async buildCache(): Promise<CacheRecord[] | undefined> {
+    this.answer()
+    return this.store === 'podman' ? undefined : this.cache.map(record => ({ ...record }))
+  }
+
+  /** BuildKit's prune rules as the daemon applies them; records' sizes are what each frees. */
+  async pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]> {
+    this.answer()
+    if (this.store === 'podman') throw new EngineError('page not found', 404)
+    const now = this.now()
+    const goes = (record: CacheRecord): boolean =>
+      !record.inUse &&
+      (options.all || (!record.shared && !['internal', 'frontend'].includes(record.type))) &&
+      (options.until === undefined || (record.lastUsedAt ?? 0) < now - options.until)
+    const removed = this.cache.filter(goes).map(record => record.id)
+    this.cache = this.cache.filter(record => !goes(record))
+    return removed
   }
 
   async clock(): Promise<number> {

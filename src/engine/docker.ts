@@ -12,7 +12,7 @@ import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
-import type { Container, Image, ImageStore } from '../plan/model'
+import type { CacheRecord, Container, Image, ImageStore } from '../plan/model'
 import { JOB_LABEL, recordLabels, recordOf, RECORD_PREFIX, type Volume } from './records'
 import { EngineError, type Details, type DiskUsage, type Engine, type FirstList, type RemovedItem } from './engine'
 
@@ -27,6 +27,23 @@ interface Inspected {
 interface DiskUsageAnswer {
   LayersSize?: number
   Images?: { Id: string; Size: number; SharedSize: number }[] | null
+  BuildCache?: CacheAnswer[] | null
+}
+
+/** One build cache record as `/system/df` gives it. */
+interface CacheAnswer {
+  ID: string
+  Type?: string
+  Description?: string
+  InUse?: boolean
+  Shared?: boolean
+  Size?: number
+  CreatedAt?: string
+  LastUsedAt?: string | null
+  Parent?: string
+  Parents?: string[] | null
+  // moby's Go struct tags this field with a leading space, so some versions may answer it so.
+  ' Parents'?: string[] | null
 }
 
 const UNREACHABLE = ['ECONNREFUSED', 'ENOENT']
@@ -159,12 +176,13 @@ function describe(error: unknown): string {
  * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
  * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
  * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image"
- * or "failed to convert ImageData to ImageInspect".
+ * or "failed to convert ImageData to ImageInspect"; Docker 28's containerd store, sizing a view
+ * BuildKit made for a build that has just ended, "snapshot <id>-view does not exist".
  * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
 const RACED =
-  /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|failed to convert ImageData to ImageInspect|disk usage operation is already running/
+  /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|failed to convert ImageData to ImageInspect|snapshot \S+ does not exist|disk usage operation is already running/
 
 function raced(error: unknown): boolean {
   return error instanceof EngineError && RACED.test(error.message)
@@ -279,6 +297,41 @@ class DockerEngine implements Engine {
     return info.DockerRootDir
   }
 
+  async buildCache(): Promise<CacheRecord[] | undefined> {
+    if (this.store === 'podman') return undefined
+    const df = await this.read(() => this.diskUsage(undefined, 'build-cache'))
+    return (df.BuildCache ?? []).map(record => ({
+      id: record.ID,
+      type: record.Type ?? '',
+      description: record.Description ?? '',
+      inUse: record.InUse ?? false,
+      shared: record.Shared ?? false,
+      size: record.Size ?? 0,
+      createdAt: Date.parse(record.CreatedAt ?? '') || 0,
+      lastUsedAt: Date.parse(record.LastUsedAt ?? '') || undefined,
+      parents: record.Parents ?? record[' Parents'] ?? (record.Parent ? [record.Parent] : [])
+    }))
+  }
+
+  async pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]> {
+    const filters = options.until === undefined ? undefined : JSON.stringify({ until: [`${options.until / 1000}s`] })
+    const answer = await this.call(
+      () =>
+        new Promise<{ CachesDeleted?: string[] | null }>((resolve, reject) =>
+          this.docker.modem.dial(
+            {
+              path: '/build/prune?',
+              method: 'POST',
+              options: { all: options.all, ...(filters ? { filters } : {}) },
+              statusCodes: { 200: true, 500: 'server error' }
+            },
+            (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as { CachesDeleted?: string[] | null }))
+          )
+        )
+    )
+    return answer.CachesDeleted ?? []
+  }
+
   async clock(): Promise<number> {
     const info = await this.call(() => this.docker.info() as Promise<{ SystemTime?: string }>)
     const now = Date.parse(info.SystemTime ?? '')
@@ -369,8 +422,8 @@ class DockerEngine implements Engine {
     return some.length > 0
   }
 
-  private async diskUsage(signal?: AbortSignal): Promise<DiskUsageAnswer> {
-    const query = this.imagesOnlyUsage ? { type: ['image'] } : {}
+  private async diskUsage(signal?: AbortSignal, type = 'image'): Promise<DiskUsageAnswer> {
+    const query = this.imagesOnlyUsage ? { type: [type] } : {}
     return new Promise<DiskUsageAnswer>((resolve, reject) =>
       this.docker.modem.dial(
         {

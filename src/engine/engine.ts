@@ -1,5 +1,5 @@
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
-import type { Container, Image, ImageStore, Layer, Share } from '../plan/model'
+import type { CacheRecord, Container, Image, ImageStore, Layer, Share } from '../plan/model'
 
 /** The only part of the Engine API the action uses. */
 export interface Engine {
@@ -30,6 +30,13 @@ export interface Engine {
   usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
+  /** The daemon's build cache, or undefined where the engine has none (Podman). */
+  buildCache(): Promise<CacheRecord[] | undefined>
+  /**
+   * `POST /build/prune`: with `all`, every record no build uses, else what `docker builder prune`
+   * removes; `until` keeps records used within that many milliseconds. Answers the IDs removed.
+   */
+  pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]>
   /** The engine's clock now, in milliseconds: job records are judged by it, never by a runner's. */
   clock(): Promise<number>
   /** The job records on the engine (`scope: job`), leaving out any that are damaged. */

@@ -83,6 +83,27 @@ export interface Skip extends Refusal {
   named: boolean
 }
 
+/**
+ * One record of the daemon's build cache (BuildKit's, `GET /system/df` BuildCache). Its data may be
+ * an image's layer too: then `shared`, and removing either alone frees nothing of it on overlay2.
+ */
+export interface CacheRecord {
+  id: string
+  /** regular, source.local, exec.cachemount, internal, frontend, source.git.checkout, ... */
+  type: string
+  description: string
+  /** A running build uses it. */
+  inUse: boolean
+  /** An image holds the same data. */
+  shared: boolean
+  size: number
+  /** Milliseconds since the epoch. */
+  createdAt: number
+  /** When a build last released it; records never used since they were made have none. */
+  lastUsedAt?: number
+  parents: string[]
+}
+
 /** The images on the engine at one moment: ID to its tags and digests. */
 export type Snapshot = Map<string, Set<string>>
 
