@@ -500,7 +500,7 @@ export class Scene {
    * A BuildKit build's cache outlives its image, and on the containerd store LayersSize counts its
    * snapshots. Podman has no such endpoint (404) and no such cache.
    */
-  private async pruneBuildCache(): Promise<void> {
+  async pruneBuildCache(): Promise<void> {
     const res = await api(this.socket, 'POST', '/build/prune?all=1')
     if (res.status !== 200 && res.status !== 404)
       throw new Error(`POST /build/prune answered ${res.status}: ${res.body.trim()}`)

@@ -13,10 +13,12 @@ export class Ledger {
   private readonly gone = new Set<string>()
   private readonly images: Set<string>
 
-  constructor(private readonly state: Pick<EngineState, 'images' | 'containers' | 'layers'>) {
+  constructor(private readonly state: Pick<EngineState, 'images' | 'containers' | 'layers' | 'cacheHeld'>) {
     this.images = new Set(state.images.map(image => image.id))
     for (const container of state.containers) this.hold(container.imageId)
     for (const image of state.images) this.hold(image.id)
+    // The build cache is one more holder of the layers it shares with images.
+    for (const chainId of state.cacheHeld ?? []) this.holders.set(chainId, (this.holders.get(chainId) ?? 0) + 1)
   }
 
   private hold(imageId: string): void {

@@ -49,6 +49,11 @@ export interface EngineState {
   createdAt?: Map<string, number>
   /** Bytes free on the filesystem under the engine's data root: read only for `min-free`. */
   freeBytes?: number
+  /**
+   * Layers the build cache holds as well as an image (overlay2, where BuildKit's records and the
+   * images share one directory per layer): removing their images leaves them on disk.
+   */
+  cacheHeld?: Set<string>
 }
 
 /**

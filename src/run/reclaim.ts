@@ -5,6 +5,7 @@ import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, t
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
 import { unsharedLayers } from '../engine/layers'
+import { cacheHeldLayers } from '../plan/cache-holds'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
@@ -253,9 +254,15 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
  * records the last tag).
  */
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
-  const unshared = usage ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
+  const cache = engine.store === 'graphdriver' ? await engine.buildCache().catch(() => undefined) : undefined
+  const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
+  // Disk usage counts only what images share with each other: where the build cache shares an
+  // image's layers too, every image is inspected, so that each layer is known by its chain ID.
+  const unshared =
+    usage && shared.length === 0 ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
   const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
   Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
+  if (shared.length > 0) state.cacheHeld = cacheHeldLayers(shared, state)
   log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
 }
 

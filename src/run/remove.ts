@@ -48,6 +48,9 @@ export async function execute(
     return report.execution()
   }
   const ledger = new Ledger(plan.state)
+  // Where the build cache holds image layers on overlay2 the plan only guesses which (cache-holds.ts),
+  // while the engine's answer names every layer that left: then the answer is counted.
+  const byAnswer = engine.store === 'graphdriver' && plan.state.cacheHeld !== undefined
   let gone: Error | undefined
   const outcomes = await runAfter(
     plan.steps,
@@ -56,7 +59,7 @@ export async function execute(
     async (step, index) => {
       let outcome: Done | Skip | undefined
       try {
-        outcome = gone ? undefined : await send(engine, ledger, step, options.timeoutMs)
+        outcome = gone ? undefined : await send(engine, ledger, step, options.timeoutMs, byAnswer)
       } catch (error) {
         gone ??= error as Error
       }
@@ -135,7 +138,13 @@ function planned(step: Step): Done {
 }
 
 /** One request; throws only when the engine is gone, so the caller stops. */
-async function send(engine: Engine, ledger: Ledger, step: Step, timeoutMs: number): Promise<Done | Skip> {
+async function send(
+  engine: Engine,
+  ledger: Ledger,
+  step: Step,
+  timeoutMs: number,
+  byAnswer: boolean
+): Promise<Done | Skip> {
   let items: RemovedItem[]
   try {
     items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs)
@@ -146,18 +155,16 @@ async function send(engine: Engine, ledger: Ledger, step: Step, timeoutMs: numbe
     return refused(step, error)
   }
   // The bytes are those of the layers that no image or container holds once these images are
-  // gone: some images' layers were never inspected, so the layers an answer names are not used.
+  // gone: some images' layers were never inspected, so the layers an answer names are used only
+  // where the plan inspected every image because the build cache holds some of their layers.
   const deletedImages = await confirmed(
     engine,
     step,
     valuesOf(items, 'deleted', id => ledger.isImage(id))
   )
-  return {
-    step,
-    untagged: valuesOf(items, 'untagged'),
-    deletedImages,
-    bytes: ledger.bytes(deletedImages.flatMap(id => ledger.release(id)))
-  }
+  const released = deletedImages.flatMap(id => ledger.release(id))
+  const freed = byAnswer ? valuesOf(items, 'deleted', id => !ledger.isImage(id)) : released
+  return { step, untagged: valuesOf(items, 'untagged'), deletedImages, bytes: ledger.bytes(freed) }
 }
 
 /**
