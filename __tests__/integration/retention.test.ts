@@ -166,6 +166,12 @@ describe('min-free, on a filesystem of its own', () => {
       // One 10 MB image is not enough, two are (in the store's terms: layerBytes).
       const floor = (await free()) + layerBytes(10 * MB, 5 * MB).min
       const dry = await runBundle({ 'min-free': String(floor), 'dry-run': 'true' }, { host: engine.host })
+      // The same floor as a share of the disk, rounded up to a hundredth of a percent.
+      const { blocks, bsize } = await statfs(fs.path)
+      const percent = Math.ceil((floor / (blocks * bsize)) * 10_000) / 100
+      const share = await runBundle({ 'min-free': `${percent}%`, 'dry-run': 'true' }, { host: engine.host })
+      expect(succeeded(share).deleted.sort()).toEqual(succeeded(dry).deleted.sort())
+      expect(share.summary).toContain(`(${percent}% of the disk) free`)
       const run = await runBundle({ 'min-free': String(floor) }, { host: engine.host })
       const out = succeeded(run)
       expect(out.deleted.sort()).toEqual([ids.get('one:1'), ids.get('two:1')].sort())

@@ -102,18 +102,38 @@ describe('inputs', () => {
     expect(settings({}).targets).toBeUndefined()
   })
 
+  const F = 'must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%,'
   test.each<[Partial<RawInputs>, string]>([
-    [{ 'max-storage': '20 gigs' }, 'Input "max-storage" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, not "20 gigs".'],
-    [{ 'min-free': '-5GB' }, 'Input "min-free" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, not "-5GB".'],
+    [{ 'max-storage': '20 gigs' }, 'Input "max-storage" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "20 gigs".'],
+    [{ 'min-free': '-5GB' }, 'Input "min-free" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "-5GB".'],
     [{ 'keep-last': 'two' }, 'Input "keep-last" must be a whole number of images such as 3 (0 keeps none), not "two".'],
     [{ 'keep-last': '-1' }, 'Input "keep-last" must be a whole number of images such as 3 (0 keeps none), not "-1".'],
     [{ 'age-basis': 'used' }, 'Input "age-basis" must be created or last-used, not "used".'],
     [
       { 'min-free': '1GB', 'docker-host': 'tcp://user:secret@build-host:2376' },
       'Input "min-free" needs an engine on this machine (a unix:// or npipe:// endpoint), not tcp://: use max-storage for a remote engine.'
+    ],
+    [{ 'max-storage': '0%' }, `Input "max-storage" ${F} not "0%".`],
+    [{ 'min-free': '120%' }, `Input "min-free" ${F} not "120%".`],
+    [{ 'min-free': '-5%' }, `Input "min-free" ${F} not "-5%".`],
+    [
+      { 'max-storage': '50%', 'docker-host': 'ssh://build-host' },
+      'Input "max-storage" needs an engine on this machine as a percentage (a unix:// or npipe:// endpoint), not ssh://: give a size such as 20GB for a remote engine.'
     ]
   ])('%j is refused in one sentence', (overrides, message) => {
     expect(error(overrides)).toBe(message)
+  })
+
+  test.each([
+    ['50%', '20%', { maxStoragePercent: 50, minFreePercent: 20 }],
+    ['12.5 %', '', { maxStoragePercent: 12.5 }],
+    ['100%', '10GB', { maxStoragePercent: 100, minFree: 10e9 }]
+  ])('max-storage %s and min-free %s: a share of the disk, measured at run time', (max, free, wanted) => {
+    expect(settings({ 'max-storage': max, 'min-free': free }).targets).toEqual({
+      maxStorage: undefined,
+      minFree: undefined,
+      ...wanted
+    })
   })
 
   test('max-storage works with a remote engine', () => {

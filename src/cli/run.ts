@@ -25,8 +25,9 @@ Options (each mirrors the GitHub Action input of the same name):
   --keep-last N         keep the N most recent images of every repository
   --age-basis BASIS     created (default) or last-used: what recent means for the keep rules
   --max-storage SIZE    remove least recently used images until image storage is at most
-                        SIZE (20GB, 18.5GiB, 500MB)
+                        SIZE (20GB, 18.5GiB, 500MB, or 50% of the disk under the data root)
   --min-free SIZE       ... until the filesystem under the engine's data root has SIZE free
+                        (15GB, or a share of it such as 20%)
   --dry-run             change nothing; report what would go and the bytes it would free
   --fail-on-error       exit 1 when a named ref was not found or could not be removed
   --docker-host URL     engine endpoint (default: DOCKER_HOST, the docker context, the socket)

@@ -24,6 +24,12 @@ export interface Targets {
   maxStorage?: number
   /** Bytes free on the filesystem under the engine's data root. */
   minFree?: number
+  /**
+   * Given as a percentage of the filesystem under the engine's data root instead: the run turns
+   * them into bytes (maxStorage, minFree) once it has measured that filesystem.
+   */
+  maxStoragePercent?: number
+  minFreePercent?: number
 }
 
 /** The image storage and free space a plan starts from and leads to. */

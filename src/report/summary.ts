@@ -89,10 +89,14 @@ function storageLine(result: Result): string | undefined {
 
 function targetLine(target: NonNullable<Result['target']>, dryRun: boolean): string {
   const goals = []
-  if (target.maxStorage !== undefined) goals.push(`image storage at most <b>${formatBytes(target.maxStorage)}</b>`)
+  const share = (percent: number | undefined): string => (percent === undefined ? '' : ` (${percent}% of the disk)`)
+  if (target.maxStorage !== undefined)
+    goals.push(`image storage at most <b>${formatBytes(target.maxStorage)}</b>${share(target.maxStoragePercent)}`)
   if (target.minFree !== undefined) {
     const free = `${formatBytes(target.freeBefore ?? 0)} → ${formatBytes(target.freeAfter ?? 0)}`
-    goals.push(`at least <b>${formatBytes(target.minFree)}</b> free on the engine's filesystem (${free})`)
+    goals.push(
+      `at least <b>${formatBytes(target.minFree)}</b>${share(target.minFreePercent)} free on the engine's filesystem (${free})`
+    )
   }
   const verdict = target.met ? (dryRun ? 'would be met' : 'met') : dryRun ? 'would not be met' : 'not met'
   const why = target.met ? '' : ': what is left is kept by keep rules, filters or containers'

@@ -2,7 +2,7 @@ import { connect } from '../engine/docker'
 import type { Engine } from '../engine/engine'
 import { resolveEndpoint, shown } from '../engine/endpoint'
 import { prunesDanglingOnly } from '../plan/plan'
-import { requireLocal, type Settings } from '../settings/settings'
+import { measuresDisk, requireLocal, type Settings } from '../settings/settings'
 import type { Log } from './log'
 
 /** How an entry reaches the engine its settings name; the unit tests hand in an engine of their own. */
@@ -14,7 +14,7 @@ export type OpenEngine = (settings: Settings, log: Log) => Promise<Engine>
  */
 export const openEngine: OpenEngine = async (settings, log) => {
   const endpoint = await resolveEndpoint(settings.dockerHost)
-  if (settings.targets?.minFree !== undefined) requireLocal(endpoint.host)
+  if (settings.targets && measuresDisk(settings.targets)) requireLocal(endpoint.host, settings.targets)
   if (endpoint.tls && !endpoint.tls.verify) {
     const why = endpoint.tls.caRequired
       ? 'DOCKER_TLS is set without DOCKER_TLS_VERIFY'

@@ -1,4 +1,4 @@
-import { freeUnderDataRoot } from '../engine/disk'
+import { diskUnderDataRoot, freeUnderDataRoot } from '../engine/disk'
 import type { DiskUsage, Engine } from '../engine/engine'
 import type { Settings } from '../settings/settings'
 import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, type Targets } from '../plan/plan'
@@ -75,6 +75,7 @@ export async function reclaim(
 ): Promise<Result> {
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
+  settings = { ...settings, targets: await inBytes(engine, settings.targets, log) }
   const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
   const { targets } = settings
   const storageBefore = targets ? planned.storage.before : measuredStorage(engine, state, planned, usage)
@@ -104,6 +105,33 @@ export async function reclaim(
     now,
     jobScope
   })
+}
+
+/**
+ * Targets given as a share of the disk, in bytes of the filesystem under the engine's data root:
+ * so one setting fits every host of a fleet, whatever its disk.
+ */
+async function inBytes(engine: Engine, targets: Targets | undefined, log: Log): Promise<Targets | undefined> {
+  if (!targets || (targets.maxStoragePercent === undefined && targets.minFreePercent === undefined)) return targets
+  const input = targets.maxStoragePercent !== undefined ? 'max-storage' : 'min-free'
+  const { size } = await diskUnderDataRoot(engine, input)
+  const share = (percent: number | undefined): number | undefined =>
+    percent === undefined ? undefined : Math.floor((size * percent) / 100)
+  const resolved = {
+    ...targets,
+    maxStorage: targets.maxStorage ?? share(targets.maxStoragePercent),
+    minFree: targets.minFree ?? share(targets.minFreePercent)
+  }
+  const parts = [
+    ['max-storage', targets.maxStoragePercent, resolved.maxStorage],
+    ['min-free', targets.minFreePercent, resolved.minFree]
+  ] as const
+  for (const [name, percent, bytes] of parts) {
+    if (percent !== undefined && bytes !== undefined) {
+      log.info(`${name} ${percent}% of the ${formatBytes(size)} filesystem under the data root: ${formatBytes(bytes)}`)
+    }
+  }
+  return resolved
 }
 
 /**

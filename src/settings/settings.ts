@@ -153,28 +153,56 @@ function ageBasis(value: string): AgeBasis {
   return fail('age-basis', `must be created or last-used, not "${printable(text)}".`)
 }
 
-const SIZE_FORMS = 'a size such as 20GB, 18.5GiB, 500MB or a number of bytes'
+const SIZE_FORMS = 'a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%'
+const PERCENT = /^(\d+(?:\.\d+)?)\s*%$/
 
-function size(value: string, input: string): number | undefined {
+/** Bytes, or a percentage of the filesystem under the engine's data root (more than 0, at most 100). */
+function amount(value: string, input: string): { bytes?: number; percent?: number } {
   const text = value.trim()
-  if (text === '') return undefined
-  return parseSize(text) ?? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`)
+  if (text === '') return {}
+  const percent = PERCENT.exec(text)
+  if (percent && Number(percent[1]) > 0 && Number(percent[1]) <= 100) return { percent: Number(percent[1]) }
+  const bytes = percent ? undefined : parseSize(text)
+  return bytes === undefined ? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`) : { bytes }
 }
 
 function targets(maxStorage: string, minFree: string, host: string): Targets | undefined {
-  const wanted = { maxStorage: size(maxStorage, 'max-storage'), minFree: size(minFree, 'min-free') }
-  if (wanted.minFree !== undefined && host.trim() !== '') requireLocal(host.trim())
-  if (wanted.maxStorage === undefined && wanted.minFree === undefined) return undefined
+  const max = amount(maxStorage, 'max-storage')
+  const free = amount(minFree, 'min-free')
+  const wanted: Targets = {
+    maxStorage: max.bytes,
+    minFree: free.bytes,
+    ...(max.percent === undefined ? {} : { maxStoragePercent: max.percent }),
+    ...(free.percent === undefined ? {} : { minFreePercent: free.percent })
+  }
+  if (measuresDisk(wanted) && host.trim() !== '') requireLocal(host.trim(), wanted)
+  if (Object.values(wanted).every(value => value === undefined)) return undefined
   return wanted
 }
 
-/** Free space is read from the runner's own filesystem, so it means something only for an engine on this machine. */
-export function requireLocal(endpoint: string): void {
-  if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://')) return
-  fail(
-    'min-free',
-    `needs an engine on this machine (a unix:// or npipe:// endpoint), not ${endpoint.split('://')[0]}://: use max-storage for a remote engine.`
+/** Whether the targets need the filesystem under the engine's data root measured. */
+export function measuresDisk(targets: Targets | undefined): boolean {
+  return (
+    targets !== undefined &&
+    (targets.minFree !== undefined || targets.minFreePercent !== undefined || targets.maxStoragePercent !== undefined)
   )
+}
+
+/**
+ * Free space and disk size are read from the runner's own filesystem, so they mean something only
+ * for an engine on this machine.
+ */
+export function requireLocal(endpoint: string, targets: Targets): void {
+  if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://')) return
+  const scheme = endpoint.split('://')[0]
+  const input =
+    targets.maxStoragePercent !== undefined && targets.minFree === undefined && targets.minFreePercent === undefined
+      ? 'max-storage'
+      : 'min-free'
+  const remedy =
+    input === 'min-free' ? 'use max-storage for a remote engine' : 'give a size such as 20GB for a remote engine'
+  const what = input === 'min-free' ? '' : ' as a percentage'
+  fail(input, `needs an engine on this machine${what} (a unix:// or npipe:// endpoint), not ${scheme}://: ${remedy}.`)
 }
 
 const DEFAULT_TIMEOUT_MS = 60_000
