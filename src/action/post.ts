@@ -10,11 +10,11 @@ import { endJob } from '../run/jobs'
 import { loadRecordName, loadSnapshot } from './state'
 
 /**
- * The post step of `scope: job`: removes what the job added. It runs after
- * failed and cancelled jobs too, so it warns rather than fails for what is
- * not its fault: no record, or an engine that went away. An input only it
- * asks the engine about (free space under the data root, an image a filter
- * names) fails it: in job scope the main step only records.
+ * The post step of `scope: job`: removes what the job added. It runs after failed and cancelled
+ * jobs too, so it only warns when the cause is not its own: no record from the main step, or an
+ * engine that went away. An input that can only be checked against the engine (min-free needs the
+ * data root on this machine; a before or since filter must name an image there) does fail it,
+ * because in job scope the main step only records images and never makes those checks.
  */
 export async function post(open: OpenEngine = openEngine): Promise<void> {
   try {
@@ -35,8 +35,8 @@ export async function post(open: OpenEngine = openEngine): Promise<void> {
 }
 
 /**
- * The inputs, read again; undefined when they are invalid, which the main step reported: it
- * reads them first, in either scope, and failed with their sentence.
+ * Reads the inputs again. Returns undefined when they are invalid: the main step reads them first,
+ * in either scope, and has already failed with the error, so the post step says nothing more.
  */
 function inputsAgain(): Settings | undefined {
   try {

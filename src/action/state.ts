@@ -5,10 +5,10 @@ const POST = 'isPost'
 const SNAPSHOT = 'snapshot'
 const RECORD = 'record'
 
-/** The post step sees what the main step saved; the main step never does. */
+/** True in the post step only: the runner hands what the main step saved to the post step alone. */
 export const isPost = core.getState(POST) === 'true'
 
-/** Saved first thing, so that the post step knows itself even after a failed main step. */
+/** Saved before anything else, so that the post step recognises itself even when the main step failed. */
 export function markMainStarted(): void {
   core.saveState(POST, 'true')
 }

@@ -115,10 +115,10 @@ export async function run(argv: string[], io: Io, open: OpenEngine = openEngine)
 
 function failed(error: unknown, stderr: NodeJS.WritableStream): number {
   if (error instanceof InputError) return usage(`${flagName(error.input)} ${error.problem}`, stderr)
-  // Known by its code alone: Node's own TypeError is not the TypeError of a test's VM context.
+  // Recognised by its code, not instanceof: in a test's VM context, Node's TypeError is another class.
   const parseArgsError = error as { code?: unknown; message: string } | undefined
   if (parseArgsError && String(parseArgsError.code).startsWith('ERR_PARSE_ARGS')) {
-    // Node goes on, over more lines, about '--' and dashes: its first sentence says it all.
+    // Node's message goes on to give advice about '--' and dashes; only its first sentence is shown.
     return usage(`${parseArgsError.message.split(/\.(?: |\n|$)/)[0]}.`, stderr)
   }
   stderr.write(`docker-image-reclaim: ${error instanceof Error ? error.message : String(error)}\n`)

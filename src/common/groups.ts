@@ -1,7 +1,6 @@
 /**
- * Adds a value to its key's list. Lists grow in place: building each one anew by copying made
- * grouping quadratic in a group's size (3,000 values under one key, measured with node: 26 ms
- * against 0.3 ms).
+ * Adds a value to its key's list. The list grows in place: copying it into a new list at every
+ * addition would make grouping quadratic in the size of a group.
  */
 export function addTo<K, V>(groups: Map<K, V[]>, key: K, value: V): void {
   const list = groups.get(key)

@@ -12,8 +12,8 @@ export function formatBytes(bytes: number): string {
 }
 
 /**
- * A whole number with a comma between thousands, as toLocaleString('en-US') writes it. That call
- * loads ICU's number formats on first use, 15-22 ms of a run that has nothing else to do.
+ * A whole number with a comma between thousands, as toLocaleString('en-US') writes it. Written by
+ * hand because that call loads ICU's number formats on first use, a real cost for a short run.
  */
 export function groupThousands(whole: number): string {
   return String(whole).replace(/\B(?=(\d{3})+$)/g, ',')

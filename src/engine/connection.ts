@@ -30,8 +30,9 @@ export function connectionOptions(endpoint: Endpoint): ConnectionOptions {
 
 /**
  * Bounds each request's wait for an answer. docker-modem's `timeout` calls setTimeout on the
- * socket, which an ssh2 channel lacks (the process dies); its `connectionTimeout`, a timer that
- * ends when the answer starts, works for every protocol but is only used where it must be.
+ * socket, which an ssh2 channel does not have, so over ssh it would crash the process; ssh uses
+ * `connectionTimeout` instead, a timer that stops when the answer starts. Other protocols keep
+ * `timeout`: `connectionTimeout` would work for them too, but is used only where it must be.
  */
 export function withTimeout(options: ConnectionOptions, ms: number): ConnectionOptions {
   return options.protocol === 'ssh' ? { ...options, connectionTimeout: ms } : { ...options, timeout: ms }
@@ -69,11 +70,11 @@ function tcpOptions(url: URL, endpoint: Endpoint): ConnectionOptions {
 }
 
 /**
- * Requests share kept-alive connections, as the docker CLI's do; an idle one does not keep the
- * process alive. (The TLS agent above keeps connections alive for the same reason: otherwise
- * every request makes its own handshake.) The empty server name spares Node working one out for
- * every request, though no TLS is spoken: it would match the host against an IPv6 pattern that
- * it compiles on first use.
+ * Requests share kept-alive connections, as the docker CLI's do, and an idle connection does not
+ * keep the process alive. (The TLS agent above keeps connections alive too, so that requests do not
+ * each make a TLS handshake.) The empty servername is set although no TLS is spoken: otherwise
+ * Node works out a server name for every request, matching the host against an IPv6 pattern that
+ * it compiles on first use, which costs start-up time.
  */
 function plainAgent(): HttpAgent {
   return uninspected(new HttpAgent({ keepAlive: true, servername: '' } as AgentOptions))

@@ -54,7 +54,10 @@ const NEWEST_API = '1.45'
 /** An engine that does not answer its first request this fast is taken as unreachable. */
 const FIRST_CONTACT_MS = 10_000
 const PARALLEL_INSPECTS = 8
-/** The stores' own listing races (testbed/ENGINES.md) outlast a few quick retries: podman's for seconds. */
+/**
+ * A read that fails because another process is removing images (testbed/ENGINES.md) can go on
+ * failing for a while, on Podman for seconds: hence several attempts with a growing wait.
+ */
 const READ_ATTEMPTS = 8
 const READ_BACKOFF_MS = 200
 const FULL_ID = /^sha256:[0-9a-f]{64}$/
@@ -90,8 +93,8 @@ export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: 
   }
   const apiVersion = olderVersion(pong.apiVersion, NEWEST_API)
   const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
-  // Every run reads the lists, so they are asked now, beside /info (which image store), whose
-  // answer the engine takes longer over than a small list's.
+  // Every run reads the lists, so they are requested now, before waiting for /info (which tells the
+  // image store): the engine takes longer to answer /info than a small list.
   const images =
     firstList === 'dangling' && !pong.podman
       ? { dangling: listDangling(docker) }
@@ -111,8 +114,9 @@ interface Pong {
 }
 
 /**
- * `GET /_ping`: the engine's API version, in a header, and whether it is Podman, which adds its
- * own. The engine answers it at once, where /version asks containerd and runc for theirs.
+ * `GET /_ping`: the engine's API version, in a header, and whether it is Podman, which adds a
+ * header of its own. Used rather than /version, which the engine answers only after asking
+ * containerd and runc for their versions.
  */
 async function ping(docker: Docker): Promise<Pong> {
   const headers = await new Promise<IncomingHttpHeaders>((resolve, reject) =>
@@ -172,13 +176,14 @@ function describe(error: unknown): string {
 }
 
 /**
- * A read that met other work on the engine, and is worth sending again. The engine fails a list,
- * inspect or /system/df when an image it sizes loses its layers to a removal meanwhile (another
- * copy of the action, say): "layer does not exist", "layer sha256:... was not found (corruption?)";
- * the containerd store "content digest sha256:...: not found", Podman "retrieving label for image"
- * or "failed to convert ImageData to ImageInspect"; Docker 28's containerd store, sizing a view
- * BuildKit made for a build that has just ended, "snapshot <id>-view does not exist".
- * Before 23.0 it also refuses a /system/df while another runs instead of sharing its answer (moby
+ * A read that failed because other work on the engine got in its way, and is worth sending again.
+ * The engine fails a list, inspect or /system/df when an image it is sizing loses its layers to a
+ * removal meanwhile (by another copy of the action, say): "layer does not exist", "layer sha256:...
+ * was not found (corruption?)"; the containerd store says "content digest sha256:...: not found",
+ * Podman "retrieving label for image" or "failed to convert ImageData to ImageInspect"; Docker 28's
+ * containerd store, sizing a view BuildKit made for a build that has just ended, "snapshot
+ * <id>-view does not exist". Engines before 23.0 also refuse a /system/df while another one runs,
+ * instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
 const RACED =
@@ -225,7 +230,7 @@ class DockerEngine implements Engine {
     private readonly listed: Listed = {}
   ) {}
 
-  /** The list asked at connect time, the first time it is read; asked again after that (a retry). */
+  /** The list requested at connect time on the first call; a later call (a retry) asks the engine again. */
   private takeOr<K extends keyof Listed>(kind: K, ask: () => NonNullable<Listed[K]>): NonNullable<Listed[K]> {
     const early = this.listed[kind]
     delete this.listed[kind]
@@ -279,7 +284,7 @@ class DockerEngine implements Engine {
     const createdAt = new Map<string, number>()
     const stacks = await inBatches(images, PARALLEL_INSPECTS, async image => {
       const info: Inspected | undefined = await this.unlessGone(() => this.docker.getImage(image.id).inspect())
-      // Never tagged reads as Go's zero time, year 1.
+      // An image never tagged has Go's zero time (year 1), which Date.parse makes negative.
       const tagged = Date.parse(info?.Metadata?.LastTagTime ?? '')
       if (tagged > 0) lastTagged.set(image.id, tagged)
       const created = Date.parse(info?.Created ?? '')

@@ -39,8 +39,8 @@ const DEFAULT_CONTEXT = 'default'
 /**
  * The context the docker CLI would use without DOCKER_HOST (docker/cli cli/command/cli.go,
  * resolveContextName): DOCKER_CONTEXT, else the config file's currentContext, else the default
- * one. Read here so that most runs, on the default context, need not start the CLI (tens of ms);
- * undefined when the config file cannot be read as plain JSON, which is then the CLI's to judge.
+ * one. Read here so that most runs, on the default context, need not start the docker CLI at all.
+ * Undefined when the config file cannot be read as plain JSON: the CLI is then asked instead.
  */
 function activeContext(env: NodeJS.ProcessEnv): string | undefined {
   if (env.DOCKER_CONTEXT) return env.DOCKER_CONTEXT

@@ -22,10 +22,10 @@ export interface Engine {
   /** Whether an image with this ID is still there. */
   exists(id: string): Promise<boolean>
   /**
-   * `/system/df`, where its figures are what removals free: not on Podman (always 0) nor on the
-   * containerd store (snapshots only, while a removal frees the layer's blob as well); and only
-   * where it sizes images alone: before API 1.42 it also walks every container's filesystem, so
-   * such an engine is asked only while it has no container. `signal` gives up on the answer.
+   * `/system/df`, or undefined where its figures are not what removals free: on Podman (always 0)
+   * and on the containerd store (it counts snapshots only, while a removal frees the layer's blob
+   * as well). Before API 1.42 it also walks every container's filesystem, so such an engine is
+   * asked only while it has no container. `signal` gives up on the answer.
    */
   usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */

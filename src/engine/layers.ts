@@ -35,8 +35,8 @@ export async function sizeLayers(
 ): Promise<Map<string, Layer[]>> {
   const known = new Map<string, number>()
   const needHistory: Stack[] = []
-  // Images over one chain differ in size by their own metadata on some stores (a LABEL step's
-  // config): the smallest sizes it, whatever order the engine lists them in.
+  // On some stores, images with the same layer chain differ in size by their own metadata (the
+  // config of a LABEL step). The smallest of them sizes the layers, in whatever order they are listed.
   const order = (a: Stack, b: Stack): number =>
     a.chain.length - b.chain.length || a.size - b.size || compareIds(a.id, b.id)
   for (const stack of [...stacks].sort(order)) {
@@ -58,11 +58,11 @@ function deduce(stack: Stack, known: Map<string, number>): boolean {
 }
 
 /**
- * History lists every build step, layer or not, and does not say which
- * made one: steps with a size did; of the sizeless ones, the legacy
- * builder's `#(nop)` steps did not. When sizeless steps still cannot be
- * told apart, the zero-size layers are put lowest: the image's total stays
- * right, and only a shared layer's share could sit one place off.
+ * Matches history entries to the image's layers. History lists every build step, whether it made a
+ * layer or not, and does not say which did: a step with a size did, and the legacy builder's
+ * `#(nop)` steps without a size did not. When the sizeless steps still cannot be told apart, the
+ * empty layers are taken to be the lowest: the image's total stays right, and at worst a shared
+ * layer gets the size of its neighbour.
  */
 function alignHistory(stack: Stack, entries: HistoryEntry[], known: Map<string, number>): void {
   let layers = entries

@@ -28,7 +28,10 @@ export class Ledger {
     }
   }
 
-  /** Graph drivers name the layers they removed among the images: only listed images are images. */
+  /**
+   * Whether the engine listed this ID as an image. A graph driver's DELETE answer reports the layers
+   * it removed as Deleted too, alongside the images, so only IDs from the image list count as images.
+   */
   isImage(id: string): boolean {
     return this.images.has(id)
   }

@@ -67,8 +67,9 @@ export function namedRef(cause: Cause): string | undefined {
 }
 
 /**
- * A step that will not happen, or did not: under its ref when a ref asked for it, else under
- * `label`, a name for the image, since the planner's own reasons are no names.
+ * The skip for a step that will not happen, or did not. It is listed under the ref when a ref
+ * asked for the step, else under `label`, a name for the image: prune, parent and storage target
+ * are the planner's own reasons, not names.
  */
 export function skipOf(cause: Cause, id: string, label: string, refusal: Refusal): Skip {
   const ref = cause.kind === 'ref' ? cause.ref : label
@@ -142,8 +143,8 @@ export function prunesDanglingOnly(selection: Selection): boolean {
 /**
  * Prices, in place, the steps of a plan made before the layers were read, as the planner would
  * have: without a storage target no step depends on sizes, so the steps stand and each deletion
- * frees, in order, the layers its images were the last to hold. Saves planning a second time,
- * whose allocations at thousands of images made V8 grow its young generation (bench/README.md).
+ * frees, in order, the layers its images were the last to hold. This avoids a second planning
+ * pass, whose allocations on a large engine raise peak memory (bench/README.md).
  */
 export function price(planned: Plan, layers: Map<string, Layer[]>): Plan {
   planned.state = { ...planned.state, layers }
@@ -375,7 +376,8 @@ class Planner {
       return this.skip(cause, id, { reason: 'in-use-stopped', message })
     }
     if (this.sim.hasChildren(id) && !this.sim.rules.childrenBlock) {
-      // Stores that would delete it take a name and free nothing: the images built on it hold its layers.
+      // Unlike a graph driver, this store does not refuse it, but removing it would only take a name
+      // away and free nothing: the images built on it hold its layers.
       return this.skip(cause, id, { reason: 'has-children', message: 'other images that stay are built on it' })
     }
     if (this.sim.unnamed(id) || this.sim.singleReference(id)) {

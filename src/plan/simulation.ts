@@ -25,9 +25,9 @@ export interface Rules {
    */
   childrenKeep: boolean
   /**
-   * Digest references are names of their own (graph drivers), or each
-   * tagged name's view of the image's own digest (containerd, Podman): those
-   * never count as references, and go unreported with their tag.
+   * On graph drivers a digest reference is a name of its own. On containerd and Podman it is a
+   * view: each tagged repository's view of the image's own digest, which never counts as a
+   * reference and goes away, unreported, with the repository's last tag.
    */
   digestViews: boolean
   /** A forced removal of an image a container uses only untags it (containerd). */

@@ -72,7 +72,7 @@ export async function endJob(
 /** The job is over: the last removes every record of the jobs that ended; any other leaves what it left. */
 async function retire(engine: Engine, own: JobRecord | undefined, ended: JobRecord[], left: string[]): Promise<void> {
   if (own && left.length > 0) {
-    // Made before the running record goes, so that no job ever sees neither.
+    // The ended record is made before the running one is removed, so another job always sees one.
     await engine.addJobRecord(endedName(own.name), own.job, { startedAt: own.startedAt, left: leftoversOf(left) })
   }
   for (const record of ended) await engine.removeJobRecord(record.name)

@@ -14,7 +14,7 @@ export function prerequisites(steps: readonly Step[], images: readonly Image[]):
   const parentOf = new Map(images.map(image => [image.id, image.parentId]))
   const children = new Map<string, string[]>()
   for (const { id, parentId } of images) if (parentId) addTo(children, parentId, id)
-  // The latest step on an image stands for all before it: each waits for the one before.
+  // Waiting for the latest step on an image is enough: that step already waits for the one before.
   const latest = new Map<string, number>()
   return steps.map((step, index) => {
     const related = [step.imageId, parentOf.get(step.imageId) ?? '', ...(children.get(step.imageId) ?? [])]
@@ -28,8 +28,8 @@ export function prerequisites(steps: readonly Step[], images: readonly Image[]):
 /**
  * Runs `work` on every item, at most `width` at once, each only once the items `waits` lists
  * for it have finished; answers in the items' order. `waits` may only name earlier items. Items
- * start in the order they became ready, and nothing is held for an item until it starts: at
- * thousands of items a pending promise for each made V8 grow its young generation (bench/README.md).
+ * start in the order they became ready, and no promise is made for an item until it starts: a
+ * pending promise for each item of a large plan would raise peak memory (bench/README.md).
  */
 export function runAfter<T, R>(
   items: readonly T[],

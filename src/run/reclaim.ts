@@ -32,7 +32,7 @@ export interface Result {
   untagged: string[]
   skipped: Skip[]
   rows: Row[]
-  /** The engine's image storage, where it has a figure for what removals free (see Engine.storage). */
+  /** The engine's image storage, where it has a figure for what removals free (see Engine.usage). */
   storageBefore?: number
   storageAfter?: number
   /** Set when the settings gave a storage target. */
@@ -85,7 +85,7 @@ export async function reclaim(
   )
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
   // The engine is asked again only when this run changed something it could measure: never in a
-  // dry run, nor when nothing was sent (a second /system/df costs hundreds of ms), nor after an
+  // dry run, nor when nothing was sent (/system/df is slow on a large engine), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
   const storageAfter =
@@ -220,9 +220,10 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
 }
 
 /**
- * When each image the job did not find was made and last tagged, and when each image it found was
- * last tagged if it has a tag the job did not find: whether another running job may have made them
- * turns on it (plan/jobs.ts). One inspect each, for the job's additions only.
+ * Reads when the job's additions appeared, with one inspect for each: for an image the main step
+ * did not record, when it was made and last tagged; for a recorded image that has since gained a
+ * tag, when it was last tagged. plan/jobs.ts uses these times to decide whether another running
+ * job may have made them.
  */
 async function readAppearances(engine: Engine, state: EngineState, preexisting: Snapshot): Promise<void> {
   const added = state.images.filter(image => {
@@ -252,9 +253,9 @@ function nothingDangling(engine: Engine, settings: Settings, now: number, log: L
 /**
  * Disk usage gives storage before the run and prices most deletions. Asked beside the lists, the
  * engine works on both at once: that saves the wait for it when something is deleted, but delays
- * a step that deletes nothing (bench/startup.ts, 1,000 images on 2 CPUs: 314 ms, against 260 ms
- * without it). So it is asked early only when the inputs name what to remove, or the engine has
- * listed dangling images; otherwise once the plan shows something to delete.
+ * a step that deletes nothing (bench/README.md). So it is asked early only when the inputs name
+ * what to remove, or the engine has listed dangling images; otherwise once the plan shows
+ * something to delete.
  */
 const likelyDeletes = (settings: Settings): boolean => settings.refs.length > 0 || settings.prune === 'all'
 

@@ -150,7 +150,8 @@ async function send(
     items = await withRetries(() => engine.remove(step.target, step.force), Date.now() + timeoutMs)
   } catch (error) {
     if (error instanceof EngineError && error.unreachable) throw error
-    // Gone already: what it held is no longer ours to count, but no longer holds our layers either.
+    // Another process removed the image first: its bytes are not this run's to report, but the
+    // ledger must still release it, or layers it shared with later steps would never count as freed.
     if (error instanceof EngineError && error.statusCode === 404) ledger.release(step.imageId)
     return refused(step, error)
   }
@@ -168,9 +169,9 @@ async function send(
 }
 
 /**
- * One key's values in the engine's answer. Both arrays are kept for every removed image until the
- * report, and `filter` and `flatMap` make arrays with room for 16 more entries (about 130 bytes
- * each), where `map` makes them at their exact length.
+ * One key's values in the engine's answer. The result is kept for every removed image until the
+ * report, so it is made by `map`, which allocates an array of exact length; the arrays `filter` and
+ * `flatMap` return keep spare room.
  */
 function valuesOf(
   items: RemovedItem[],
@@ -227,7 +228,8 @@ function reasonOf(status: number | undefined, message: string): SkipReason {
   if (message.includes('by ID with more than one tag')) return 'multiple-references'
   if (status !== 409) return 'error'
   if (message.includes('running container')) return 'in-use'
-  // Podman does not say whether the container runs; one that ran at planning was never sent.
+  // Podman does not say whether the container is running: an image a running container used when
+  // the plan was made is never sent, so the container is taken to be stopped.
   const stopped = ['stopped container', 'is using its referenced image', 'image is in use by a container']
   if (stopped.some(words => message.includes(words))) return 'in-use-stopped'
   if (message.includes('dependent child images')) return 'has-children'

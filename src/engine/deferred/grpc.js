@@ -1,8 +1,8 @@
 // Stands in for @grpc/grpc-js, @grpc/proto-loader and protobufjs in the bundle (tsconfig.json
 // "paths"). dockerode requires the first two as it loads, for the BuildKit sessions of buildImage,
 // and protobufjs for BuildKit's progress messages (followProgress): this action calls neither.
-// Together they were 1.1 MB of the bundle, which node compiles at every start-up even when it
-// runs none of it, so they are left out.
+// They are large, and node compiles the whole bundle at every start even when it runs none of
+// it, so they are left out.
 module.exports = new Proxy(
   {},
   {

@@ -1,3 +1,4 @@
-// The types stay ssh2's own. tsconfig.json "paths" lists this file first, for the type checker,
-// and ssh2.js second, for ncc, which skips this one: without allowJs it looks for .ts files only.
+// Gives the stand-in ssh2's own types. tsconfig.json "paths" maps ssh2 to deferred/ssh2, where the
+// type checker finds this file, and then to deferred/ssh2.js, which ncc bundles: without allowJs,
+// ncc tries only the .ts and .tsx extensions, finds no ssh2.ts and moves on to the second entry.
 export * from '../../../node_modules/@types/ssh2'
