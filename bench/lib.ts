@@ -52,10 +52,15 @@ export async function timeIt<T>(work: () => Promise<T>): Promise<{ ms: number; v
 
 export function run(command: string, args: string[], env?: NodeJS.ProcessEnv): Promise<string> {
   return new Promise((resolve, reject) => {
-    execFile(command, args, { env: env ?? bedEnv(), maxBuffer: 256 << 20, timeout: RUN_TIMEOUT_MS }, (err, stdout, stderr) => {
-      if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${err.message}\n${stderr}`))
-      else resolve(stdout.trim())
-    })
+    execFile(
+      command,
+      args,
+      { env: env ?? bedEnv(), maxBuffer: 256 << 20, timeout: RUN_TIMEOUT_MS },
+      (err, stdout, stderr) => {
+        if (err) reject(new Error(`${command} ${args.join(' ')} failed: ${err.message}\n${stderr}`))
+        else resolve(stdout.trim())
+      }
+    )
   })
 }
 
@@ -87,7 +92,9 @@ export async function machine(): Promise<Machine> {
     node: process.version,
     dockerd: await run('/usr/sbin/dockerd', ['--version']),
     cli: await run(DOCKER, ['--version']),
-    gnuTime: (await run(GNU_TIME, ['--version']).catch(err => `missing (${(err as Error).message.split('\n')[0]})`)).split('\n')[0],
+    gnuTime: (
+      await run(GNU_TIME, ['--version']).catch(err => `missing (${(err as Error).message.split('\n')[0]})`)
+    ).split('\n')[0],
     bundleSha256: createHash('sha256').update(readFileSync(BUNDLE)).digest('hex'),
     bundleMtime: statSync(BUNDLE).mtime.toISOString(),
     date: new Date().toISOString()
@@ -173,8 +180,11 @@ export class Bed {
       await this.down()
       await removeRoot(this.data)
       await run('cp', ['-al', join(snapshot, 'data'), this.data])
-      const inPlace = (await run('find', [join(snapshot, 'data'), '-type', 'f', '-name', '*.db', '-printf', '%P\n'])).split('\n').filter(Boolean)
-      for (const file of inPlace) await run('cp', ['-a', '--remove-destination', join(snapshot, 'data', file), join(this.data, file)])
+      const inPlace = (await run('find', [join(snapshot, 'data'), '-type', 'f', '-name', '*.db', '-printf', '%P\n']))
+        .split('\n')
+        .filter(Boolean)
+      for (const file of inPlace)
+        await run('cp', ['-a', '--remove-destination', join(snapshot, 'data', file), join(this.data, file)])
       // The copy's dirty pages go to disk now, not during the timed run, where every fsync the
       // engine makes (one per untag) would wait for their write-back.
       await run('sync', [])
@@ -199,7 +209,10 @@ export class Bed {
     await rm(to, { recursive: true, force: true })
     await mkdir(to, { recursive: true })
     await run('cp', ['-a', this.data, join(to, 'data')])
-    await writeFile(join(to, 'meta.json'), JSON.stringify({ ...meta, fingerprint: await snapshotFingerprint(to) }, null, 2))
+    await writeFile(
+      join(to, 'meta.json'),
+      JSON.stringify({ ...meta, fingerprint: await snapshotFingerprint(to) }, null, 2)
+    )
     await this.up()
   }
 
@@ -214,7 +227,9 @@ export class Bed {
 
   async imageCount(repo?: string): Promise<number> {
     const list = await apiJson<{ RepoTags: string[] | null }[]>(this.socket, 'GET', '/images/json?all=1')
-    return repo === undefined ? list.length : list.filter(i => (i.RepoTags ?? []).some(t => t.startsWith(`${repo}:`))).length
+    return repo === undefined
+      ? list.length
+      : list.filter(i => (i.RepoTags ?? []).some(t => t.startsWith(`${repo}:`))).length
   }
 
   async engineVersion(): Promise<{ Version: string; ApiVersion: string }> {
@@ -274,7 +289,11 @@ function killActive(): void {
 }
 
 /** Runs `command` under GNU time and times it from spawn to exit. */
-export async function timed(command: string, args: string[], opts: { env: NodeJS.ProcessEnv; cwd?: string }): Promise<Sample> {
+export async function timed(
+  command: string,
+  args: string[],
+  opts: { env: NodeJS.ProcessEnv; cwd?: string }
+): Promise<Sample> {
   const dir = await mkdtemp(join(tmpdir(), 'dirb-bench-t-'))
   const timeFile = join(dir, 'time')
   try {

@@ -20,7 +20,8 @@ async function main(): Promise<void> {
   const settings = getSettings()
   const engine = await connect(await resolveEndpoint(settings.dockerHost), settings.timeout)
   const [images, containers, usage] = await Promise.all([engine.images(), engine.containers(), engine.usage()])
-  if (!usage) throw new Error('the engine gave no disk usage: the planning curve needs an overlay2 engine without containers')
+  if (!usage)
+    throw new Error('the engine gave no disk usage: the planning curve needs an overlay2 engine without containers')
   // What is not priced from disk usage is inspected, once, outside the timing: that is engine work.
   const unshared = unsharedLayers(images, usage.shares)
   const inspected = images.filter(image => !unshared.has(image.id))
@@ -41,7 +42,9 @@ async function main(): Promise<void> {
     unsharedLayers(images, usage.shares)
     linearMs.push(performance.now() - control)
   }
-  process.stdout.write(`${JSON.stringify({ images: images.length, deletions, inspected: inspected.length, ms, linearMs })}\n`)
+  process.stdout.write(
+    `${JSON.stringify({ images: images.length, deletions, inspected: inspected.length, ms, linearMs })}\n`
+  )
 }
 
 main().catch((error: unknown) => {

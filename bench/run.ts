@@ -18,7 +18,27 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { dirname, join } from 'node:path'
 import { api } from '../testbed/api'
-import { BENCH_DIR, Bed, BUNDLE, actionEnv, ensureGnuTime, exists, loadAverage, log, machine, median, run, runAction, runCli, runnerEnv, stopOnSignals, timeIt, timed, type Machine, type Sample } from './lib'
+import {
+  BENCH_DIR,
+  Bed,
+  BUNDLE,
+  actionEnv,
+  ensureGnuTime,
+  exists,
+  loadAverage,
+  log,
+  machine,
+  median,
+  run,
+  runAction,
+  runCli,
+  runnerEnv,
+  stopOnSignals,
+  timeIt,
+  timed,
+  type Machine,
+  type Sample
+} from './lib'
 import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
@@ -42,8 +62,20 @@ const SCENARIOS: Record<ScenarioName, Scenario> = {
     cli: `/usr/bin/docker rmi $(/usr/bin/docker images -q ${REPO})`,
     destructive: true
   },
-  prune: { name: 'prune', title: '(2) prune all', inputs: { prune: 'all' }, cli: '/usr/bin/docker image prune -a -f', destructive: true },
-  nothing: { name: 'nothing', title: '(3) nothing to do', inputs: {}, cli: '/usr/bin/docker image prune -f', destructive: false },
+  prune: {
+    name: 'prune',
+    title: '(2) prune all',
+    inputs: { prune: 'all' },
+    cli: '/usr/bin/docker image prune -a -f',
+    destructive: true
+  },
+  nothing: {
+    name: 'nothing',
+    title: '(3) nothing to do',
+    inputs: {},
+    cli: '/usr/bin/docker image prune -f',
+    destructive: false
+  },
   dryrun: { name: 'dryrun', title: '(4) dry run', inputs: { refs: `${REPO}:*`, 'dry-run': 'true' }, destructive: false }
 }
 
@@ -157,7 +189,13 @@ const kbToMB = (kb: number): number => (kb * 1024) / MB
 function stats(runs: Run[]): Stats {
   const ms = runs.map(r => r.ms)
   const rss = runs.map(r => kbToMB(r.maxRssKb))
-  return { medianMs: median(ms), minMs: Math.min(...ms), maxMs: Math.max(...ms), maxRssMB: Math.max(...rss), medianRssMB: median(rss) }
+  return {
+    medianMs: median(ms),
+    minMs: Math.min(...ms),
+    maxMs: Math.max(...ms),
+    maxRssMB: Math.max(...rss),
+    medianRssMB: median(rss)
+  }
 }
 
 const CPU_PROBE = join(BENCH_DIR, 'cpu-probe.cjs')
@@ -168,7 +206,11 @@ function cpuMsOf(sample: Sample): number | undefined {
 }
 
 function asRun(sample: Sample, problem: string | undefined, extra: Partial<Run> = {}): Run {
-  const p = problem ?? (sample.code !== 0 ? `exit code ${sample.code}: ${(sample.stderr || sample.stdout).trim().split('\n').slice(-3).join(' | ')}` : undefined)
+  const p =
+    problem ??
+    (sample.code !== 0
+      ? `exit code ${sample.code}: ${(sample.stderr || sample.stdout).trim().split('\n').slice(-3).join(' | ')}`
+      : undefined)
   return { ms: sample.ms, maxRssKb: sample.maxRssKb, code: sample.code, ...(p ? { problem: p } : {}), ...extra }
 }
 
@@ -217,15 +259,22 @@ class Bench {
   }
 
   private async action(s: Scenario, n: number): Promise<Run> {
-    const probe = s.name === 'dryrun' ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require=${CPU_PROBE}`.trim() } : undefined
+    const probe =
+      s.name === 'dryrun'
+        ? { NODE_OPTIONS: `${process.env.NODE_OPTIONS ?? ''} --require=${CPU_PROBE}`.trim() }
+        : undefined
     const sample = await runAction(s.inputs, this.on(n).host, { extraEnv: probe })
     const deletedCount = sample.outputs['deleted-count']
     const reclaimedBytes = sample.outputs['reclaimed-bytes']
     const expected = s.name === 'nothing' ? 0 : n
     let problem: string | undefined
-    if (sample.code === 0 && deletedCount !== String(expected)) problem = `deleted-count ${deletedCount}, expected ${expected}`
+    if (sample.code === 0 && deletedCount !== String(expected))
+      problem = `deleted-count ${deletedCount}, expected ${expected}`
     if (!problem && sample.code === 0) problem = await this.after(s, n)
-    return asRun(sample, problem, { outputs: { deletedCount, reclaimedBytes }, cpuMs: probe ? cpuMsOf(sample) : undefined })
+    return asRun(sample, problem, {
+      outputs: { deletedCount, reclaimedBytes },
+      cpuMs: probe ? cpuMsOf(sample) : undefined
+    })
   }
 
   private async cli(s: Scenario, n: number): Promise<Run> {
@@ -247,14 +296,19 @@ class Bench {
     for (let rep = 0; rep < reps; rep++) {
       const first = rep % 2 === 0 ? 'action' : 'cli'
       const other = s.cli ? 'cli' : n > 0 && name === 'dryrun' ? 'baseline' : undefined
-      const order: Array<'action' | 'cli' | 'baseline'> = other ? (first === 'action' ? ['action', other] : [other, 'action']) : ['action']
+      const order: Array<'action' | 'cli' | 'baseline'> = other
+        ? first === 'action'
+          ? ['action', other]
+          : [other, 'action']
+        : ['action']
       const entry: Partial<Rep> = { rep, first: first as Rep['first'] }
       for (const side of order) {
         let restoreMs: number | undefined
         if (s.destructive) restoreMs = await this.restore(n)
         else await this.sceneCheck(n)
         const load = loadAverage()
-        const r = side === 'action' ? await this.action(s, n) : side === 'cli' ? await this.cli(s, n) : await this.action(s, 0)
+        const r =
+          side === 'action' ? await this.action(s, n) : side === 'cli' ? await this.cli(s, n) : await this.action(s, 0)
         r.load = load
         if (restoreMs !== undefined) r.restoreMs = restoreMs
         entry[side] = r
@@ -271,7 +325,9 @@ class Bench {
       )
       out.push(e)
     }
-    const problems = out.flatMap(r => [r.action.problem, r.cli?.problem, r.baseline?.problem].filter((p): p is string => p !== undefined))
+    const problems = out.flatMap(r =>
+      [r.action.problem, r.cli?.problem, r.baseline?.problem].filter((p): p is string => p !== undefined)
+    )
     const ratios = out.flatMap(r => (r.ratio === undefined ? [] : [r.ratio]))
     this.results.push({
       n,
@@ -291,7 +347,9 @@ class Bench {
 
   private async floor(n: number): Promise<Floor> {
     const node = await timed(process.execPath, ['-e', '0'], { env: runnerEnv() })
-    const { ms: listMs } = await timeIt(() => api(this.on(n).socket, 'GET', `/images/json?filters=${encodeURIComponent('{"dangling":["true"]}')}`))
+    const { ms: listMs } = await timeIt(() =>
+      api(this.on(n).socket, 'GET', `/images/json?filters=${encodeURIComponent('{"dangling":["true"]}')}`)
+    )
     return { nodeMs: node.ms, listMs }
   }
 
@@ -299,10 +357,21 @@ class Bench {
   async planningCurve(n: number): Promise<void> {
     await this.sceneCheck(n)
     const env = await actionEnv(SCENARIOS.dryrun.inputs, this.on(n).host)
-    const out = JSON.parse(await run(process.execPath, [await this.plannerBundle()], env)) as Pick<Planning, 'images' | 'deletions' | 'inspected' | 'ms' | 'linearMs'>
+    const out = JSON.parse(await run(process.execPath, [await this.plannerBundle()], env)) as Pick<
+      Planning,
+      'images' | 'deletions' | 'inspected' | 'ms' | 'linearMs'
+    >
     if (out.deletions !== n) throw new Error(`planning at N=${n}: ${out.deletions} deletions planned`)
-    const point = { n, ...out, firstMs: out.ms[0], medianMs: median(out.ms.slice(1)), linearMedianMs: median(out.linearMs.slice(1)) }
-    log(`planning and byte prediction, N=${n}: first ${point.firstMs.toFixed(1)} ms, then a median of ${point.medianMs.toFixed(1)} ms`)
+    const point = {
+      n,
+      ...out,
+      firstMs: out.ms[0],
+      medianMs: median(out.ms.slice(1)),
+      linearMedianMs: median(out.linearMs.slice(1))
+    }
+    log(
+      `planning and byte prediction, N=${n}: first ${point.firstMs.toFixed(1)} ms, then a median of ${point.medianMs.toFixed(1)} ms`
+    )
     this.planning.push(point)
   }
 
@@ -324,7 +393,8 @@ class Bench {
   }
 }
 
-const floorText = (f: NonNullable<Result['floor']>): string => `${fmtMs(f.ms)}: node -e 0 ${fmtMs(f.nodeMs)}, the engine's dangling list alone ${fmtMs(f.listMs)}`
+const floorText = (f: NonNullable<Result['floor']>): string =>
+  `${fmtMs(f.ms)}: node -e 0 ${fmtMs(f.nodeMs)}, the engine's dangling list alone ${fmtMs(f.listMs)}`
 
 function floorOf(reps: Rep[]): Result['floor'] {
   const floors = reps.flatMap(rep => (rep.floor ? [rep.floor] : []))
@@ -364,11 +434,18 @@ interface CurvePoint {
  */
 function curve(bench: Bench): CurvePoint[] {
   const points = bench.results.filter(r => r.scenario === 'dryrun' && r.n > 0).sort((a, b) => a.n - b.n)
-  const net = (r: Result, of: (run: Run) => number): number => median(r.reps.map(rep => of(rep.action) - (rep.baseline ? of(rep.baseline) : 0)))
+  const net = (r: Result, of: (run: Run) => number): number =>
+    median(r.reps.map(rep => of(rep.action) - (rep.baseline ? of(rep.baseline) : 0)))
   const wall = (run: Run): number => run.ms
   const cpu = (run: Run): number => run.cpuMs ?? NaN
   return points.map((r, i) => {
-    const point: CurvePoint = { n: r.n, medianMs: r.action.medianMs, netMs: net(r, wall), medianCpuMs: median(r.reps.map(rep => cpu(rep.action))), netCpuMs: net(r, cpu) }
+    const point: CurvePoint = {
+      n: r.n,
+      medianMs: r.action.medianMs,
+      netMs: net(r, wall),
+      medianCpuMs: median(r.reps.map(rep => cpu(rep.action))),
+      netCpuMs: net(r, cpu)
+    }
     if (i > 0) {
       const prev = points[i - 1]
       point.growth = point.netMs / net(prev, wall)
@@ -396,7 +473,11 @@ function planningCurve(bench: Bench): PlanningPoint[] {
     const prev = points[i - 1]
     const point: PlanningPoint = { n: p.n, firstMs: p.firstMs, medianMs: p.medianMs, linearMedianMs: p.linearMedianMs }
     if (prev) {
-      Object.assign(point, { growth: p.medianMs / prev.medianMs, linearGrowth: p.linearMedianMs / prev.linearMedianMs, nlognGrowth: nlogn(p.n) / nlogn(prev.n) })
+      Object.assign(point, {
+        growth: p.medianMs / prev.medianMs,
+        linearGrowth: p.linearMedianMs / prev.linearMedianMs,
+        nlognGrowth: nlogn(p.n) / nlogn(prev.n)
+      })
     }
     return point
   })
@@ -412,7 +493,11 @@ function targets(bench: Bench, sizes: number[]): Target[] {
       const r = bench.find(n, name)
       const label = `${SCENARIOS[name].title}: action/CLI ratio <= 1.0 at N=${n}`
       if (!r || !r.ratio) {
-        out.push({ target: label, measured: sizes.includes(n) ? 'not measured' : 'not measured (quick mode)', met: null })
+        out.push({
+          target: label,
+          measured: sizes.includes(n) ? 'not measured' : 'not measured (quick mode)',
+          met: null
+        })
         continue
       }
       const bad = r.problems.length > 0 ? ` (INVALID: ${r.problems[0]})` : ''
@@ -440,30 +525,48 @@ function targets(bench: Bench, sizes: number[]): Target[] {
   const points = planningCurve(bench)
   if (points.length >= 3) {
     const segments = points.filter(p => p.growth !== undefined)
-    const steps = segments.map(p => `${p.n}: x${p.growth?.toFixed(2)} vs N log N x${p.nlognGrowth?.toFixed(2)} (linear control x${p.linearGrowth?.toFixed(2)})`).join('; ')
+    const steps = segments
+      .map(
+        p =>
+          `${p.n}: x${p.growth?.toFixed(2)} vs N log N x${p.nlognGrowth?.toFixed(2)} (linear control x${p.linearGrowth?.toFixed(2)})`
+      )
+      .join('; ')
     out.push({
       target: `(4) planning and byte prediction (in one process, bench/planning.ts) grow no worse than N log N (each step within x${CURVE_TOLERANCE} of it)`,
       measured: steps,
       met: segments.every(p => (p.growth as number) <= (p.nlognGrowth as number) * CURVE_TOLERANCE)
     })
   } else {
-    out.push({ target: '(4) dry-run cost grows no worse than N log N over 300, 1,000, 3,000', measured: 'not measured (quick mode)', met: null })
+    out.push({
+      target: '(4) dry-run cost grows no worse than N log N over 300, 1,000, 3,000',
+      measured: 'not measured (quick mode)',
+      met: null
+    })
   }
   const at3000 = bench.results.filter(r => r.n === 3000)
   if (at3000.length > 0) {
     const peak = Math.max(...at3000.map(r => r.action.maxRssMB))
     const which = at3000.find(r => r.action.maxRssMB === peak)
-    out.push({ target: '(5) peak memory of the action < 100 MB at N=3,000', measured: `${peak.toFixed(1)} MB (${which?.title})`, met: peak < 100 })
+    out.push({
+      target: '(5) peak memory of the action < 100 MB at N=3,000',
+      measured: `${peak.toFixed(1)} MB (${which?.title})`,
+      met: peak < 100
+    })
   } else {
     const peak = Math.max(...bench.results.map(r => r.action.maxRssMB))
-    out.push({ target: '(5) peak memory of the action < 100 MB at N=3,000', measured: `not measured at 3,000 (quick mode); ${peak.toFixed(1)} MB at 300`, met: null })
+    out.push({
+      target: '(5) peak memory of the action < 100 MB at N=3,000',
+      measured: `not measured at 3,000 (quick mode); ${peak.toFixed(1)} MB at 300`,
+      met: null
+    })
   }
   return out
 }
 
 // ---------------------------------------------------------------- printing
 
-const fmtMs = (ms: number): string => (Number.isNaN(ms) ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`)
+const fmtMs = (ms: number): string =>
+  Number.isNaN(ms) ? '-' : ms >= 10_000 ? `${(ms / 1000).toFixed(1)} s` : `${ms.toFixed(0)} ms`
 const metText = (met: boolean | null): string => (met === null ? 'n/a' : met ? 'met' : 'NOT met')
 
 function pad(rows: string[][]): string {
@@ -472,7 +575,20 @@ function pad(rows: string[][]): string {
 }
 
 function tableRows(bench: Bench): string[][] {
-  const header = ['scenario', 'N', 'reps', 'action median', 'action range', 'CLI median', 'CLI range', 'ratio (median of pairs)', 'ratio range', 'action peak RSS', 'CLI peak RSS', 'load avg']
+  const header = [
+    'scenario',
+    'N',
+    'reps',
+    'action median',
+    'action range',
+    'CLI median',
+    'CLI range',
+    'ratio (median of pairs)',
+    'ratio range',
+    'action peak RSS',
+    'CLI peak RSS',
+    'load avg'
+  ]
   const rows = bench.results.map(r => [
     r.title + (r.problems.length ? ' (INVALID)' : ''),
     String(r.n),
@@ -498,34 +614,61 @@ function numberTable(lines: string[], caption: string, header: string[], rows: s
   for (const row of rows) lines.push(`| ${row.join(' | ')} |`)
 }
 
-function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, restoreMs: Record<number, number>): string {
+function markdown(
+  bench: Bench,
+  m: Machine,
+  ts: Target[],
+  setup: SetupCosts,
+  restoreMs: Record<number, number>
+): string {
   const lines: string[] = []
-  lines.push(`Benchmark (\`npm run bench\`${QUICK ? ', quick mode' : ''}), ${m.date.slice(0, 10)}: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, ${m.kernel}; ` +
-    `engine ${m.engineVersion} (API ${m.engineApi}), ${m.cli}; ${m.node}. Medians of whole processes (spawn to exit); ` +
-    `ratio = median of per-repetition action/CLI ratios, sides alternated.`)
+  lines.push(
+    `Benchmark (\`npm run bench\`${QUICK ? ', quick mode' : ''}), ${m.date.slice(0, 10)}: ${m.nproc} CPUs (${m.cpuModel}), ${m.memoryGiB} GiB, ${m.kernel}; ` +
+      `engine ${m.engineVersion} (API ${m.engineApi}), ${m.cli}; ${m.node}. Medians of whole processes (spawn to exit); ` +
+      `ratio = median of per-repetition action/CLI ratios, sides alternated.`
+  )
   lines.push('')
   lines.push('| scenario | N | action | docker CLI | ratio | action peak RSS | load avg |')
   lines.push('| --- | ---: | ---: | ---: | ---: | ---: | ---: |')
   for (const r of bench.results) {
     const cli = r.cli ? `${fmtMs(r.cli.medianMs)} (\`${(r.cliCommand ?? '').replace(/\/usr\/bin\//g, '')}\`)` : '-'
-    lines.push(`| ${r.title}${r.problems.length ? ' (invalid)' : ''} | ${r.n.toLocaleString('en')} | ${fmtMs(r.action.medianMs)} | ${cli} | ${r.ratio ? r.ratio.median.toFixed(2) : '-'} | ${r.action.maxRssMB.toFixed(0)} MB | ${r.loadAverage.toFixed(1)} |`)
+    lines.push(
+      `| ${r.title}${r.problems.length ? ' (invalid)' : ''} | ${r.n.toLocaleString('en')} | ${fmtMs(r.action.medianMs)} | ${cli} | ${r.ratio ? r.ratio.median.toFixed(2) : '-'} | ${r.action.maxRssMB.toFixed(0)} MB | ${r.loadAverage.toFixed(1)} |`
+    )
   }
   const c = curve(bench)
   if (c.length > 0) {
     numberTable(
       lines,
-      'Dry-run curve (net = median of, per repetition, the dry run minus the same step on an empty engine run next to it; CPU = user and system time of the action\'s process, which leaves out its waits for the engine):',
+      "Dry-run curve (net = median of, per repetition, the dry run minus the same step on an empty engine run next to it; CPU = user and system time of the action's process, which leaves out its waits for the engine):",
       ['N', 'dry run', 'net', 'net growth', 'CPU', 'net CPU', 'net CPU growth', 'N log N growth'],
-      c.map(p => [p.n.toLocaleString('en'), fmtMs(p.medianMs), fmtMs(p.netMs), growthText(p.growth), fmtMs(p.medianCpuMs), fmtMs(p.netCpuMs), growthText(p.cpuGrowth), growthText(p.nlognGrowth)])
+      c.map(p => [
+        p.n.toLocaleString('en'),
+        fmtMs(p.medianMs),
+        fmtMs(p.netMs),
+        growthText(p.growth),
+        fmtMs(p.medianCpuMs),
+        fmtMs(p.netCpuMs),
+        growthText(p.cpuGrowth),
+        growthText(p.nlognGrowth)
+      ])
     )
   }
   const points = planningCurve(bench)
   if (points.length > 0) {
     numberTable(
       lines,
-      'Planning and byte prediction alone (`bench/planning.ts`: the dry run\'s plan, pricing from disk usage and price(), run again and again in one process on the state the engine gave; first = the one a real run has, before V8 optimises it; the control is one pass over the same images that is linear by construction):',
+      "Planning and byte prediction alone (`bench/planning.ts`: the dry run's plan, pricing from disk usage and price(), run again and again in one process on the state the engine gave; first = the one a real run has, before V8 optimises it; the control is one pass over the same images that is linear by construction):",
       ['N', 'first', 'median of the rest', 'growth', 'linear control', 'its growth', 'N log N growth'],
-      points.map(p => [p.n.toLocaleString('en'), `${p.firstMs.toFixed(1)} ms`, `${p.medianMs.toFixed(1)} ms`, growthText(p.growth), `${p.linearMedianMs.toFixed(2)} ms`, growthText(p.linearGrowth), growthText(p.nlognGrowth)])
+      points.map(p => [
+        p.n.toLocaleString('en'),
+        `${p.firstMs.toFixed(1)} ms`,
+        `${p.medianMs.toFixed(1)} ms`,
+        growthText(p.growth),
+        `${p.linearMedianMs.toFixed(2)} ms`,
+        growthText(p.linearGrowth),
+        growthText(p.nlognGrowth)
+      ])
     )
   }
   lines.push('')
@@ -533,11 +676,21 @@ function markdown(bench: Bench, m: Machine, ts: Target[], setup: SetupCosts, res
   lines.push('| --- | --- | --- |')
   for (const t of ts) lines.push(`| ${t.target} | ${t.measured} | ${metText(t.met)} |`)
   lines.push('')
-  const made = setup.generateMs !== undefined ? `making the largest scene once (Scene.many in chunks + builds, their loads included) took ${fmtMs(setup.generateMs)}` : ''
-  const loaded = setup.loadMs !== undefined ? `docker load of its ${setup.loadImages}-image archive into an empty engine takes ${fmtMs(setup.loadMs)}` : ''
+  const made =
+    setup.generateMs !== undefined
+      ? `making the largest scene once (Scene.many in chunks + builds, their loads included) took ${fmtMs(setup.generateMs)}`
+      : ''
+  const loaded =
+    setup.loadMs !== undefined
+      ? `docker load of its ${setup.loadImages}-image archive into an empty engine takes ${fmtMs(setup.loadMs)}`
+      : ''
   const load = [made, loaded].filter(Boolean).join('; ') || 'scene setup times not recorded'
-  lines.push(`Scenes: N images in \`bench\`, ${BIG} of them with a ${BIG_BYTES / 1e6} MB layer, the rest a distinct ${SMALL_BYTES / 1e3} kB layer each; ${load} (${setup.source}); ` +
-    `each destructive run starts from a copy of the engine's data root (restore + restart: ${Object.entries(restoreMs).map(([n, ms]) => `${fmtMs(ms)} at ${n}`).join(', ')}).`)
+  lines.push(
+    `Scenes: N images in \`bench\`, ${BIG} of them with a ${BIG_BYTES / 1e6} MB layer, the rest a distinct ${SMALL_BYTES / 1e3} kB layer each; ${load} (${setup.source}); ` +
+      `each destructive run starts from a copy of the engine's data root (restore + restart: ${Object.entries(restoreMs)
+        .map(([n, ms]) => `${fmtMs(ms)} at ${n}`)
+        .join(', ')}).`
+  )
   return lines.join('\n')
 }
 
@@ -586,7 +739,9 @@ async function main(): Promise<void> {
       await bed.restore(scenes.snapshotDir(n))
       await bench.planningCurve(n)
     }
-    for (const r of bench.results.filter(r => r.n === n)) for (const rep of r.reps) for (const side of [rep.action, rep.cli]) if (side?.restoreMs) restoreMs[n].push(side.restoreMs)
+    for (const r of bench.results.filter(r => r.n === n))
+      for (const rep of r.reps)
+        for (const side of [rep.action, rep.cli]) if (side?.restoreMs) restoreMs[n].push(side.restoreMs)
   }
   await bench.dispose()
   await bed.stop()
@@ -597,7 +752,11 @@ async function main(): Promise<void> {
   for (const problem of snapshotProblems) log(`WARNING ${problem}`)
 
   const ts = targets(bench, p.sizes)
-  const restoreMedian = Object.fromEntries(Object.entries(restoreMs).filter(([n]) => n !== '0').map(([n, v]) => [n, median(v)]))
+  const restoreMedian = Object.fromEntries(
+    Object.entries(restoreMs)
+      .filter(([n]) => n !== '0')
+      .map(([n, v]) => [n, median(v)])
+  )
   const md = markdown(bench, m, ts, setup, restoreMedian)
   const elapsed = (Date.now() - started) / 1000
   const out = {
@@ -619,7 +778,9 @@ async function main(): Promise<void> {
   await writeFile(file, `${JSON.stringify(out, null, 2)}\n`)
 
   process.stdout.write(`\n${pad(tableRows(bench))}\n\n`)
-  process.stdout.write(`${pad([['target', 'measured', ''], ...ts.map(t => [t.target, t.measured, metText(t.met)])])}\n\n`)
+  process.stdout.write(
+    `${pad([['target', 'measured', ''], ...ts.map(t => [t.target, t.measured, metText(t.met)])])}\n\n`
+  )
   process.stdout.write(`--- Markdown (for docs/speed.md) ---\n\n${md}\n\n`)
   process.stdout.write(`results: ${file}; ${elapsed.toFixed(0)} s in all${installed ? `; ${installed}` : ''}\n`)
 }

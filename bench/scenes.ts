@@ -145,7 +145,11 @@ export class Scenes {
       if (n < current) await this.cut(current, n)
       await this.check(n)
       log(`scene ${n}: snapshot of the data root -> ${this.snapshotDir(n)}`)
-      await this.bed.snapshot(this.snapshotDir(n), { spec: spec(n), engine: this.engineKey, date: new Date().toISOString() })
+      await this.bed.snapshot(this.snapshotDir(n), {
+        spec: spec(n),
+        engine: this.engineKey,
+        date: new Date().toISOString()
+      })
       current = n
     }
     if (fresh.loadMs !== undefined || fresh.generateMs !== undefined) {
@@ -166,10 +170,19 @@ export class Scenes {
       log(`scene ${total}: docker load -i ${archive} (timed)`)
       const { ms } = await timeIt(() => run('/usr/bin/docker', ['load', '-q', '-i', archive], this.bed.cliEnv()))
       log(`scene ${total}: loaded ${total} images in ${(ms / 1000).toFixed(1)} s`)
-      return { generateMs: meta.generateMs, saveMs: meta.saveMs, loadMs: ms, loadImages: total, archive, archiveBytes: await size(archive) }
+      return {
+        generateMs: meta.generateMs,
+        saveMs: meta.saveMs,
+        loadMs: ms,
+        loadImages: total,
+        archive,
+        archiveBytes: await size(archive)
+      }
     }
     const s = spec(total)
-    log(`scene ${total}: no archive yet; Scene.many(${REPO}, ${s.small}) and ${s.big} x Scene.build(5 MB): several minutes at 3,000`)
+    log(
+      `scene ${total}: no archive yet; Scene.many(${REPO}, ${s.small}) and ${s.big} x Scene.build(5 MB): several minutes at 3,000`
+    )
     const scene = new Scene({ host: this.bed.host, dataRoot: this.bed.dataRoot, workDir: join(this.bed.root, 'scene') })
     const { ms: generateMs } = await timeIt(async () => {
       for (let from = 0; from < s.small; from += CHUNK) {
@@ -182,7 +195,10 @@ export class Scenes {
     log(`scene ${total}: made in ${(generateMs / 1000).toFixed(1)} s; docker save -o ${archive}`)
     await rm(archive, { force: true })
     const { ms: saveMs } = await timeIt(() => run('/usr/bin/docker', ['save', '-o', archive, REPO], this.bed.cliEnv()))
-    await writeFile(archiveMeta, JSON.stringify({ spec: s, generateMs, saveMs, date: new Date().toISOString() }, null, 2))
+    await writeFile(
+      archiveMeta,
+      JSON.stringify({ spec: s, generateMs, saveMs, date: new Date().toISOString() }, null, 2)
+    )
     return { generateMs, saveMs, archive, archiveBytes: await size(archive) }
   }
 
@@ -220,7 +236,8 @@ export class Scenes {
   private async check(total: number): Promise<void> {
     const count = await this.bed.imageCount()
     const bench = await this.bed.imageCount(REPO)
-    if (count !== total || bench !== total) throw new Error(`scene ${total}: the engine holds ${count} images, ${bench} of ${REPO}`)
+    if (count !== total || bench !== total)
+      throw new Error(`scene ${total}: the engine holds ${count} images, ${bench} of ${REPO}`)
   }
 }
 

@@ -38,14 +38,16 @@ const INPUTS = {
 }
 
 async function summaryFromRealRun(inputs: Record<string, string>): Promise<string> {
-  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js'))) throw new Error('dist/index.js is missing: run npm run build first')
+  if (!existsSync(join(REPO_ROOT, 'dist', 'index.js')))
+    throw new Error('dist/index.js is missing: run npm run build first')
   const root = await makeRoot()
   let engine: Engine | undefined
   try {
     engine = await startEngine(root)
     await sampleImages(new Scene(engine))
     const run = await runBundle(inputs, { host: engine.host })
-    if (run.summary.trim() === '') throw new Error(`the action wrote no summary (exit ${run.code}):\n${run.stdout}\n${run.stderr}`)
+    if (run.summary.trim() === '')
+      throw new Error(`the action wrote no summary (exit ${run.code}):\n${run.stdout}\n${run.stderr}`)
     return run.summary
   } finally {
     await engine?.stop()
@@ -99,11 +101,22 @@ async function screenshot(html: string, out: string): Promise<void> {
     const file = join(dir, 'summary.html')
     const measure = `<script>addEventListener('load', () => document.fonts.ready.then(() => { document.body.dataset.height = String(Math.ceil(document.querySelector('.frame').getBoundingClientRect().bottom) + 16) }))</script>`
     await writeFile(file, html.replace('</body>', `${measure}</body>`))
-    const dom = await chromium(['--virtual-time-budget=2000', `--window-size=${WIDTH},400`, '--dump-dom', `file://${file}`], join(dir, 'p1'))
+    const dom = await chromium(
+      ['--virtual-time-budget=2000', `--window-size=${WIDTH},400`, '--dump-dom', `file://${file}`],
+      join(dir, 'p1')
+    )
     const height = Number(/data-height="(\d+)"/.exec(dom)?.[1])
     if (!(height > 0)) throw new Error('could not measure the page height')
     await writeFile(file, html)
-    await chromium([`--force-device-scale-factor=${SCALE}`, `--window-size=${WIDTH},${height}`, `--screenshot=${out}`, `file://${file}`], join(dir, 'p2'))
+    await chromium(
+      [
+        `--force-device-scale-factor=${SCALE}`,
+        `--window-size=${WIDTH},${height}`,
+        `--screenshot=${out}`,
+        `file://${file}`
+      ],
+      join(dir, 'p2')
+    )
   } finally {
     await rm(dir, { recursive: true, force: true })
   }
@@ -112,7 +125,9 @@ async function screenshot(html: string, out: string): Promise<void> {
 async function main(): Promise<void> {
   const args = process.argv.slice(2)
   const out = args.find(arg => arg.endsWith('.png')) ?? join(REPO_ROOT, 'docs', 'summary.png')
-  const extra = args.filter(arg => !arg.endsWith('.png')).map(arg => [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)])
+  const extra = args
+    .filter(arg => !arg.endsWith('.png'))
+    .map(arg => [arg.slice(0, arg.indexOf('=')), arg.slice(arg.indexOf('=') + 1)])
   const summary = await summaryFromRealRun({ ...INPUTS, ...Object.fromEntries(extra) })
   process.stdout.write(`--- job summary ---\n${summary}\n`)
   const require = createRequire(import.meta.url)

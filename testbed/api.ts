@@ -10,7 +10,10 @@ export interface ApiResponse {
 // Podman 4.3 (1.41 compat).
 export const API_VERSION = 'v1.41'
 
-/** One request on the engine socket; `path` as given, with no version prefix (/_ping, /v1.45/..., /v4.3.1/libpod/...). */
+/**
+ * One request on the engine socket; `path` as given, with no version prefix (/_ping, /v1.45/...,
+ * /v4.3.1/libpod/...).
+ */
 export function rawApi(socket: string, method: string, path: string, timeoutMs = 30_000): Promise<ApiResponse> {
   return new Promise((resolve, reject) => {
     const req = request({ socketPath: socket, method, path, timeout: timeoutMs }, res => {
@@ -45,7 +48,13 @@ export async function apiJson<T>(socket: string, method: string, path: string): 
  */
 export function upgradesToGrpc(socket: string, timeoutMs = 10_000): Promise<boolean> {
   return new Promise((resolve, reject) => {
-    const req = request({ socketPath: socket, method: 'POST', path: '/grpc', headers: { Connection: 'Upgrade', Upgrade: 'h2c' }, timeout: timeoutMs })
+    const req = request({
+      socketPath: socket,
+      method: 'POST',
+      path: '/grpc',
+      headers: { Connection: 'Upgrade', Upgrade: 'h2c' },
+      timeout: timeoutMs
+    })
     req.on('upgrade', (res, stream) => {
       stream.destroy()
       resolve(res.statusCode === 101)

@@ -93,7 +93,9 @@ function claimForThisWorker(root: string): void {
   }
   const holder = Number(readFileSync(lock, 'utf8'))
   if (holder !== process.pid && alive(holder)) {
-    throw new Error(`the testbed is in use by jest worker ${holder}: run the integration tests in one worker (jest -i, or maxWorkers: 1 at the root of the jest config)`)
+    throw new Error(
+      `the testbed is in use by jest worker ${holder}: run the integration tests in one worker (jest -i, or maxWorkers: 1 at the root of the jest config)`
+    )
   }
   writeFileSync(lock, String(process.pid))
 }

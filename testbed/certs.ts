@@ -25,18 +25,51 @@ const EC_KEY = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-n
 async function makeCa(dir: string, name: string): Promise<{ cert: string; key: string }> {
   const cert = join(dir, `${name}-ca.pem`)
   const key = join(dir, `${name}-ca-key.pem`)
-  await openssl(['req', '-x509', ...EC_KEY, '-keyout', key, '-out', cert, '-days', DAYS, '-subj', `/CN=${name} test CA`])
+  await openssl([
+    'req',
+    '-x509',
+    ...EC_KEY,
+    '-keyout',
+    key,
+    '-out',
+    cert,
+    '-days',
+    DAYS,
+    '-subj',
+    `/CN=${name} test CA`
+  ])
   return { cert, key }
 }
 
-async function sign(dir: string, ca: { cert: string; key: string }, name: string, extensions: string[]): Promise<{ cert: string; key: string }> {
+async function sign(
+  dir: string,
+  ca: { cert: string; key: string },
+  name: string,
+  extensions: string[]
+): Promise<{ cert: string; key: string }> {
   const key = join(dir, `${name}-key.pem`)
   const csr = join(dir, `${name}.csr`)
   const cert = join(dir, `${name}-cert.pem`)
   const ext = join(dir, `${name}.ext`)
   await writeFile(ext, `${extensions.join('\n')}\n`)
   await openssl(['req', ...EC_KEY, '-keyout', key, '-out', csr, '-subj', `/CN=${name}`])
-  await openssl(['x509', '-req', '-in', csr, '-CA', ca.cert, '-CAkey', ca.key, '-CAcreateserial', '-out', cert, '-days', DAYS, '-extfile', ext])
+  await openssl([
+    'x509',
+    '-req',
+    '-in',
+    csr,
+    '-CA',
+    ca.cert,
+    '-CAkey',
+    ca.key,
+    '-CAcreateserial',
+    '-out',
+    cert,
+    '-days',
+    DAYS,
+    '-extfile',
+    ext
+  ])
   return { cert, key }
 }
 
@@ -47,7 +80,10 @@ async function sign(dir: string, ca: { cert: string; key: string }, name: string
 export async function makePki(dir: string, name: string): Promise<Pki> {
   await mkdir(dir, { recursive: true })
   const ca = await makeCa(dir, name)
-  const server = await sign(dir, ca, `${name}-server`, ['subjectAltName=IP:127.0.0.1,DNS:localhost', 'extendedKeyUsage=serverAuth'])
+  const server = await sign(dir, ca, `${name}-server`, [
+    'subjectAltName=IP:127.0.0.1,DNS:localhost',
+    'extendedKeyUsage=serverAuth'
+  ])
   const client = await sign(dir, ca, `${name}-client`, ['extendedKeyUsage=clientAuth'])
   return { ca: ca.cert, server, client }
 }

@@ -43,7 +43,10 @@ export async function smallFilesystem(root: string, bytes: number): Promise<Smal
     async unmount() {
       // The loop device goes with the mount (mount -o loop sets autoclear). A podman engine's
       // stop() unmounts whatever is left under its root, this mount included.
-      const mounted = await run('mountpoint', ['-q', path]).then(() => true, () => false)
+      const mounted = await run('mountpoint', ['-q', path]).then(
+        () => true,
+        () => false
+      )
       if (mounted) await run('umount', [path])
       await rm(image, { force: true })
     }

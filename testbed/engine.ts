@@ -9,7 +9,14 @@ import { api, apiJson, upgradesToGrpc } from './api'
 import { bedEnv, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
 
 /** The engines the one integration suite runs against (testbed/ENGINES.md). */
-export const FLAVOURS = ['docker20', 'docker26', 'docker26-containerd', 'docker28', 'docker28-containerd', 'podman'] as const
+export const FLAVOURS = [
+  'docker20',
+  'docker26',
+  'docker26-containerd',
+  'docker28',
+  'docker28-containerd',
+  'podman'
+] as const
 export type Flavour = (typeof FLAVOURS)[number]
 /** How the engine keeps images: the graph driver, Docker's containerd image store, or containers/storage. */
 export type ImageStore = 'overlay2' | 'containerd' | 'podman'
@@ -112,7 +119,8 @@ export function isFlavour(name: string): name is Flavour {
 /** RECLAIM_ENGINE, or docker20 when unset; anything else is refused rather than silently replaced. */
 export function flavourFromEnv(env: NodeJS.ProcessEnv = process.env): Flavour {
   const name = env[ENGINE_ENV]?.trim() || DEFAULT_FLAVOUR
-  if (!isFlavour(name)) throw new Error(`${ENGINE_ENV}=${name} is not an engine flavour: use one of ${FLAVOURS.join(', ')}`)
+  if (!isFlavour(name))
+    throw new Error(`${ENGINE_ENV}=${name} is not an engine flavour: use one of ${FLAVOURS.join(', ')}`)
   return name
 }
 
@@ -136,7 +144,10 @@ type EnginePaths = ReturnType<typeof enginePaths>
 
 function unpackedFile(from: Unpacked, path: string): string {
   const file = join(from.dir, 'root', path)
-  if (!existsSync(file)) throw new Error(`${file} is missing: run scripts/install-testbed.sh, which unpacks Debian ${from.suite}'s packages there`)
+  if (!existsSync(file))
+    throw new Error(
+      `${file} is missing: run scripts/install-testbed.sh, which unpacks Debian ${from.suite}'s packages there`
+    )
   return file
 }
 
@@ -150,14 +161,23 @@ export function buildxPlugin(): string {
   return unpackedFile(DOCKER28, 'usr/libexec/docker/cli-plugins/docker-buildx')
 }
 
-/** The private daemon.json: the containerd image store is the one difference between the two flavours of a newer dockerd. */
+/**
+ * The private daemon.json: the containerd image store is the one difference between the two
+ * flavours of a newer dockerd.
+ */
 function daemonConfig(flavour: Flavour): object {
   if (flavour === 'docker20') return {}
   return { features: { 'containerd-snapshotter': SPECS[flavour].imageStore === 'containerd' } }
 }
 
 function tlsArgs(tls: TlsListener, port: number): string[] {
-  return [`--host=tcp://127.0.0.1:${port}`, '--tlsverify', `--tlscacert=${tls.ca}`, `--tlscert=${tls.cert}`, `--tlskey=${tls.key}`]
+  return [
+    `--host=tcp://127.0.0.1:${port}`,
+    '--tlsverify',
+    `--tlscacert=${tls.ca}`,
+    `--tlscert=${tls.cert}`,
+    `--tlskey=${tls.key}`
+  ]
 }
 
 function dockerdArgs(p: EnginePaths, flavour: Flavour, tcp?: { tls: TlsListener; port: number }): string[] {
@@ -184,7 +204,9 @@ function checkPaths(p: EnginePaths): void {
     throw new Error(`engine root too long for unix sockets: ${longest} is over ${UNIX_PATH_MAX} bytes`)
   }
   if (existsSync(SYSTEM_CONTAINERD_SOCKET)) {
-    throw new Error(`${SYSTEM_CONTAINERD_SOCKET} exists: dockerd would share that system containerd instead of starting a private one`)
+    throw new Error(
+      `${SYSTEM_CONTAINERD_SOCKET} exists: dockerd would share that system containerd instead of starting a private one`
+    )
   }
 }
 
@@ -223,13 +245,19 @@ interface InfoAnswer {
 export async function engineInfo(socket: string, flavour: Flavour): Promise<EngineInfo> {
   const version = await apiJson<VersionAnswer>(socket, 'GET', '/version')
   const info = await apiJson<InfoAnswer>(socket, 'GET', '/info')
-  const snapshotter = (info.DriverStatus ?? []).some(([k, v]) => k === 'driver-type' && v === 'io.containerd.snapshotter.v1')
+  const snapshotter = (info.DriverStatus ?? []).some(
+    ([k, v]) => k === 'driver-type' && v === 'io.containerd.snapshotter.v1'
+  )
   const podman = (version.Components ?? []).some(c => c.Name === 'Podman Engine')
   const imageStore: ImageStore = podman ? 'podman' : snapshotter ? 'containerd' : (info.Driver as ImageStore)
   const buildkit = await upgradesToGrpc(socket)
   const found: EngineInfo = { flavour, version: version.Version, apiVersion: version.ApiVersion, imageStore, buildkit }
   const spec = SPECS[flavour]
-  if (!found.version.startsWith(spec.versionPrefix) || found.imageStore !== spec.imageStore || found.buildkit !== spec.buildkit) {
+  if (
+    !found.version.startsWith(spec.versionPrefix) ||
+    found.imageStore !== spec.imageStore ||
+    found.buildkit !== spec.buildkit
+  ) {
     const wants = `version ${spec.versionPrefix}x with the ${spec.imageStore} image store${spec.buildkit ? ' and BuildKit' : ', no BuildKit'}`
     throw new Error(`flavour ${flavour} wants ${wants}; the engine is ${JSON.stringify(found)} (driver ${info.Driver})`)
   }
@@ -237,8 +265,13 @@ export async function engineInfo(socket: string, flavour: Flavour): Promise<Engi
 }
 
 /** Starts a private engine of the flavour (default: RECLAIM_ENGINE, else docker20) under root. */
-export async function startEngine(root?: string, flavour: Flavour = flavourFromEnv(), opts: EngineOptions = {}): Promise<Engine> {
-  if (opts.tls && flavour === 'podman') throw new Error('podman system service has no TLS listener: start a dockerd flavour for a TLS endpoint')
+export async function startEngine(
+  root?: string,
+  flavour: Flavour = flavourFromEnv(),
+  opts: EngineOptions = {}
+): Promise<Engine> {
+  if (opts.tls && flavour === 'podman')
+    throw new Error('podman system service has no TLS listener: start a dockerd flavour for a TLS endpoint')
   const dir = root ?? (await makeRoot())
   const engine = await (flavour === 'podman' ? startPodman(dir) : startDockerd(dir, flavour, opts.tls))
   recordForTeardown(engine)
@@ -302,7 +335,9 @@ export async function stopStrayEngines(bedRoot: string): Promise<string[]> {
     }
     const mounts = mountsUnder(root, await readFile('/proc/self/mountinfo', 'utf8'))
     if (mounts.length === 0) await rm(root, { recursive: true, force: true })
-    stopped.push(`${flavour} engine ${pid} under ${root}${mounts.length > 0 ? ' (root left in place: still mounted)' : ''}`)
+    stopped.push(
+      `${flavour} engine ${pid} under ${root}${mounts.length > 0 ? ' (root left in place: still mounted)' : ''}`
+    )
   }
   return stopped
 }
@@ -321,10 +356,25 @@ async function startDockerd(dir: string, flavour: Flavour, tls?: TlsListener): P
     await killLeftovers(p.execRoot)
   }
   try {
-    await waitUntilReady(child, 'dockerd', p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
+    await waitUntilReady(
+      child,
+      'dockerd',
+      p.log,
+      () => ready(p.pidfile, p.socket, child.pid as number),
+      READY_TIMEOUT_MS
+    )
     const info = await engineInfo(p.socket, flavour)
     const tlsHost = tcp ? `tcp://127.0.0.1:${tcp.port}` : undefined
-    return { root: dir, host: `unix://${p.socket}`, tlsHost, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
+    return {
+      root: dir,
+      host: `unix://${p.socket}`,
+      tlsHost,
+      socket: p.socket,
+      dataRoot: p.dataRoot,
+      pid: child.pid as number,
+      info,
+      stop
+    }
   } catch (err) {
     await stop()
     throw err
@@ -389,13 +439,23 @@ async function writePodmanConfig(p: PodmanPaths): Promise<void> {
   )
   await writeFile(
     p.storageConf,
-    ['[storage]', 'driver = "overlay"', `runroot = ${toml(p.runRoot)}`, `graphroot = ${toml(p.dataRoot)}`, ''].join('\n')
+    ['[storage]', 'driver = "overlay"', `runroot = ${toml(p.runRoot)}`, `graphroot = ${toml(p.dataRoot)}`, ''].join(
+      '\n'
+    )
   )
   // No search registries: a short name never resolves to a remote registry, so nothing is ever pulled.
   // 127.0.0.1 (any port) is plain HTTP, like Docker's default for loopback registries.
   await writeFile(
     p.registriesConf,
-    ['unqualified-search-registries = []', 'short-name-mode = "enforcing"', '', '[[registry]]', 'location = "127.0.0.1"', 'insecure = true', ''].join('\n')
+    [
+      'unqualified-search-registries = []',
+      'short-name-mode = "enforcing"',
+      '',
+      '[[registry]]',
+      'location = "127.0.0.1"',
+      'insecure = true',
+      ''
+    ].join('\n')
   )
   await writeFile(p.authFile, '{}\n')
 }
@@ -467,7 +527,18 @@ async function startPodman(dir: string): Promise<Engine> {
   for (const d of [p.tmp, p.cni, p.home, p.runRoot, p.shadowVarLib, p.runtimeRoot]) await mkdir(d, { recursive: true })
   await writePodmanConfig(p)
   await makeMountPoints()
-  const args = ['--mount', '--propagation=private', '--', '/bin/sh', '-c', PODMAN_NAMESPACE_SCRIPT, 'podman-ns', p.shadowVarLib, p.runtimeRoot, ...podmanArgs(p)]
+  const args = [
+    '--mount',
+    '--propagation=private',
+    '--',
+    '/bin/sh',
+    '-c',
+    PODMAN_NAMESPACE_SCRIPT,
+    'podman-ns',
+    p.shadowVarLib,
+    p.runtimeRoot,
+    ...podmanArgs(p)
+  ]
   const child = spawnLogged('/usr/bin/unshare', args, p.log, podmanEnv(p))
   // podman system service writes no pidfile; ours names the child so that ready() trusts only its socket.
   if (child.pid !== undefined) await writeFile(p.pidfile, String(child.pid))
@@ -479,16 +550,33 @@ async function startPodman(dir: string): Promise<Engine> {
     await unmountUnder(dir)
   }
   try {
-    await waitUntilReady(child, 'podman', p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
+    await waitUntilReady(
+      child,
+      'podman',
+      p.log,
+      () => ready(p.pidfile, p.socket, child.pid as number),
+      READY_TIMEOUT_MS
+    )
     const info = await engineInfo(p.socket, 'podman')
-    return { root: dir, host: `unix://${p.socket}`, socket: p.socket, dataRoot: p.dataRoot, pid: child.pid as number, info, stop }
+    return {
+      root: dir,
+      host: `unix://${p.socket}`,
+      socket: p.socket,
+      dataRoot: p.dataRoot,
+      pid: child.pid as number,
+      info,
+      stop
+    }
   } catch (err) {
     await stop()
     throw err
   }
 }
 
-/** The podman service leaves containers running when it exits (conmon keeps them): remove them while it still answers. */
+/**
+ * The podman service leaves containers running when it exits (conmon keeps them): remove them
+ * while it still answers.
+ */
 async function removePodmanContainers(socket: string, child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return
   const res = await api(socket, 'GET', '/containers/json?all=1', 10_000).catch(() => undefined)
@@ -502,7 +590,9 @@ async function removePodmanContainers(socket: string, child: ChildProcess): Prom
 async function deleteRuncLeftovers(runtimeRoot: string): Promise<void> {
   const ids = await readdir(runtimeRoot).catch(() => [] as string[])
   for (const id of ids) {
-    await new Promise<void>(resolve => execFile('/usr/bin/runc', [`--root=${runtimeRoot}`, 'delete', '--force', id], { env: bedEnv() }, () => resolve()))
+    await new Promise<void>(resolve =>
+      execFile('/usr/bin/runc', [`--root=${runtimeRoot}`, 'delete', '--force', id], { env: bedEnv() }, () => resolve())
+    )
   }
 }
 
@@ -533,12 +623,20 @@ async function processesUnder(dirs: string[]): Promise<Array<{ pid: number; argv
   return hits
 }
 
-/** containerd 1.6 names a shim's socket after sha256(<containerd address>/<namespace>/<id>); a killed shim leaves it. */
+/**
+ * containerd 1.6 names a shim's socket after sha256(<containerd address>/<namespace>/<id>); a
+ * killed shim leaves it.
+ */
 function shimSocket(argv: string[]): string | undefined {
   const flag = (name: string): string | undefined => argv[argv.indexOf(name) + 1]
   const [address, namespace, id] = [flag('-address'), flag('-namespace'), flag('-id')]
   if (!argv[0].includes('containerd-shim') || !address || !namespace || !id) return undefined
-  return join(SHIM_SOCKET_DIR, createHash('sha256').update(join(address, namespace, id)).digest('hex'))
+  return join(
+    SHIM_SOCKET_DIR,
+    createHash('sha256')
+      .update(join(address, namespace, id))
+      .digest('hex')
+  )
 }
 
 /**
@@ -551,7 +649,8 @@ async function killLeftovers(...dirs: string[]): Promise<void> {
   for (const { pid } of leftovers) process.kill(pid, 'SIGKILL')
   const deadline = Date.now() + 10_000
   while (leftovers.some(({ pid }) => existsSync(`/proc/${pid}`))) {
-    if (Date.now() > deadline) throw new Error(`processes under ${dirs.join(', ')} survived SIGKILL: ${leftovers.map(l => l.pid).join(', ')}`)
+    if (Date.now() > deadline)
+      throw new Error(`processes under ${dirs.join(', ')} survived SIGKILL: ${leftovers.map(l => l.pid).join(', ')}`)
     await sleep(100)
   }
   for (const { argv } of leftovers) {

@@ -6,18 +6,27 @@ const KILL_GRACE_MS = 10_000
 
 // Variables that could send a daemon's traffic anywhere but loopback, or point podman at another
 // engine (CONTAINER_HOST makes it a remote client) or at the machine's own containers configuration.
-const PROXY_VARS = /^((https?|ftp|all|no)_proxy|CONTAINER_HOST|CONTAINER_CONNECTION|CONTAINERS_[A-Z_]+|REGISTRY_AUTH_FILE)$/i
+const PROXY_VARS =
+  /^((https?|ftp|all|no)_proxy|CONTAINER_HOST|CONTAINER_CONNECTION|CONTAINERS_[A-Z_]+|REGISTRY_AUTH_FILE)$/i
 // dockerd finds containerd, runc and docker-init on PATH; /usr/local/bin holds a different docker here.
 const SYSTEM_PATH = '/usr/sbin:/usr/bin:/sbin:/bin'
 
-/** The environment of every process the bed starts: no proxies, no podman redirection, and Debian's own binaries only. */
+/**
+ * The environment of every process the bed starts: no proxies, no podman redirection, and
+ * Debian's own binaries only.
+ */
 export function bedEnv(): NodeJS.ProcessEnv {
   const env = Object.fromEntries(Object.entries(process.env).filter(([k]) => !PROXY_VARS.test(k)))
   return { ...env, PATH: SYSTEM_PATH }
 }
 
 /** Starts a daemon with bedEnv() (plus `env`), its output appended to logFile. */
-export function spawnLogged(command: string, args: string[], logFile: string, env: Record<string, string> = {}): ChildProcess {
+export function spawnLogged(
+  command: string,
+  args: string[],
+  logFile: string,
+  env: Record<string, string> = {}
+): ChildProcess {
   const fd = openSync(logFile, 'a')
   try {
     const child = spawn(command, args, { stdio: ['ignore', fd, fd], env: { ...bedEnv(), ...env } })
@@ -48,7 +57,10 @@ function waitForExit(child: ChildProcess, ms: number): Promise<boolean> {
   })
 }
 
-/** SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. Returns true if it had to be killed. */
+/**
+ * SIGTERM, then SIGKILL after a grace period; resolves once the process is gone. Returns true if
+ * it had to be killed.
+ */
 export async function stopChild(child: ChildProcess, name: string): Promise<boolean> {
   if (hasExited(child) || child.pid === undefined) return false
   process.kill(child.pid, 'SIGTERM')
@@ -78,7 +90,9 @@ export async function waitUntilReady(
   const deadline = Date.now() + timeoutMs
   while (Date.now() < deadline) {
     if (hasExited(child)) {
-      throw new Error(`${name} exited (code ${child.exitCode}, signal ${child.signalCode}) before it was ready. Log ${logFile}:\n${logTail(logFile)}`)
+      throw new Error(
+        `${name} exited (code ${child.exitCode}, signal ${child.signalCode}) before it was ready. Log ${logFile}:\n${logTail(logFile)}`
+      )
     }
     if (await ready().catch(() => false)) return
     await sleep(200)

@@ -17,8 +17,9 @@ export interface Proxy {
 }
 
 /**
- * An HTTP proxy, on a unix socket or a loopback TCP port (0: any free one), in front of a real engine, so that faults happen
- * at a chosen request while everything else is the engine's own behaviour.
+ * An HTTP proxy, on a unix socket or a loopback TCP port (0: any free one), in front of a real
+ * engine, so that faults happen at a chosen request while everything else is the engine's own
+ * behaviour.
  */
 export async function startProxy(engineSocket: string, listenOn: string | number, hook: Hook): Promise<Proxy> {
   const seen: string[] = []
@@ -29,7 +30,9 @@ export async function startProxy(engineSocket: string, listenOn: string | number
       if (fault === 'forward') return forward(engineSocket, req, res)
       if (fault === 'reset') return req.socket.destroy()
       if (fault === 'hang') return void hanging.add(res)
-      res.writeHead(fault.status, { 'Content-Type': 'application/json' }).end(JSON.stringify({ message: fault.message }))
+      res
+        .writeHead(fault.status, { 'Content-Type': 'application/json' })
+        .end(JSON.stringify({ message: fault.message }))
     })
   })
   let connections = 0
@@ -56,10 +59,13 @@ export async function startProxy(engineSocket: string, listenOn: string | number
 }
 
 function forward(engineSocket: string, req: IncomingMessage, res: ServerResponse): void {
-  const upstream = request({ socketPath: engineSocket, method: req.method, path: req.url, headers: req.headers }, answer => {
-    res.writeHead(answer.statusCode ?? 502, answer.headers)
-    answer.pipe(res)
-  })
+  const upstream = request(
+    { socketPath: engineSocket, method: req.method, path: req.url, headers: req.headers },
+    answer => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers)
+      answer.pipe(res)
+    }
+  )
   upstream.on('error', () => res.socket?.destroy())
   req.pipe(upstream)
 }

@@ -88,7 +88,11 @@ function runNode(script: string, env: NodeJS.ProcessEnv): Promise<{ code: number
     child.stderr.on('data', (c: Buffer) => (stderr += c.toString('utf8')))
     const timer = setTimeout(() => {
       child.kill('SIGKILL')
-      reject(new Error(`action still running after ${ACTION_TIMEOUT_MS} ms; killed it.\nstdout:\n${stdout}\nstderr:\n${stderr}`))
+      reject(
+        new Error(
+          `action still running after ${ACTION_TIMEOUT_MS} ms; killed it.\nstdout:\n${stdout}\nstderr:\n${stderr}`
+        )
+      )
     }, ACTION_TIMEOUT_MS)
     child.on('error', err => {
       clearTimeout(timer)
@@ -114,7 +118,11 @@ export interface RunOptions {
 export async function runBundle(inputs: Record<string, string>, opts: RunOptions): Promise<ActionRun> {
   const dir = await mkdtemp(join(tmpdir(), 'dirb-run-'))
   try {
-    const files = { GITHUB_OUTPUT: join(dir, 'output'), GITHUB_STEP_SUMMARY: join(dir, 'summary'), GITHUB_STATE: join(dir, 'state') }
+    const files = {
+      GITHUB_OUTPUT: join(dir, 'output'),
+      GITHUB_STEP_SUMMARY: join(dir, 'summary'),
+      GITHUB_STATE: join(dir, 'state')
+    }
     for (const file of Object.values(files)) await writeFile(file, '')
     const base = { ...(await inputEnv(inputs)), ...files, DOCKER_HOST: opts.host }
     const run = await runNode(opts.script ?? join(REPO_ROOT, 'dist', 'index.js'), childEnv(base, opts.env ?? {}))

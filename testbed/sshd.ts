@@ -109,7 +109,8 @@ async function homeKnowing(dir: string, port: number, hostKey: string): Promise<
  */
 export async function startSshd(dir: string, engineSocket: string): Promise<SshEndpoint> {
   const sshd = join(OPENSSH_DIR, 'root', 'usr', 'sbin', 'sshd')
-  if (!existsSync(sshd)) throw new Error(`${sshd} is missing: run scripts/install-testbed.sh, which unpacks bookworm's openssh-server there`)
+  if (!existsSync(sshd))
+    throw new Error(`${sshd} is missing: run scripts/install-testbed.sh, which unpacks bookworm's openssh-server there`)
   await mkdir(join(dir, 'docker-config'), { recursive: true })
   const hostKey = await keygen(join(dir, 'host_key'))
   const otherKey = await keygen(join(dir, 'other_host_key'))
@@ -117,10 +118,29 @@ export async function startSshd(dir: string, engineSocket: string): Promise<SshE
   const port = await freePort()
   await writeFile(join(dir, 'sshd_config'), sshdConfig(dir, port))
   await writeFile(join(dir, 'authorized_keys'), authorizedKeys(clientKey, engineSocket, dir))
-  await writeFile(join(dir, 'passwd'), `${await readFile('/etc/passwd', 'utf8')}sshd:x:64999:65534:sshd privilege separation:/run/sshd:/usr/sbin/nologin\n`)
+  await writeFile(
+    join(dir, 'passwd'),
+    `${await readFile('/etc/passwd', 'utf8')}sshd:x:64999:65534:sshd privilege separation:/run/sshd:/usr/sbin/nologin\n`
+  )
   const log = join(dir, 'sshd.log')
-  const args = ['--mount', '--propagation=private', '--', '/bin/sh', '-c', NAMESPACE_SCRIPT, 'sshd-ns', join(dir, 'passwd'), sshd, '-D', '-e', '-f', join(dir, 'sshd_config')]
-  const child = spawnLogged('/usr/bin/unshare', args, log, { LD_LIBRARY_PATH: join(OPENSSH_DIR, 'root', 'usr', 'lib', 'x86_64-linux-gnu') })
+  const args = [
+    '--mount',
+    '--propagation=private',
+    '--',
+    '/bin/sh',
+    '-c',
+    NAMESPACE_SCRIPT,
+    'sshd-ns',
+    join(dir, 'passwd'),
+    sshd,
+    '-D',
+    '-e',
+    '-f',
+    join(dir, 'sshd_config')
+  ]
+  const child = spawnLogged('/usr/bin/unshare', args, log, {
+    LD_LIBRARY_PATH: join(OPENSSH_DIR, 'root', 'usr', 'lib', 'x86_64-linux-gnu')
+  })
   const stopSshd = async (): Promise<void> => {
     await stopChild(child, 'sshd')
   }

@@ -8,7 +8,8 @@ function inputsFrom(args: string[]): Record<string, string> {
   return Object.fromEntries(
     args.map(arg => {
       const eq = arg.indexOf('=')
-      if (eq < 1) throw new Error(`arguments are inputs as name=value (for example prune=all dry-run=true), not "${arg}"`)
+      if (eq < 1)
+        throw new Error(`arguments are inputs as name=value (for example prune=all dry-run=true), not "${arg}"`)
       return [arg.slice(0, eq), arg.slice(eq + 1)]
     })
   )

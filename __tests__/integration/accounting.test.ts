@@ -28,7 +28,8 @@ describe('reclaimed-bytes is what left the engine', () => {
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
-  // Docker keeps a base with children when its tag goes, and it goes with its last child; Podman deletes it with its tag.
+  // Docker keeps a base with children when its tag goes, and it goes with its last child; Podman
+  // deletes it with its tag.
   test('the shared layer is counted once when its last holder goes (with the untagged base, which Podman deleted with its tag)', async () => {
     await sharedBase()
     const before = await storage(scene)
@@ -96,7 +97,9 @@ describe('what is inspected to price a removal', () => {
     const recorder = await proxy(join(bed().root, 'accounting.sock'), () => 'forward')
     const inputs = { refs: 'lone:* left:1 right:1' }
     const dry = succeeded(await runAction({ ...inputs, 'dry-run': 'true' }, { host: recorder.host }))
-    const inspected = recorder.seen.flatMap(request => /^GET \/v[\d.]+\/images\/([^/]+)\/json$/.exec(request)?.[1] ?? []).map(decodeURIComponent)
+    const inspected = recorder.seen
+      .flatMap(request => /^GET \/v[\d.]+\/images\/([^/]+)\/json$/.exec(request)?.[1] ?? [])
+      .map(decodeURIComponent)
     const expected = imagesOnlyUsage ? all.filter(id => !lone.includes(id)) : all
     expect(new Set(inspected)).toEqual(new Set(expected))
     expect(inspected).toHaveLength(expected.length)
@@ -136,7 +139,9 @@ describe('disk usage is asked about images only', () => {
     if (store !== 'overlay2') return expect(run.outputs['storage-before']).toBe('')
     // Without disk usage, the layers the plan read for the removal measure the storage instead.
     expect(Number(run.outputs['storage-before'])).toBe(before.layers)
-    expect(Number(run.outputs['storage-before']) - Number(run.outputs['storage-after'])).toBe(Number(run.outputs['reclaimed-bytes']))
+    expect(Number(run.outputs['storage-before']) - Number(run.outputs['storage-after'])).toBe(
+      Number(run.outputs['reclaimed-bytes'])
+    )
     if (imagesOnlyUsage) return
     await scene.removeContainer(container)
     recorder.seen.length = 0
@@ -153,7 +158,9 @@ describe('disk usage is asked about images only', () => {
 describe('a step that deletes nothing does not wait for disk usage', () => {
   test('dangling images, none there: disk usage is not even asked', async () => {
     await scene.build('df-kept:1', { bytes: 100_000 })
-    const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) => (/\/system\/df/.test(url) ? 'hang' : 'forward'))
+    const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) =>
+      /\/system\/df/.test(url) ? 'hang' : 'forward'
+    )
     const run = await runAction({ prune: 'dangling', timeout: '5m' }, { host: recorder.host })
     expect(succeeded(run).deleted).toEqual([])
     expect(diskUsageCalls(recorder.seen)).toEqual([])
@@ -164,7 +171,9 @@ describe('a step that deletes nothing does not wait for disk usage', () => {
 
   test('refs that end up deleting nothing: disk usage, asked beside the lists, is given up on', async () => {
     await scene.build('df-kept:1', { bytes: 100_000 })
-    const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) => (/\/system\/df/.test(url) ? 'hang' : 'forward'))
+    const recorder = await proxy(join(bed().root, 'df-hang.sock'), ({ url }) =>
+      /\/system\/df/.test(url) ? 'hang' : 'forward'
+    )
     const run = await runAction({ refs: 'df-kept:1', keep: 'df-kept:1', timeout: '5m' }, { host: recorder.host })
     expect(succeeded(run).deleted).toEqual([])
     // Asked beside lists that are already in, it may be given up on before it goes out.

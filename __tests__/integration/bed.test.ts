@@ -24,10 +24,13 @@ function registryDigest(repo: string, tag: string): Promise<string | undefined> 
   const accept = 'application/vnd.docker.distribution.manifest.v2+json, application/vnd.oci.image.manifest.v1+json'
   const [host, port] = registry.split(':')
   return new Promise((resolve, reject) => {
-    const req = request({ host, port: Number(port), method: 'HEAD', path: `/v2/${repo}/manifests/${tag}`, headers: { accept } }, res => {
-      res.resume()
-      resolve(res.headers['docker-content-digest'] as string | undefined)
-    })
+    const req = request(
+      { host, port: Number(port), method: 'HEAD', path: `/v2/${repo}/manifests/${tag}`, headers: { accept } },
+      res => {
+        res.resume()
+        resolve(res.headers['docker-content-digest'] as string | undefined)
+      }
+    )
     req.on('error', reject)
     req.end()
   })
@@ -57,9 +60,15 @@ test('images built FROM one tagged base share its layers, so storage grows by th
   expect(images.find(i => i.id === a)?.tags.sort()).toEqual(['bed/a:1', 'bed/a:alias'])
   const copyStep = images.find(i => i.id === images.find(j => j.id === a)?.parent)
   expect(copyStep?.tags).toEqual([])
-  const inspect = await apiJson<{ Config: { Labels: Record<string, string> } }>(scene.socket, 'GET', `/images/${a}/json`)
+  const inspect = await apiJson<{ Config: { Labels: Record<string, string> } }>(
+    scene.socket,
+    'GET',
+    `/images/${a}/json`
+  )
   // Podman's builder (buildah) labels every image it builds with its version.
-  expect(inspect.Config.Labels).toEqual(store === 'podman' ? { role: 'a', 'io.buildah.version': expect.any(String) } : { role: 'a' })
+  expect(inspect.Config.Labels).toEqual(
+    store === 'podman' ? { role: 'a', 'io.buildah.version': expect.any(String) } : { role: 'a' }
+  )
 })
 
 test('diskBytes counts the data root and grows with a build', async () => {

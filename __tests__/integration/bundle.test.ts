@@ -27,7 +27,10 @@ describe('the bundle carries no native code', () => {
     try {
       const out = join(dir, 'mapped.json')
       const probe = join(REPO_ROOT, '__tests__', 'integration', 'native-probe.cjs')
-      const run = await runAction({ refs: 'native:*' }, { env: { NODE_OPTIONS: `--require=${probe}`, NATIVE_PROBE_OUT: out } })
+      const run = await runAction(
+        { refs: 'native:*' },
+        { env: { NODE_OPTIONS: `--require=${probe}`, NATIVE_PROBE_OUT: out } }
+      )
       expect(succeeded(run).deleted).toHaveLength(5)
       expect(JSON.parse(await readFile(out, 'utf8'))).toEqual([])
     } finally {
@@ -81,7 +84,9 @@ describe('a plain run loads only what it uses', () => {
       const required = JSON.parse(await readFile(out, 'utf8')) as string[]
       // The probe saw the bundle load: dockerode's HTTP client is there.
       expect(required).toContain('http')
-      expect(required.filter(name => name in LOADED_ONLY_BY).map(name => `${name} (${LOADED_ONLY_BY[name]})`)).toEqual([])
+      expect(required.filter(name => name in LOADED_ONLY_BY).map(name => `${name} (${LOADED_ONLY_BY[name]})`)).toEqual(
+        []
+      )
     } finally {
       await rm(dir, { recursive: true, force: true })
     }

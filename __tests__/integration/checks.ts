@@ -21,7 +21,12 @@ export interface Skipped {
 }
 
 /** The outputs of a finished run, typed; fails the test when the step itself failed. */
-export function succeeded(run: ActionRun): { bytes: number; deleted: string[]; untagged: string[]; skipped: Skipped[] } {
+export function succeeded(run: ActionRun): {
+  bytes: number
+  deleted: string[]
+  untagged: string[]
+  skipped: Skipped[]
+} {
   if (run.code !== 0) throw new Error(`the step failed (${run.code}):\n${run.stdout}\n${run.stderr}`)
   return parsed(run)
 }

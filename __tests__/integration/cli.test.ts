@@ -64,8 +64,17 @@ describe('the command line', () => {
     const before = await storage(scene)
     const run = await cli(['--refs', 'cli:1', '--refs', 'cli:2', '--json', '--docker-host', bed().host])
     expect(run.code).toBe(0)
-    const result = JSON.parse(run.stdout) as { reclaimedBytes: number; reclaimed: string; deleted: string[]; untagged: string[] }
-    expect(result).toMatchObject({ reclaimed: formatBytes(result.reclaimedBytes), deleted: [id], untagged: ['cli:1', 'cli:2'] })
+    const result = JSON.parse(run.stdout) as {
+      reclaimedBytes: number
+      reclaimed: string
+      deleted: string[]
+      untagged: string[]
+    }
+    expect(result).toMatchObject({
+      reclaimed: formatBytes(result.reclaimedBytes),
+      deleted: [id],
+      untagged: ['cli:1', 'cli:2']
+    })
     expectLayerBytes(result.reclaimedBytes, 2 * MB)
     expect(await tagsOf(scene)).toEqual(['cli:3', BUSYBOX].sort())
     expectReclaimed(result.reclaimedBytes, before, await storage(scene), 1)

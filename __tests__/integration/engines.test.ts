@@ -62,7 +62,10 @@ describe(`the ${engine.flavour} engine`, () => {
   test('is the flavour RECLAIM_ENGINE asks for, and says so itself', async () => {
     expect(engine.flavour).toBe(flavourFromEnv())
     const version = await json<{ Version: string; ApiVersion: string }>('/version')
-    expect({ version: version.Version, apiVersion: version.ApiVersion }).toEqual({ version: engine.version, apiVersion: engine.apiVersion })
+    expect({ version: version.Version, apiVersion: version.ApiVersion }).toEqual({
+      version: engine.version,
+      apiVersion: engine.apiVersion
+    })
     const expected = {
       docker20: { major: '20.10.', api: '1.41', store: 'overlay2', buildkit: true },
       docker26: { major: '26.', api: '1.45', store: 'overlay2', buildkit: true },
@@ -92,7 +95,9 @@ describe(`the ${engine.flavour} engine`, () => {
       const [service] = (await processesNamed('podman')).filter(p => p.argv.includes(`--root=${dataRoot}`))
       expect(service).toBeDefined()
       expect(readlinkSync(`/proc/${service.pid}/ns/mnt`)).not.toBe(readlinkSync('/proc/self/ns/mnt'))
-      const mounts = readFileSync(`/proc/${service.pid}/mountinfo`, 'utf8').split('\n').map(l => l.split(' ')[4])
+      const mounts = readFileSync(`/proc/${service.pid}/mountinfo`, 'utf8')
+        .split('\n')
+        .map(l => l.split(' ')[4])
       expect(mounts).toEqual(expect.arrayContaining(['/var/lib/containers', '/run/runc']))
       const config = await readFile(join(root, 'containers.conf'), 'utf8')
       expect(config).toContain(`tmp_dir = "${join(root, 'tmp')}"`)
@@ -109,19 +114,22 @@ describe(`the ${engine.flavour} engine`, () => {
     }
   })
 
-  onContainerd('keeps the containerd store\'s content and snapshots under the data root', async () => {
+  onContainerd("keeps the containerd store's content and snapshots under the data root", async () => {
     const id = await scene.build('facts/content:1', { bytes: 1000 })
     const daemon = join(dataRoot, 'containerd', 'daemon')
     // The image ID is its manifest's digest, and the manifest is a blob of the content store.
-    expect(existsSync(join(daemon, 'io.containerd.content.v1.content', 'blobs', 'sha256', id.slice('sha256:'.length)))).toBe(true)
+    expect(
+      existsSync(join(daemon, 'io.containerd.content.v1.content', 'blobs', 'sha256', id.slice('sha256:'.length)))
+    ).toBe(true)
     expect(existsSync(join(daemon, 'io.containerd.snapshotter.v1.overlayfs', 'snapshots'))).toBe(true)
   })
 
   test('gives the bed containers no network but none', async () => {
     const id = await scene.runContainer(BUSYBOX, { running: true })
-    const inspect = await json<{ HostConfig: { NetworkMode: string }; NetworkSettings: { Networks: Record<string, unknown> | null } }>(
-      `/v1.41/containers/${id}/json`
-    )
+    const inspect = await json<{
+      HostConfig: { NetworkMode: string }
+      NetworkSettings: { Networks: Record<string, unknown> | null }
+    }>(`/v1.41/containers/${id}/json`)
     expect(inspect.HostConfig.NetworkMode).toBe('none')
     expect(Object.keys(inspect.NetworkSettings.Networks ?? {}).filter(n => n !== 'none')).toEqual([])
   })
@@ -134,7 +142,10 @@ describe(`the ${engine.flavour} engine`, () => {
       // Every tagged name also shows as name@<the image's own manifest digest>, pushed or not.
       containerd: { tags: ['facts/name:1'], digests: [`facts/name@${id}`] },
       // Fully qualified, and a digest of a manifest no registry has seen.
-      podman: { tags: ['docker.io/facts/name:1'], digests: [expect.stringMatching(/^docker\.io\/facts\/name@sha256:[0-9a-f]{64}$/)] }
+      podman: {
+        tags: ['docker.io/facts/name:1'],
+        digests: [expect.stringMatching(/^docker\.io\/facts\/name@sha256:[0-9a-f]{64}$/)]
+      }
     }[store]
     expect({ tags: raw.RepoTags, digests: raw.RepoDigests ?? [] }).toEqual(expected)
     // The bed's own view is Docker's familiar form everywhere.
@@ -218,38 +229,49 @@ describe(`the ${engine.flavour} engine`, () => {
     }
   })
 
-  withBuildKit('builds with its own BuildKit: one image without parents, and a build cache that wipe() clears', async () => {
-    const id = await scene.build('facts/bk:1', { bytes: MB, builder: 'buildkit', labels: { step: 'two' } })
-    // No step images, LABEL or not: the COPY step lives on in the build cache instead.
-    const image = (await scene.images()).find(i => i.id === id)
-    expect(image).toMatchObject({ tags: ['facts/bk:1'], parent: '' })
-    const cache = await scene.buildCache()
-    const steps = cache.filter(r => r.Type === 'regular')
-    expect(steps).toHaveLength(1)
-    // Shared: the image holds the same data. Its size is the layer's (overlay2) or blob and snapshot (containerd).
-    expect(steps[0]).toMatchObject({ Shared: true, InUse: false })
-    if (store === 'overlay2') expect(steps[0].Size).toBe(MB)
-    else {
-      expect(steps[0].Size).toBeGreaterThanOrEqual(2 * MB)
-      expect(steps[0].Size).toBeLessThan(2 * MB + 64 * 1024)
+  withBuildKit(
+    'builds with its own BuildKit: one image without parents, and a build cache that wipe() clears',
+    async () => {
+      const id = await scene.build('facts/bk:1', { bytes: MB, builder: 'buildkit', labels: { step: 'two' } })
+      // No step images, LABEL or not: the COPY step lives on in the build cache instead.
+      const image = (await scene.images()).find(i => i.id === id)
+      expect(image).toMatchObject({ tags: ['facts/bk:1'], parent: '' })
+      const cache = await scene.buildCache()
+      const steps = cache.filter(r => r.Type === 'regular')
+      expect(steps).toHaveLength(1)
+      // Shared: the image holds the same data. Its size is the layer's (overlay2) or blob and snapshot (containerd).
+      expect(steps[0]).toMatchObject({ Shared: true, InUse: false })
+      if (store === 'overlay2') expect(steps[0].Size).toBe(MB)
+      else {
+        expect(steps[0].Size).toBeGreaterThanOrEqual(2 * MB)
+        expect(steps[0].Size).toBeLessThan(2 * MB + 64 * 1024)
+      }
+      // The build context as the engine received it.
+      expect(cache.some(r => r.Type === 'source.local' && r.Size >= MB)).toBe(true)
+      expect(existsSync(join(dataRoot, 'buildkit'))).toBe(true)
+      await scene.wipe({ keepBusybox: true })
+      expect(await scene.buildCache()).toEqual([])
     }
-    // The build context as the engine received it.
-    expect(cache.some(r => r.Type === 'source.local' && r.Size >= MB)).toBe(true)
-    expect(existsSync(join(dataRoot, 'buildkit'))).toBe(true)
-    await scene.wipe({ keepBusybox: true })
-    expect(await scene.buildCache()).toEqual([])
-  })
+  )
 
-  withManifestList('stores what buildx adds: a provenance attestation beside the image on the containerd store (overlay2 lists no manifests)', async () => {
-    const id = await scene.build('facts/attested:1', { bytes: 1000, builder: 'buildkit' })
-    const listed = (await json<Array<{ Id: string; Manifests?: Array<{ Kind: string }> }>>(`${v}/images/json?manifests=1`)).find(i => i.Id === id)
-    expect(listed).toBeDefined()
-    expect(listed?.Manifests?.map(m => m.Kind)).toEqual(store === 'containerd' ? ['image', 'attestation'] : undefined)
-  })
+  withManifestList(
+    'stores what buildx adds: a provenance attestation beside the image on the containerd store (overlay2 lists no manifests)',
+    async () => {
+      const id = await scene.build('facts/attested:1', { bytes: 1000, builder: 'buildkit' })
+      const listed = (
+        await json<Array<{ Id: string; Manifests?: Array<{ Kind: string }> }>>(`${v}/images/json?manifests=1`)
+      ).find(i => i.Id === id)
+      expect(listed).toBeDefined()
+      expect(listed?.Manifests?.map(m => m.Kind)).toEqual(store === 'containerd' ? ['image', 'attestation'] : undefined)
+    }
+  )
 
-  withoutBuildKit('has no BuildKit: the Scene refuses a BuildKit build rather than let buildx fall back to a builder it would pull', async () => {
-    await expect(scene.build('facts/bk:1', { builder: 'buildkit' })).rejects.toThrow(/has no BuildKit/)
-    expect(await scene.exists('facts/bk:1')).toBe(false)
-    expect(await scene.buildCache()).toEqual([])
-  })
+  withoutBuildKit(
+    'has no BuildKit: the Scene refuses a BuildKit build rather than let buildx fall back to a builder it would pull',
+    async () => {
+      await expect(scene.build('facts/bk:1', { builder: 'buildkit' })).rejects.toThrow(/has no BuildKit/)
+      expect(await scene.exists('facts/bk:1')).toBe(false)
+      expect(await scene.buildCache()).toEqual([])
+    }
+  )
 })

@@ -10,7 +10,18 @@ import type { Fault, Hook, Proxy } from '../../testbed/proxy'
 import { runBundle } from '../../testbed/runner'
 import { Scene } from '../../testbed/scene'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectLayerBytes, expectReclaimed, idsOf, layerBytes, parsed, storage, store, succeeded, tagsOf, times } from './checks'
+import {
+  expectLayerBytes,
+  expectReclaimed,
+  idsOf,
+  layerBytes,
+  parsed,
+  storage,
+  store,
+  succeeded,
+  tagsOf,
+  times
+} from './checks'
 import { bed, proxiesPerTest, runAction } from './harness'
 
 const { scene } = bed()
@@ -141,10 +152,14 @@ describe('transient failures are retried, and one image failing never stops the 
   test('an image that keeps failing is skipped with reason error after bounded retries', async () => {
     await scene.build('broken:1', { bytes: MB })
     await scene.build('fine:1', { bytes: MB })
-    const flaky = await throughProxy(r => (isDelete(r) && r.url.includes('broken') ? { status: 500, message: 'disk on fire' } : 'forward'))
+    const flaky = await throughProxy(r =>
+      isDelete(r) && r.url.includes('broken') ? { status: 500, message: 'disk on fire' } : 'forward'
+    )
     const host = flaky.host
     const out = succeeded(await runAction({ refs: 'broken:1 fine:1' }, { env: { DOCKER_HOST: host } }))
-    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'broken:1', reason: 'error', message: expect.stringContaining('disk on fire') })])
+    expect(out.skipped).toEqual([
+      expect.objectContaining({ ref: 'broken:1', reason: 'error', message: expect.stringContaining('disk on fire') })
+    ])
     expect(flaky.seen.filter(line => line.startsWith('DELETE') && line.includes('broken'))).toHaveLength(4)
     expect(await tagsOf(scene)).toContain('broken:1')
     expect(await tagsOf(scene)).not.toContain('fine:1')
@@ -168,7 +183,13 @@ describe('other processes acting between the listing and the removals', () => {
     const run = await runAction({ refs: 'mine:1 theirs:1', 'fail-on-error': 'true' }, { env: { DOCKER_HOST: host } })
     const out = succeeded(run)
     expectLayerBytes(out.bytes, MB)
-    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'theirs:1', reason: 'not-found', message: expect.stringContaining('already removed') })])
+    expect(out.skipped).toEqual([
+      expect.objectContaining({
+        ref: 'theirs:1',
+        reason: 'not-found',
+        message: expect.stringContaining('already removed')
+      })
+    ])
     expect(await tagsOf(scene)).toEqual([BUSYBOX])
     // overlay2's LayersSize shows both went; the disk shows it on every store.
     const after = await storage(scene)
@@ -194,7 +215,9 @@ describe('other processes acting between the listing and the removals', () => {
       }
       return 'forward'
     })
-    const out = parsed(await runAction({ refs: 'first:1 contained:1 retagged:1', force: 'true' }, { env: { DOCKER_HOST: host } }))
+    const out = parsed(
+      await runAction({ refs: 'first:1 contained:1 retagged:1', force: 'true' }, { env: { DOCKER_HOST: host } })
+    )
     expect(out.skipped).toEqual([expect.objectContaining({ ref: 'contained:1', reason: 'in-use-stopped' })])
     expect(out.untagged).toContain('retagged:1')
     expect(await idsOf(scene)).toEqual(expect.arrayContaining([contained, retagged]))

@@ -49,7 +49,11 @@ async function buildScene(rand: () => number, n: number): Promise<{ running: Set
     const repo = pick(['app', 'cache', 'tool'])
     const tags = [`s${n}-${repo}:${i}`, ...(rand() < 0.3 ? [`s${n}-${repo}:extra${i}`] : [])]
     const base = pick(bases)
-    const id = await scene.build(tags, { from: base.tag, bytes: 2000 + Math.floor(rand() * 20_000), labels: rand() < 0.5 ? { team: pick(['a', 'b']) } : undefined })
+    const id = await scene.build(tags, {
+      from: base.tag,
+      bytes: 2000 + Math.floor(rand() * 20_000),
+      labels: rand() < 0.5 ? { team: pick(['a', 'b']) } : undefined
+    })
     if (rand() < 0.5) bases.push({ tag: tags[0], runnable: base.runnable })
     const roll = base.runnable ? rand() : 1
     if (roll < 0.15) {
@@ -66,7 +70,10 @@ async function buildScene(rand: () => number, n: number): Promise<{ running: Set
 function randomInputs(rand: () => number, n: number): Record<string, string> {
   const pick = <T>(items: T[]): T => items[Math.floor(rand() * items.length)]
   const inputs: Record<string, string> = {}
-  if (rand() < 0.6) inputs.refs = [`s${n}-${pick(['app', 'cache', 'tool'])}:*`, `s${n}-old:1`].slice(0, 1 + Math.floor(rand() * 2)).join('\n')
+  if (rand() < 0.6)
+    inputs.refs = [`s${n}-${pick(['app', 'cache', 'tool'])}:*`, `s${n}-old:1`]
+      .slice(0, 1 + Math.floor(rand() * 2))
+      .join('\n')
   if (rand() < 0.6) inputs.prune = pick(['dangling', 'all'])
   if (rand() < 0.4) inputs.keep = `s${n}-${pick(['app', 'cache', 'tool'])}:*`
   if (rand() < 0.3) inputs['keep-duration'] = '1h'
@@ -106,17 +113,25 @@ describe('invariants over random scenes on the real engine', () => {
     expect({ context, deleted: [...out.deleted].sort() }).toEqual({ context, deleted: gone })
     expect({ context, untagged: out.untagged.filter(ref => !ref.includes('@')).sort() }).toEqual({ context, untagged })
     for (const id of running) expect({ context, id, gone: gone.includes(id) }).toEqual({ context, id, gone: false })
-    for (const tag of untagged) expect({ context, tag, running: running.has(before.tags.get(tag) ?? '') }).toEqual({ context, tag, running: false })
+    for (const tag of untagged)
+      expect({ context, tag, running: running.has(before.tags.get(tag) ?? '') }).toEqual({
+        context,
+        tag,
+        running: false
+      })
     if (inputs.keep) {
       const kept = keepPattern(inputs.keep)
       const keptIds = new Set([...before.tags].filter(([tag]) => kept.test(tag)).map(([, id]) => id))
       for (const id of keptIds) expect({ context, id, gone: gone.includes(id) }).toEqual({ context, id, gone: false })
-      for (const tag of untagged) expect({ context, tag, kept: keptIds.has(before.tags.get(tag) ?? '') }).toEqual({ context, tag, kept: false })
+      for (const tag of untagged)
+        expect({ context, tag, kept: keptIds.has(before.tags.get(tag) ?? '') }).toEqual({ context, tag, kept: false })
     }
     if (inputs['keep-duration']) {
       for (const id of gone) expect({ context, id, old: old.has(id) }).toEqual({ context, id, old: true })
     }
     // A forced removal may leave a stopped container holding layers that LayersSize no longer counts.
-    expectReclaimed(out.bytes, before.storage, after.storage, gone.length, { containerKeepsLayers: Boolean(inputs.force) })
+    expectReclaimed(out.bytes, before.storage, after.storage, gone.length, {
+      containerKeepsLayers: Boolean(inputs.force)
+    })
   })
 })

@@ -62,13 +62,23 @@ async function localAction(inputs: Record<string, string>, opts: { post?: boolea
   const summaryFile = join(dir, 'summary.md')
   const envFile = join(dir, '.env')
   await writeFile(summaryFile, '')
-  const vars = { ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])), DOCKER_HOST: host, GITHUB_STEP_SUMMARY: summaryFile }
-  await writeFile(envFile, Object.entries(vars).map(([k, v]) => `${k}=${JSON.stringify(v)}`).join('\n') + '\n')
+  const vars = {
+    ...Object.fromEntries(Object.entries(inputs).map(([k, v]) => [`INPUT_${k.toUpperCase()}`, v])),
+    DOCKER_HOST: host,
+    GITHUB_STEP_SUMMARY: summaryFile
+  }
+  await writeFile(
+    envFile,
+    Object.entries(vars)
+      .map(([k, v]) => `${k}=${JSON.stringify(v)}`)
+      .join('\n') + '\n'
+  )
   const args = [BIN, 'run', REPO_ROOT, relative(REPO_ROOT, join(dir, 'main.ts')), envFile]
   if (opts.post) args.push('--post', relative(REPO_ROOT, join(dir, 'post.ts')))
   // Nothing of this process's own step (inputs, command files, state, engine, jest's VM modules) leaks in.
   const env: NodeJS.ProcessEnv = {}
-  for (const [k, v] of Object.entries(process.env)) if (!/^(INPUT_|GITHUB_|STATE_|DOCKER_|NODE_OPTIONS$)/.test(k)) env[k] = v
+  for (const [k, v] of Object.entries(process.env))
+    if (!/^(INPUT_|GITHUB_|STATE_|DOCKER_|NODE_OPTIONS$)/.test(k)) env[k] = v
   Object.assign(env, { FORCE_COLOR: '0', NO_COLOR: '1' })
   const { code, log } = await new Promise<{ code: number; log: string }>((resolve, reject) => {
     const child = spawn(process.execPath, args, { cwd: REPO_ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] })
@@ -85,7 +95,9 @@ async function localAction(inputs: Record<string, string>, opts: { post?: boolea
       resolve({ code: status ?? 1, log: out })
     })
   })
-  const outputs = Object.fromEntries([...log.matchAll(/^::set-output name=([^:]+)::(.*)$/gm)].map(([, name, value]) => [name, value]))
+  const outputs = Object.fromEntries(
+    [...log.matchAll(/^::set-output name=([^:]+)::(.*)$/gm)].map(([, name, value]) => [name, value])
+  )
   return { code, log, outputs, summary: await readFile(summaryFile, 'utf8') }
 }
 
@@ -114,7 +126,9 @@ onOneEngine('@github/local-action runs the source against the bed', () => {
     expect(Number(run.outputs['storage-before']) - Number(run.outputs['storage-after'])).toBe(1_230_000)
     expect(await scene.exists('local:1')).toBe(false)
     expect(run.summary.split('\n')[0]).toBe('<h2>Docker images: reclaimed 1.23MB</h2>')
-    expect(run.summary).toMatch(/<tr><td>local:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td>.*<td align="right">1.23MB<\/td><td>Deleted<\/td><\/tr>/)
+    expect(run.summary).toMatch(
+      /<tr><td>local:1<\/td><td><code>[0-9a-f]{12}<\/code><\/td>.*<td align="right">1.23MB<\/td><td>Deleted<\/td><\/tr>/
+    )
     expect(run.log).toContain('::warning::missing:1: not-found: No such image: missing:1')
   })
 

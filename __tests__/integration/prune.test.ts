@@ -40,7 +40,9 @@ describe('prune, keep rules and filters', () => {
   test('keep wins over refs, prune and force', async () => {
     const precious = await scene.build(['precious:1', 'precious:2'], { bytes: MB })
     await scene.build('other:1', { bytes: MB })
-    const out = succeeded(await runAction({ refs: `precious:1\n${precious}`, prune: 'all', force: 'true', keep: 'precious:*' }))
+    const out = succeeded(
+      await runAction({ refs: `precious:1\n${precious}`, prune: 'all', force: 'true', keep: 'precious:*' })
+    )
     expect(out.skipped.filter(s => s.id === precious).map(s => s.reason)).toEqual(['kept', 'kept', 'kept'])
     expect(await tagsOf(scene)).toEqual(['precious:1', 'precious:2'])
   })
@@ -113,7 +115,9 @@ describe('with dangling images alone to prune, the engine is asked for those fir
     expect(await idsOf(scene)).toEqual(images)
     // Podman deleted the base with its tag.
     expect(images.includes(base)).toBe(store !== 'podman')
-    expect(imageLists(recorder.seen)).toEqual(store === 'overlay2' ? [DANGLING] : store === 'containerd' ? [DANGLING, WHOLE] : [WHOLE])
+    expect(imageLists(recorder.seen)).toEqual(
+      store === 'overlay2' ? [DANGLING] : store === 'containerd' ? [DANGLING, WHOLE] : [WHOLE]
+    )
   })
 
   test('some there: the whole list is read after them, and they go as before', async () => {

@@ -87,7 +87,14 @@ async function countingRelay(port: string): Promise<{ host: string; connections:
 }
 
 /** The runner's environment with nothing of this machine's Docker settings: each test names its own. */
-const NO_DOCKER_ENV = { DOCKER_HOST: '', DOCKER_TLS_VERIFY: '', DOCKER_TLS: '', DOCKER_CERT_PATH: '', DOCKER_CONTEXT: '', DOCKER_CONFIG: '' }
+const NO_DOCKER_ENV = {
+  DOCKER_HOST: '',
+  DOCKER_TLS_VERIFY: '',
+  DOCKER_TLS: '',
+  DOCKER_CERT_PATH: '',
+  DOCKER_CONTEXT: '',
+  DOCKER_CONFIG: ''
+}
 
 function run(inputs: Record<string, string>, env: Record<string, string>): Promise<ActionRun> {
   return runBundle({ summary: 'true', ...inputs }, { host: '', env: { ...NO_DOCKER_ENV, ...env } })
@@ -124,7 +131,10 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
     const relay = await countingRelay(new URL(tlsHost.replace('tcp:', 'http:')).port)
     try {
       const dir = await certDir('good', { ca: good.ca, cert: good.client.cert, key: good.client.key })
-      const result = await run({ 'docker-host': relay.host, refs: 'tls-shared:*' }, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir })
+      const result = await run(
+        { 'docker-host': relay.host, refs: 'tls-shared:*' },
+        { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir }
+      )
       expect(succeeded(result).deleted).toHaveLength(10)
       // Fifteen requests or more (/_ping, /info, the lists, disk usage, ten removals, a list and disk usage after),
       // over no more connections than were ever in flight at once: six removals, and two more.
@@ -158,7 +168,9 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
     const dir = await certDir('wrong-ca', { ca: wrong.ca, cert: good.client.cert, key: good.client.key })
     const result = await run({ 'docker-host': tlsHost }, { DOCKER_TLS: '1', DOCKER_CERT_PATH: dir })
     expect(succeeded(result).deleted).toEqual([id])
-    expect(result.stdout).toContain(`::warning::TLS to ${tlsHost} does not check the engine's certificate (DOCKER_TLS is set without DOCKER_TLS_VERIFY)`)
+    expect(result.stdout).toContain(
+      `::warning::TLS to ${tlsHost} does not check the engine's certificate (DOCKER_TLS is set without DOCKER_TLS_VERIFY)`
+    )
     await expectNoPem(result)
   })
 
@@ -173,7 +185,9 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
   test('a key without its certificate is refused before any request', async () => {
     const dir = await certDir('half-pair', { ca: good.ca, key: good.client.key })
     const result = await run({ 'docker-host': tlsHost }, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir })
-    expect(failure(result)).toBe(`::error::TLS to ${tlsHost}: ${dir} (DOCKER_CERT_PATH) holds key.pem but no cert.pem; a client certificate needs both.`)
+    expect(failure(result)).toBe(
+      `::error::TLS to ${tlsHost}: ${dir} (DOCKER_CERT_PATH) holds key.pem but no cert.pem; a client certificate needs both.`
+    )
     await expectNoPem(result)
   })
 
@@ -181,13 +195,17 @@ describe('tcp:// with TLS from DOCKER_TLS_VERIFY and DOCKER_CERT_PATH', () => {
     const id = await scene.dangling('tls-no-client')
     const dir = await certDir('ca-only', { ca: good.ca })
     const result = await run({ 'docker-host': tlsHost }, { DOCKER_TLS_VERIFY: '1', DOCKER_CERT_PATH: dir })
-    expect(failure(result)).toContain(`::error::Cannot reach the Docker engine at ${tlsHost}: the engine refused the TLS handshake`)
+    expect(failure(result)).toContain(
+      `::error::Cannot reach the Docker engine at ${tlsHost}: the engine refused the TLS handshake`
+    )
     expect(await scene.exists(id)).toBe(true)
   })
 
   test('plain HTTP to the TLS port says that the endpoint speaks TLS', async () => {
     const result = await run({ 'docker-host': tlsHost }, {})
-    expect(failure(result)).toContain(`::error::Cannot reach the Docker engine at ${tlsHost}: the endpoint speaks TLS: set DOCKER_TLS_VERIFY=1`)
+    expect(failure(result)).toContain(
+      `::error::Cannot reach the Docker engine at ${tlsHost}: the endpoint speaks TLS: set DOCKER_TLS_VERIFY=1`
+    )
   })
 })
 
@@ -220,7 +238,13 @@ describe('the active docker context, with its own TLS material', () => {
   async function tlsContext(name: string, ca: string): Promise<string> {
     const config = await mkdtemp(join(root, 'config-'))
     const docker = (args: string[]) => promisify(execFile)('/usr/bin/docker', ['--config', config, ...args])
-    await docker(['context', 'create', name, '--docker', `host=${tlsHost},ca=${ca},cert=${good.client.cert},key=${good.client.key}`])
+    await docker([
+      'context',
+      'create',
+      name,
+      '--docker',
+      `host=${tlsHost},ca=${ca},cert=${good.client.cert},key=${good.client.key}`
+    ])
     await docker(['context', 'use', name])
     return config
   }
@@ -241,7 +265,9 @@ describe('the active docker context, with its own TLS material', () => {
     const config = await tlsContext('tls-wrong', wrong.ca)
     const result = await run({}, { DOCKER_CONFIG: config })
     const error = failure(result)
-    expect(error).toContain(`::error::Cannot reach the Docker engine at ${tlsHost}: certificate verify failed: unable to verify the first certificate`)
+    expect(error).toContain(
+      `::error::Cannot reach the Docker engine at ${tlsHost}: certificate verify failed: unable to verify the first certificate`
+    )
     expect(error).toContain('(docker context "tls-wrong")')
     expect(await scene.exists(id)).toBe(true)
     await expectNoPem(result)
@@ -269,6 +295,8 @@ describe('ssh:// through dockerode (ssh2 and `docker system dial-stdio` on the h
 
   test('no agent: the refused sign-in is named', async () => {
     const result = await run({ 'docker-host': ssh.host }, { SSH_AUTH_SOCK: '', HOME: ssh.home })
-    expect(failure(result)).toContain(`::error::Cannot reach the Docker engine at ${ssh.host}: the ssh server refused every key of the agent at SSH_AUTH_SOCK (unset)`)
+    expect(failure(result)).toContain(
+      `::error::Cannot reach the Docker engine at ${ssh.host}: the ssh server refused every key of the agent at SSH_AUTH_SOCK (unset)`
+    )
   })
 })

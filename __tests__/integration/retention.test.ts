@@ -17,7 +17,11 @@ beforeEach(async () => {
 
 /** The retention outputs of a finished run. */
 function retention(run: ActionRun): { before: number; after: number; met: string } {
-  return { before: Number(run.outputs['storage-before']), after: Number(run.outputs['storage-after']), met: run.outputs['target-met'] }
+  return {
+    before: Number(run.outputs['storage-before']),
+    after: Number(run.outputs['storage-after']),
+    met: run.outputs['target-met']
+  }
 }
 
 const idsByTag = async (s: Scene): Promise<Map<string, string>> =>
@@ -69,7 +73,7 @@ describe('max-storage', () => {
   // (snapshots only, or nothing), so there the data directory alone is the judge.
   const overlay2 = store === 'overlay2'
   const storageTitle = overlay2
-    ? 'storage-before equals the engine\'s LayersSize, and storage-after what is left'
+    ? "storage-before equals the engine's LayersSize, and storage-after what is left"
     : `storage-before and storage-after on the ${bed().engine.imageStore} store: the data directory loses their difference`
 
   test(storageTitle, async () => {
@@ -132,9 +136,13 @@ describe('keep-last and age-basis', () => {
     await scene.old('vintage:1', '2020-01-01T00:00:00Z')
     await scene.tag('vintage:1', 'vintage:rerun')
     const vintage = await scene.imageId('vintage:1')
-    const byCreated = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'dry-run': 'true' }))
+    const byCreated = succeeded(
+      await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'dry-run': 'true' })
+    )
     expect(byCreated.deleted).toEqual([vintage])
-    const byUse = succeeded(await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'age-basis': 'last-used' }))
+    const byUse = succeeded(
+      await runAction({ prune: 'all', 'keep-duration': '1h', keep: BUSYBOX, 'age-basis': 'last-used' })
+    )
     expect(byUse.deleted).toEqual(tagTimes ? [] : [vintage])
     if (tagTimes) expect(byUse.skipped.map(s => s.message)).toContain('used within input "keep-duration"')
   })

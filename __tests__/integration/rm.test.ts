@@ -77,30 +77,39 @@ describe('refs follow docker image rm to the letter', () => {
     expect(image?.digests).toEqual([])
   })
 
-  ;(store === 'overlay2' ? test.skip : test)('a digest reference names its repository\'s tags: alone it deletes the image; beside another repository containerd untags them and Podman refuses', async () => {
-    const shared = `${bed().registry}/shared`
-    const both = await scene.build([`${shared}:1`, 'elsewhere:1'], { bytes: MB })
-    const sharedDigest = await scene.push(`${shared}:1`)
-    const beside = succeeded(await runAction({ refs: sharedDigest }))
-    if (store === 'containerd') {
-      expect(beside).toMatchObject({ untagged: [`${shared}:1`], skipped: [] })
-    } else {
-      expect(beside.untagged).toEqual([])
-      expect(beside.skipped).toEqual([expect.objectContaining({ ref: sharedDigest, reason: 'error', message: expect.stringContaining('tag not known') })])
-    }
-    expect(beside.deleted).toEqual([])
-    expect(await idsOf(scene)).toContain(both)
+  ;(store === 'overlay2' ? test.skip : test)(
+    "a digest reference names its repository's tags: alone it deletes the image; beside another repository containerd untags them and Podman refuses",
+    async () => {
+      const shared = `${bed().registry}/shared`
+      const both = await scene.build([`${shared}:1`, 'elsewhere:1'], { bytes: MB })
+      const sharedDigest = await scene.push(`${shared}:1`)
+      const beside = succeeded(await runAction({ refs: sharedDigest }))
+      if (store === 'containerd') {
+        expect(beside).toMatchObject({ untagged: [`${shared}:1`], skipped: [] })
+      } else {
+        expect(beside.untagged).toEqual([])
+        expect(beside.skipped).toEqual([
+          expect.objectContaining({
+            ref: sharedDigest,
+            reason: 'error',
+            message: expect.stringContaining('tag not known')
+          })
+        ])
+      }
+      expect(beside.deleted).toEqual([])
+      expect(await idsOf(scene)).toContain(both)
 
-    const repo = `${bed().registry}/pushed`
-    const id = await scene.build(`${repo}:1`, { bytes: MB })
-    const digestRef = await scene.push(`${repo}:1`)
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: digestRef }))
-    expect(out.untagged).toEqual([`${repo}:1`])
-    expect(out.deleted).toEqual([id])
-    expectLayerBytes(out.bytes, MB)
-    expectReclaimed(out.bytes, before, await storage(scene), 1)
-  })
+      const repo = `${bed().registry}/pushed`
+      const id = await scene.build(`${repo}:1`, { bytes: MB })
+      const digestRef = await scene.push(`${repo}:1`)
+      const before = await storage(scene)
+      const out = succeeded(await runAction({ refs: digestRef }))
+      expect(out.untagged).toEqual([`${repo}:1`])
+      expect(out.deleted).toEqual([id])
+      expectLayerBytes(out.bytes, MB)
+      expectReclaimed(out.bytes, before, await storage(scene), 1)
+    }
+  )
 
   test('the last tag of a repository takes its digest references with it (reported on overlay2, where they are names of their own)', async () => {
     const repo = `${bed().registry}/digested`
@@ -114,35 +123,47 @@ describe('refs follow docker image rm to the letter', () => {
 
   const onPodman = bed().engine.flavour === 'podman'
 
-  ;(onPodman ? test.skip : test)('an image of a stopped container needs force, and then frees nothing: overlay2 deletes it while the container holds its layers, the containerd store only untags it', async () => {
-    const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
-    await scene.runContainer('stopped:1', { running: false })
-    const refused = succeeded(await runAction({ refs: 'stopped:1' }))
-    expect(refused.skipped).toEqual([expect.objectContaining({ ref: 'stopped:1', reason: 'in-use-stopped' })])
-    const before = await storage(scene)
-    const forced = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
-    expect(forced.untagged).toEqual(['stopped:1'])
-    expect(forced.bytes).toBe(0)
-    const after = await storage(scene)
-    if (store === 'overlay2') {
-      expect(forced.deleted).toEqual([id])
-      expect(before.layers - after.layers).toBe(MB)
-    } else {
-      expect(forced.deleted).toEqual([])
-      expect((await scene.images()).find(image => image.id === id)?.tags).toEqual([])
-      expect(after.layers).toBe(before.layers)
+  ;(onPodman ? test.skip : test)(
+    'an image of a stopped container needs force, and then frees nothing: overlay2 deletes it while the container holds its layers, the containerd store only untags it',
+    async () => {
+      const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
+      await scene.runContainer('stopped:1', { running: false })
+      const refused = succeeded(await runAction({ refs: 'stopped:1' }))
+      expect(refused.skipped).toEqual([expect.objectContaining({ ref: 'stopped:1', reason: 'in-use-stopped' })])
+      const before = await storage(scene)
+      const forced = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
+      expect(forced.untagged).toEqual(['stopped:1'])
+      expect(forced.bytes).toBe(0)
+      const after = await storage(scene)
+      if (store === 'overlay2') {
+        expect(forced.deleted).toEqual([id])
+        expect(before.layers - after.layers).toBe(MB)
+      } else {
+        expect(forced.deleted).toEqual([])
+        expect((await scene.images()).find(image => image.id === id)?.tags).toEqual([])
+        expect(after.layers).toBe(before.layers)
+      }
+      expectReclaimed(0, before, after, forced.deleted.length, { containerKeepsLayers: true })
     }
-    expectReclaimed(0, before, after, forced.deleted.length, { containerKeepsLayers: true })
-  })
+  )
 
-  ;(onPodman ? test : test.skip)('on Podman, force never removes a stopped container\'s image: Podman would delete the container with it', async () => {
-    const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
-    const container = await scene.runContainer('stopped:1', { running: false })
-    const out = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
-    expect(out.skipped).toEqual([expect.objectContaining({ ref: 'stopped:1', reason: 'in-use-stopped', message: expect.stringContaining('Podman') })])
-    expect(await idsOf(scene)).toContain(id)
-    expect((await scene.containers()).map(c => c.id)).toContain(container)
-  })
+  ;(onPodman ? test : test.skip)(
+    "on Podman, force never removes a stopped container's image: Podman would delete the container with it",
+    async () => {
+      const id = await scene.build('stopped:1', { from: BUSYBOX, bytes: MB })
+      const container = await scene.runContainer('stopped:1', { running: false })
+      const out = succeeded(await runAction({ refs: 'stopped:1', force: 'true' }))
+      expect(out.skipped).toEqual([
+        expect.objectContaining({
+          ref: 'stopped:1',
+          reason: 'in-use-stopped',
+          message: expect.stringContaining('Podman')
+        })
+      ])
+      expect(await idsOf(scene)).toContain(id)
+      expect((await scene.containers()).map(c => c.id)).toContain(container)
+    }
+  )
 
   test('an image of a running container is neither deleted nor untagged, even with force (docker rmi -f untags it)', async () => {
     const id = await scene.build(['running:1', 'running:2'], { from: BUSYBOX, bytes: MB })

@@ -11,7 +11,11 @@ beforeEach(async () => {
 })
 
 /** The post step as the runner starts it: the main step's saved state comes back as STATE_* variables. */
-function postStep(inputs: Record<string, string>, main: ActionRun, env: Record<string, string> = {}): Promise<ActionRun> {
+function postStep(
+  inputs: Record<string, string>,
+  main: ActionRun,
+  env: Record<string, string> = {}
+): Promise<ActionRun> {
   const state = Object.fromEntries(Object.entries(main.state).map(([name, value]) => [`STATE_${name}`, value]))
   return runAction(inputs, { env: { ...state, ...env } })
 }

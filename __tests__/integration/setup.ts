@@ -10,10 +10,15 @@ export default async function setup(): Promise<void> {
     engine = await startEngine(root, flavour)
     const registry = await startRegistry(root)
     await publishBed({ root, engine, registry })
-    process.stdout.write(`\ntestbed: ${flavour} engine ${engine.info.version} (API ${engine.info.apiVersion}, ${engine.info.imageStore} image store) at ${engine.host}\n`)
+    process.stdout.write(
+      `\ntestbed: ${flavour} engine ${engine.info.version} (API ${engine.info.apiVersion}, ${engine.info.imageStore} image store) at ${engine.host}\n`
+    )
   } catch (err) {
     // Jest skips globalTeardown when globalSetup throws, so nothing else would stop the engine.
     await engine?.stop()
-    throw new Error(`testbed setup (${flavour}) failed (its logs stay in ${root}): ${err instanceof Error ? err.message : String(err)}`)
+    throw new Error(
+      `testbed setup (${flavour}) failed (its logs stay in ${root}): ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err }
+    )
   }
 }

@@ -16,18 +16,25 @@ beforeEach(async () => {
 function tableRows(summary: string): string[][] {
   const table = /<table>([\s\S]*?)<\/table>/.exec(summary)?.[1]
   if (table === undefined) throw new Error(`no table in the summary:\n${summary}`)
-  return [...table.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map(([, row]) => [...row.matchAll(/<t[dh][^>]*>([\s\S]*?)<\/t[dh]>/g)].map(([, cell]) => cell))
+  return [...table.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map(([, row]) =>
+    [...row.matchAll(/<t[dh][^>]*>([\s\S]*?)<\/t[dh]>/g)].map(([, cell]) => cell)
+  )
 }
 
 /** The opening tag of each row's size cell: the fourth of a row, the second of the total's (it spans three). */
 function sizeCells(summary: string): string[] {
-  const rows = [...summary.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map(([, row]) => [...row.matchAll(/<t[dh][^>]*>/g)].map(([open]) => open))
+  const rows = [...summary.matchAll(/<tr>([\s\S]*?)<\/tr>/g)].map(([, row]) =>
+    [...row.matchAll(/<t[dh][^>]*>/g)].map(([open]) => open)
+  )
   return rows.filter(opens => opens.length > 1).map(opens => (opens[0].includes('colspan="3"') ? opens[1] : opens[3]))
 }
 
 let container = ''
 
-/** A scene with something of every kind: deletions, an untag, a missing ref, a running container's image, a kept one. */
+/**
+ * A scene with something of every kind: deletions, an untag, a missing ref, a running container's
+ * image, a kept one.
+ */
 async function everyKind(): Promise<Record<string, string>> {
   await scene.build('gone:1', { bytes: MB })
   await scene.build(['multi:1', 'multi:2'], { bytes: 2 * MB })
@@ -53,7 +60,9 @@ describe('the job summary, for people', () => {
     const lines = summary.trimEnd().split('\n')
     expect(lines[0]).toBe(`<h2>Docker images: reclaimed ${run.outputs.reclaimed}</h2>`)
     expect(lines[1]).toContain(`Exactly <b>${out.bytes.toLocaleString('en-US')} bytes</b> of image storage freed`)
-    expect(lines[1]).toContain(`<b>${out.deleted.length}</b> images deleted, <b>${out.untagged.length}</b> tags removed, <b>3</b> left in place.`)
+    expect(lines[1]).toContain(
+      `<b>${out.deleted.length}</b> images deleted, <b>${out.untagged.length}</b> tags removed, <b>3</b> left in place.`
+    )
 
     const rows = tableRows(summary)
     expect(rows[0]).toEqual(['Image', 'ID', 'Age', 'Freed', 'Outcome'])
@@ -72,7 +81,9 @@ describe('the job summary, for people', () => {
     expect(order.slice(total + 2)).toEqual(['absent:1', 'service:live', 'keepme:1'])
     expect(outcome('absent:1')).toBe('Not found: no image has this name or ID')
     // Which container holds it, so that a person can find it.
-    expect(outcome('service:live')).toBe(`In use by a running container: never removed (container <code>${container.slice(0, 12)}</code>)`)
+    expect(outcome('service:live')).toBe(
+      `In use by a running container: never removed (container <code>${container.slice(0, 12)}</code>)`
+    )
     expect(outcome('keepme:1')).toBe('Kept by a keep rule')
     expect(rows.find(cells => cells[0] === 'absent:1')?.slice(1, 4)).toEqual(['–', '–', '–'])
     expect(rows.find(cells => cells[0] === 'gone:1')?.[1]).toMatch(/^<code>[0-9a-f]{12}<\/code>$/)
@@ -82,7 +93,10 @@ describe('the job summary, for people', () => {
     expect(sizes).toHaveLength(1 + (total - 1) + 1 + 3)
     expect(sizes[0]).toBe('<th align="right">')
     for (const open of sizes.slice(1)) expect(open).toBe('<td align="right">')
-    if (storageLine) expect(lines.at(-1)).toMatch(/^<p>Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\.<\/p>$/)
+    if (storageLine)
+      expect(lines.at(-1)).toMatch(
+        /^<p>Image storage on the engine: <b>[\d.]+[kMG]?B<\/b> before → <b>[\d.]+[kMG]?B<\/b> after\.<\/p>$/
+      )
     else expect(lines.at(-1)).toMatch(/<\/table>$/)
   })
 
@@ -103,12 +117,18 @@ describe('the job summary, for people', () => {
     const summary = summaryOf(await runAction({ ...inputs, 'dry-run': 'true' }))
     const lines = summary.trimEnd().split('\n')
     expect(lines[0]).toMatch(/^<h2>Docker images: would reclaim [\d.]+[kM]B \(dry run\)<\/h2>$/)
-    expect(lines[1]).toBe('<blockquote><b>Dry run</b>: nothing was removed or untagged. This is what a real run would do.</blockquote>')
+    expect(lines[1]).toBe(
+      '<blockquote><b>Dry run</b>: nothing was removed or untagged. This is what a real run would do.</blockquote>'
+    )
     expect(lines[2]).toContain('would be freed')
     const rows = tableRows(summary)
-    const removals = rows.slice(1, rows.findIndex(cells => cells[0] === '<b>Total</b>'))
+    const removals = rows.slice(
+      1,
+      rows.findIndex(cells => cells[0] === '<b>Total</b>')
+    )
     expect(removals.length).toBeGreaterThanOrEqual(3)
-    for (const [ref, , , , words] of removals) expect(words).toBe(ref === 'multi:1' ? 'Would be untagged: only the tag goes' : 'Would be deleted')
+    for (const [ref, , , , words] of removals)
+      expect(words).toBe(ref === 'multi:1' ? 'Would be untagged: only the tag goes' : 'Would be deleted')
     expect(removals.map(cells => cells[0])).toContain('multi:1')
     expect(summary).toContain('<th align="right">Would&nbsp;free</th>')
     if (storageLine) expect(lines.at(-1)).toMatch(/ after \(predicted\)\.<\/p>$/)
@@ -121,7 +141,9 @@ describe('the job summary, for people', () => {
     const summary = summaryOf(await runAction({ refs: 'md__bold/x_y:__tag__ ab__cd:no_such_tag' }))
     const rows = tableRows(summary)
     expect(rows[1][0]).toBe('md&#95;&#95;bold/x&#95;y:&#95;&#95;tag&#95;&#95;')
-    expect(rows.find(cells => cells[0] === 'ab&#95;&#95;cd:no&#95;such&#95;tag')?.[4]).toBe('Not found: no image has this name or ID')
+    expect(rows.find(cells => cells[0] === 'ab&#95;&#95;cd:no&#95;such&#95;tag')?.[4]).toBe(
+      'Not found: no image has this name or ID'
+    )
     expect(summary).not.toContain('_')
   })
 
@@ -132,7 +154,11 @@ describe('the job summary, for people', () => {
     const tags = new Set([...summary.matchAll(/<\/?([a-z0-9]+)/g)].map(([, tag]) => tag))
     const allowed = ['h2', 'p', 'b', 'i', 'code', 'blockquote', 'table', 'thead', 'tbody', 'tr', 'th', 'td']
     for (const tag of tags) expect(allowed).toContain(tag)
-    const attributes = new Set([...summary.matchAll(/<[a-z0-9]+((?:\s+[a-z-]+="[^"]*")*)\s*>/g)].flatMap(([, attrs]) => [...attrs.matchAll(/([a-z-]+)=/g)].map(([, name]) => name)))
+    const attributes = new Set(
+      [...summary.matchAll(/<[a-z0-9]+((?:\s+[a-z-]+="[^"]*")*)\s*>/g)].flatMap(([, attrs]) =>
+        [...attrs.matchAll(/([a-z-]+)=/g)].map(([, name]) => name)
+      )
+    )
     for (const name of attributes) expect(['align', 'colspan']).toContain(name)
     expect(summary).not.toMatch(/[[{]"|sha256:/)
   })

@@ -10,7 +10,8 @@ export default async function teardown(): Promise<void> {
     problems.push(`stopping engines the tests left running: ${String(err)}`)
     return []
   })
-  if (strays.length > 0) process.stdout.write(`\ntestbed teardown: stopped engines a test left running: ${strays.join('; ')}\n`)
+  if (strays.length > 0)
+    process.stdout.write(`\ntestbed teardown: stopped engines a test left running: ${strays.join('; ')}\n`)
   const stopped = await Promise.allSettled([handles.engine.stop(), handles.registry.stop()])
   for (const s of stopped) if (s.status === 'rejected') problems.push(String(s.reason))
   // The root is only safe to remove once the engine has exited and released its mounts.
