@@ -69,6 +69,22 @@ export interface ContainerInfo {
   state: string
 }
 
+/** A platform as an image index names it (OCI image index `platform`). */
+export interface Platform {
+  os: string
+  architecture: string
+  variant?: string
+}
+
+/** What multiPlatform() wrote: the digests the engine may keep, per platform. */
+export interface MultiPlatformImage {
+  /** The engine's image ID for the tag (the index digest on the containerd store). */
+  id: string
+  /** sha256:<hex> of the image index. */
+  index: string
+  manifests: { platform: Platform; manifest: string; config: string; layer: string; layerBytes: number }[]
+}
+
 interface ApiImage {
   Id: string
   RepoTags: string[] | null
@@ -134,6 +150,24 @@ function dockerArch(): string {
   const map: Record<string, string> = { x64: 'amd64', arm64: 'arm64', arm: 'arm', ppc64: 'ppc64le', s390x: 's390x' }
   return map[process.arch] ?? process.arch
 }
+
+/** The platform this machine runs, so the one an engine unpacks from an index at least. */
+export function hostPlatform(): Platform {
+  const architecture = dockerArch()
+  return architecture === 'arm64' ? { os: 'linux', architecture, variant: 'v8' } : { os: 'linux', architecture }
+}
+
+/** A platform this machine does not run: an index's other platform, which nothing here ever starts. */
+export function foreignPlatform(): Platform {
+  return dockerArch() === 'amd64'
+    ? { os: 'linux', architecture: 'arm64', variant: 'v8' }
+    : { os: 'linux', architecture: 'amd64' }
+}
+
+const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
+const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
+const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar'
 
 export class Scene {
   readonly host: string
@@ -318,6 +352,64 @@ export class Scene {
   async many(repo: string, count: number, bytes = 1000): Promise<string[]> {
     const createdIso = new Date().toISOString()
     return this.load(Array.from({ length: count }, (_, n) => ({ tag: `${repo}:${n}`, createdIso, bytes })))
+  }
+
+  /**
+   * Loads an image index of several platforms, as `buildx build --platform a,b --load` or a pull of
+   * every platform leaves it, without a registry: an OCI image layout archive written here (one
+   * manifest per platform, each with its own config and one uncompressed layer of `bytes` random
+   * bytes), given to `docker load`. The index.json entry names the image for both containerd's
+   * importer and the OCI convention, so the engine tags it. Which platforms the engine keeps, and
+   * whether it takes such an archive at all, is its own business (testbed/ENGINES.md).
+   */
+  async multiPlatform(tag: string, opts: { bytes?: number; platforms?: Platform[] } = {}): Promise<MultiPlatformImage> {
+    const platforms = opts.platforms ?? [hostPlatform(), foreignPlatform()]
+    const layerBytes = opts.bytes ?? 100_000
+    const dir = await this.tempDir('oci-')
+    try {
+      const layout = join(dir, 'layout')
+      await mkdir(join(layout, 'blobs', 'sha256'), { recursive: true })
+      const created = new Date().toISOString()
+      const manifests: MultiPlatformImage['manifests'] = []
+      const entries = []
+      for (const [n, platform] of platforms.entries()) {
+        const layerTar = await this.writeLayer(dir, layerBytes, `platform${n}/layer.tar`)
+        const layer = await putBlob(layout, layerTar, OCI_LAYER_TAR)
+        const config = await putBlob(
+          layout,
+          Buffer.from(JSON.stringify(platformConfig(platform, created, layer.digest))),
+          OCI_CONFIG
+        )
+        const manifest = await putBlob(
+          layout,
+          Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_MANIFEST, config, layers: [layer] })),
+          OCI_MANIFEST
+        )
+        entries.push({ ...manifest, platform })
+        manifests.push({ platform, manifest: manifest.digest, config: config.digest, layer: layer.digest, layerBytes })
+      }
+      const index = await putBlob(
+        layout,
+        Buffer.from(JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: entries })),
+        OCI_INDEX
+      )
+      const name = qualified(withTag(tag))
+      const annotations = {
+        'io.containerd.image.name': name,
+        'org.opencontainers.image.ref.name': name.slice(name.lastIndexOf(':') + 1)
+      }
+      await writeFile(join(layout, 'oci-layout'), JSON.stringify({ imageLayoutVersion: '1.0.0' }))
+      await writeFile(
+        join(layout, 'index.json'),
+        JSON.stringify({ schemaVersion: 2, mediaType: OCI_INDEX, manifests: [{ ...index, annotations }] })
+      )
+      const archive = join(dir, 'image.tar')
+      await tar(['-cf', archive, '-C', layout, '.'])
+      await this.docker(['load', '-q', '-i', archive])
+      return { id: await this.imageId(name), index: index.digest, manifests }
+    } finally {
+      await rm(dir, { recursive: true, force: true })
+    }
   }
 
   private async load(images: { tag: string; createdIso: string; bytes: number }[]): Promise<string[]> {
@@ -550,6 +642,31 @@ function oldConfig(created: string, diffId: string): object {
     config: {},
     rootfs: { type: 'layers', diff_ids: [diffId] },
     history: [{ created, created_by: 'testbed Scene.old()' }]
+  }
+}
+
+interface Descriptor {
+  mediaType: string
+  digest: string
+  size: number
+}
+
+/** Writes a blob into an OCI image layout under its digest, and returns its descriptor. */
+async function putBlob(layout: string, data: Buffer, mediaType: string): Promise<Descriptor> {
+  const hex = sha256(data)
+  await writeFile(join(layout, 'blobs', 'sha256', hex), data)
+  return { mediaType, digest: `sha256:${hex}`, size: data.length }
+}
+
+function platformConfig(platform: Platform, created: string, diffId: string): object {
+  return {
+    architecture: platform.architecture,
+    ...(platform.variant ? { variant: platform.variant } : {}),
+    os: platform.os,
+    created,
+    config: {},
+    rootfs: { type: 'layers', diff_ids: [diffId] },
+    history: [{ created, created_by: 'testbed Scene.multiPlatform()' }]
   }
 }
 
