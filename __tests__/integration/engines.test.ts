@@ -25,9 +25,15 @@ beforeEach(async () => {
 })
 
 async function json<T>(path: string): Promise<T> {
-  const res = await rawApi(scene.socket, 'GET', path)
-  if (res.status !== 200) throw new Error(`GET ${path} answered ${res.status}: ${res.body}`)
-  return JSON.parse(res.body) as T
+  for (let attempt = 1; ; attempt++) {
+    const res = await rawApi(scene.socket, 'GET', path)
+    if (res.status === 200) return JSON.parse(res.body) as T
+    // The containerd store's /system/df fails while its garbage collector takes a snapshot the
+    // answer was sizing ("snapshot <id> does not exist"): asked again, it answers.
+    const raced = res.status === 404 && /snapshot \S+ does not exist/.test(res.body)
+    if (!raced || attempt === 5) throw new Error(`GET ${path} answered ${res.status}: ${res.body}`)
+    await new Promise(resolve => setTimeout(resolve, 200))
+  }
 }
 
 interface RawImage {
