@@ -28,14 +28,21 @@ function state(): EngineState {
     size: 10,
     labels: {}
   })
-  const images = [image(PRUNE, ['prune:latest']), image(PARENT, ['parent:latest']), image(BASE, []), image(DANGLING, [], BASE)]
+  const images = [
+    image(PRUNE, ['prune:latest']),
+    image(PARENT, ['parent:latest']),
+    image(BASE, []),
+    image(DANGLING, [], BASE)
+  ]
   const chains: [string, string[]][] = [
     [PRUNE, ['P']],
     [PARENT, ['Q']],
     [BASE, ['B']],
     [DANGLING, ['B', 'D']]
   ]
-  const layers = new Map<string, Layer[]>(chains.map(([imageId, chain]) => [imageId, chain.map(chainId => ({ chainId, size: 10 }))]))
+  const layers = new Map<string, Layer[]>(
+    chains.map(([imageId, chain]) => [imageId, chain.map(chainId => ({ chainId, size: 10 }))])
+  )
   return { images, containers: [], layers }
 }
 

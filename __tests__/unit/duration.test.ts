@@ -54,7 +54,7 @@ describe('parseDuration: Go durations plus d and w, in milliseconds', () => {
   })
 })
 
-describe('parseTimestamp: the points in time Docker\'s until filter reads', () => {
+describe("parseTimestamp: the points in time Docker's until filter reads", () => {
   const now = Date.UTC(2026, 5, 15, 12, 0, 0)
 
   test.each([

@@ -11,11 +11,26 @@ describe('tlsFromEnv: the docker CLI reading of DOCKER_TLS_VERIFY, DOCKER_TLS an
   test.each([
     ['no variables: plain TCP', 'tcp://h:2375', {}, undefined],
     ['DOCKER_TLS_VERIFY=1: verified', 'tcp://h:2376', { DOCKER_TLS_VERIFY: '1' }, { dir: DEFAULT_DIR, verify: true }],
-    ['DOCKER_TLS_VERIFY=0 still verifies: any non-empty value does', 'tcp://h', { DOCKER_TLS_VERIFY: '0' }, { dir: DEFAULT_DIR, verify: true }],
-    ['DOCKER_TLS_VERIFY=false still verifies', 'tcp://h', { DOCKER_TLS_VERIFY: 'false' }, { dir: DEFAULT_DIR, verify: true }],
+    [
+      'DOCKER_TLS_VERIFY=0 still verifies: any non-empty value does',
+      'tcp://h',
+      { DOCKER_TLS_VERIFY: '0' },
+      { dir: DEFAULT_DIR, verify: true }
+    ],
+    [
+      'DOCKER_TLS_VERIFY=false still verifies',
+      'tcp://h',
+      { DOCKER_TLS_VERIFY: 'false' },
+      { dir: DEFAULT_DIR, verify: true }
+    ],
     ['DOCKER_TLS_VERIFY empty: as unset', 'tcp://h', { DOCKER_TLS_VERIFY: '' }, undefined],
     ['DOCKER_TLS alone: TLS without verification', 'tcp://h', { DOCKER_TLS: '1' }, { dir: DEFAULT_DIR, verify: false }],
-    ['DOCKER_TLS with DOCKER_TLS_VERIFY: verified', 'tcp://h', { DOCKER_TLS: '1', DOCKER_TLS_VERIFY: '1' }, { dir: DEFAULT_DIR, verify: true }],
+    [
+      'DOCKER_TLS with DOCKER_TLS_VERIFY: verified',
+      'tcp://h',
+      { DOCKER_TLS: '1', DOCKER_TLS_VERIFY: '1' },
+      { dir: DEFAULT_DIR, verify: true }
+    ],
     ['DOCKER_CERT_PATH alone turns nothing on', 'tcp://h', { DOCKER_CERT_PATH: CERTS }, undefined],
     ['https:// asks for verified TLS', 'https://h', {}, { dir: DEFAULT_DIR, verify: true }],
     ['http:// is always plain', 'http://h', { DOCKER_TLS_VERIFY: '1' }, undefined],
@@ -37,7 +52,13 @@ describe('tlsFromEnv: the docker CLI reading of DOCKER_TLS_VERIFY, DOCKER_TLS an
   })
 })
 
-function inspected(fields: { name?: string; host?: string; skip?: boolean; material?: string[]; tlsPath?: string }): string {
+function inspected(fields: {
+  name?: string
+  host?: string
+  skip?: boolean
+  material?: string[]
+  tlsPath?: string
+}): string {
   return JSON.stringify({
     Name: fields.name ?? 'remote',
     Metadata: {},
@@ -69,8 +90,12 @@ describe('contextFromInspect: the active context as `docker context inspect` sho
   })
 
   test('a unix socket or ssh context has no TLS', () => {
-    expect(contextFromInspect(inspected({ host: 'unix:///s', material: ['ca.pem'] }), {})).toEqual({ host: 'unix:///s' })
-    expect(contextFromInspect(inspected({ host: 'ssh://u@h', material: ['ca.pem'] }), {})).toEqual({ host: 'ssh://u@h' })
+    expect(contextFromInspect(inspected({ host: 'unix:///s', material: ['ca.pem'] }), {})).toEqual({
+      host: 'unix:///s'
+    })
+    expect(contextFromInspect(inspected({ host: 'ssh://u@h', material: ['ca.pem'] }), {})).toEqual({
+      host: 'ssh://u@h'
+    })
   })
 
   test('no endpoint or no JSON: no context', () => {
@@ -100,7 +125,8 @@ describe('resolveEndpoint: the docker CLI is asked only when a context other tha
     await rm(dir, { recursive: true, force: true })
   })
 
-  const calls = async (): Promise<string[]> => (await readFile(join(dir, 'calls'), 'utf8').catch(() => '')).split('\n').filter(Boolean)
+  const calls = async (): Promise<string[]> =>
+    (await readFile(join(dir, 'calls'), 'utf8').catch(() => '')).split('\n').filter(Boolean)
   const config = (text: string): Promise<void> => writeFile(join(dir, 'config.json'), text)
 
   test.each([
@@ -126,8 +152,14 @@ describe('resolveEndpoint: the docker CLI is asked only when a context other tha
 
   test('DOCKER_HOST or the input: neither the config file nor the CLI', async () => {
     await config('{"currentContext":"other"}')
-    expect(await resolveEndpoint('', { DOCKER_CONFIG: dir, DOCKER_HOST: 'unix:///h.sock' })).toEqual({ host: 'unix:///h.sock', tls: undefined })
-    expect(await resolveEndpoint('unix:///i.sock', { DOCKER_CONFIG: dir })).toEqual({ host: 'unix:///i.sock', tls: undefined })
+    expect(await resolveEndpoint('', { DOCKER_CONFIG: dir, DOCKER_HOST: 'unix:///h.sock' })).toEqual({
+      host: 'unix:///h.sock',
+      tls: undefined
+    })
+    expect(await resolveEndpoint('unix:///i.sock', { DOCKER_CONFIG: dir })).toEqual({
+      host: 'unix:///i.sock',
+      tls: undefined
+    })
     expect(await calls()).toEqual([])
   })
 })

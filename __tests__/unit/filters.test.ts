@@ -1,4 +1,12 @@
-import { FilterError, NO_FILTERS, imageRefs, parseFilters, passes, type Anchors, type Filters } from '../../src/plan/filters'
+import {
+  FilterError,
+  NO_FILTERS,
+  imageRefs,
+  parseFilters,
+  passes,
+  type Anchors,
+  type Filters
+} from '../../src/plan/filters'
 import type { Image } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
@@ -245,7 +253,9 @@ describe('passes', () => {
 
 describe('imageRefs', () => {
   test('parses tags and digests, skipping what the engine lists but is no reference', () => {
-    const refs = imageRefs(image({ tags: ['app:1', '<none>:<none>'], digests: [`app@sha256:${'d'.repeat(64)}`, '<none>@<none>'] }))
+    const refs = imageRefs(
+      image({ tags: ['app:1', '<none>:<none>'], digests: [`app@sha256:${'d'.repeat(64)}`, '<none>@<none>'] })
+    )
     expect(refs.map(r => r.name)).toEqual(['docker.io/library/app', 'docker.io/library/app'])
     expect(refs[0].tag).toBe('1')
     expect(refs[1].digest).toBe(`sha256:${'d'.repeat(64)}`)

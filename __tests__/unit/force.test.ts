@@ -8,11 +8,27 @@ const id = (prefix: string): string => `sha256:${prefix.padEnd(64, '0')}`
 const spec = (text: string): RefSpec => parseRefSpec(text) as RefSpec
 
 function state(images: Partial<Image>[], containers: Container[] = []): EngineState {
-  const full = images.map(i => ({ parentId: '', tags: [], digests: [], created: NOW - 86_400_000, size: 10, labels: {}, id: '', ...i }))
+  const full = images.map(i => ({
+    parentId: '',
+    tags: [],
+    digests: [],
+    created: NOW - 86_400_000,
+    size: 10,
+    labels: {},
+    id: '',
+    ...i
+  }))
   return { images: full, containers, layers: new Map(full.map(i => [i.id, [{ chainId: `L-${i.id}`, size: 10 }]])) }
 }
 
-const selection = (refs: string[]): Selection => ({ refs: refs.map(spec), keep: [], filters: NO_FILTERS, prune: 'none', force: true, noPrune: false })
+const selection = (refs: string[]): Selection => ({
+  refs: refs.map(spec),
+  keep: [],
+  filters: NO_FILTERS,
+  prune: 'none',
+  force: true,
+  noPrune: false
+})
 
 function forced(engine: EngineState, refs: string[]): boolean[] {
   return plan(engine, selection(refs), NOW).steps.map(step => step.force)

@@ -21,7 +21,7 @@ function errorOf(overrides: Partial<RawInputs>): InputError {
     settings(overrides)
   } catch (error) {
     if (error instanceof InputError) return error
-    throw new Error(`expected an InputError, got ${String(error)}`)
+    throw new Error(`expected an InputError, got ${String(error)}`, { cause: error })
   }
   throw new Error(`expected ${JSON.stringify(overrides)} to be rejected`)
 }

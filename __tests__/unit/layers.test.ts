@@ -23,7 +23,9 @@ describe('chainIds (OCI image-spec ChainID)', () => {
   })
 
   test('a known vector (printf "<L0> <L1>" | sha256sum)', () => {
-    expect(chainIds([diff(1), diff(2)])[1]).toBe('sha256:e0213565073dd272477933ef550455db21856966e444074f1492aef0939305ac')
+    expect(chainIds([diff(1), diff(2)])[1]).toBe(
+      'sha256:e0213565073dd272477933ef550455db21856966e444074f1492aef0939305ac'
+    )
   })
 
   test('a chain depends on everything below: the same DiffID over different bases gets different ChainIDs', () => {
@@ -128,7 +130,7 @@ describe('sizeLayers', () => {
     expect(sizes(result, 'app')).toEqual([100, 0, 40])
   })
 
-  test('history says how the image\'s own bytes split, its size how many there are (containerd: snapshots in history, blob and snapshot in Size)', async () => {
+  test("history says how the image's own bytes split, its size how many there are (containerd: snapshots in history, blob and snapshot in Size)", async () => {
     const history = historyOf({
       app: [
         { size: 250, createdBy: '/bin/sh -c #(nop) COPY file:base in / ' },

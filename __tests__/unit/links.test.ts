@@ -31,7 +31,15 @@ function tokensOf(markdown: string): Token[] {
 
 /** The text a heading shows, without its Markdown. */
 function plainText(tokens: Token[]): string {
-  return tokens.map(token => ('tokens' in token && Array.isArray(token.tokens) ? plainText(token.tokens) : 'text' in token ? String(token.text) : '')).join('')
+  return tokens
+    .map(token =>
+      'tokens' in token && Array.isArray(token.tokens)
+        ? plainText(token.tokens)
+        : 'text' in token
+          ? String(token.text)
+          : ''
+    )
+    .join('')
 }
 
 /** GitHub's anchors for a page's headings: lower case, punctuation dropped, spaces as hyphens, repeats numbered. */
@@ -88,16 +96,18 @@ describe('links between the README and docs/ resolve', () => {
   })
 
   test('a missing file, a missing heading and a link out of the repository are caught (the check has teeth)', () => {
-    const page = '# Title\n\n## Some `code`, and "quotes"\n\nSee [a](#some-code-and-quotes), [b](#nope), [c](docs/nope.md), [d](../outside.md), [e](https://example.com/x).\n'
-    expect(brokenLinks('README.md', page, path => (path === 'README.md' ? page : readRepoFile(path)))).toEqual(['#nope', 'docs/nope.md', '../outside.md'])
+    const page =
+      '# Title\n\n## Some `code`, and "quotes"\n\nSee [a](#some-code-and-quotes), [b](#nope), [c](docs/nope.md), [d](../outside.md), [e](https://example.com/x).\n'
+    expect(brokenLinks('README.md', page, path => (path === 'README.md' ? page : readRepoFile(path)))).toEqual([
+      '#nope',
+      'docs/nope.md',
+      '../outside.md'
+    ])
   })
 
   test('anchors follow GitHub: repeats are numbered, punctuation goes, hyphens stay', () => {
-    expect([...anchorsOf('# A\n\n## A\n\n## Storage targets, and what "recent" means\n\n## `scope: job` - post step\n')]).toEqual([
-      'a',
-      'a-1',
-      'storage-targets-and-what-recent-means',
-      'scope-job---post-step'
-    ])
+    expect([
+      ...anchorsOf('# A\n\n## A\n\n## Storage targets, and what "recent" means\n\n## `scope: job` - post step\n')
+    ]).toEqual(['a', 'a-1', 'storage-targets-and-what-recent-means', 'scope-job---post-step'])
   })
 })

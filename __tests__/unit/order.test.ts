@@ -2,7 +2,15 @@ import { prerequisites, runAfter } from '../../src/run/order'
 import type { Image } from '../../src/plan/model'
 import type { Step } from '../../src/plan/plan'
 
-const image = (id: string, parentId = ''): Image => ({ id, parentId, tags: [], digests: [], created: 0, size: 0, labels: {} })
+const image = (id: string, parentId = ''): Image => ({
+  id,
+  parentId,
+  tags: [],
+  digests: [],
+  created: 0,
+  size: 0,
+  labels: {}
+})
 const step = (imageId: string, target = imageId): Step => ({
   target,
   force: false,
@@ -38,7 +46,11 @@ describe('prerequisites', () => {
 })
 
 /** Work whose end the test decides, so the order of events is what the test makes it. */
-function controlled(): { started: number[]; finish: (n: number) => Promise<void>; work: (n: number) => Promise<number> } {
+function controlled(): {
+  started: number[]
+  finish: (n: number) => Promise<void>
+  work: (n: number) => Promise<number>
+} {
   const started: number[] = []
   const enders = new Map<number, () => void>()
   return {

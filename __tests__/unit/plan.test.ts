@@ -1,7 +1,16 @@
 import fc from 'fast-check'
 import { parseFilters, NO_FILTERS } from '../../src/plan/filters'
 import { Ledger } from '../../src/plan/ledger'
-import { namedRef, plan, price, prunesDanglingOnly, type Cause, type Plan, type Selection, type Step } from '../../src/plan/plan'
+import {
+  namedRef,
+  plan,
+  price,
+  prunesDanglingOnly,
+  type Cause,
+  type Plan,
+  type Selection,
+  type Step
+} from '../../src/plan/plan'
 import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
 import { isSingleReference } from '../../src/plan/simulation'
 import type { Container, EngineState, Image, Layer, SkipReason } from '../../src/plan/model'
@@ -38,12 +47,24 @@ function engine(specs: ImageSpec[], containers: Container[] = []): EngineState {
     size: s.layers.reduce((sum, [, size]) => sum + size, 0),
     labels: s.labels ?? {}
   }))
-  const layers = new Map<string, Layer[]>(specs.map(s => [s.id, s.layers.map(([chainId, size]) => ({ chainId, size }))]))
+  const layers = new Map<string, Layer[]>(
+    specs.map(s => [s.id, s.layers.map(([chainId, size]) => ({ chainId, size }))])
+  )
   return { images, containers, layers }
 }
 
-const stopped = (imageId: string, cid = 'c0ffee'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: false, created: OLD })
-const running = (imageId: string, cid = 'beef'): Container => ({ id: cid.padEnd(64, '0'), imageId, running: true, created: OLD })
+const stopped = (imageId: string, cid = 'c0ffee'): Container => ({
+  id: cid.padEnd(64, '0'),
+  imageId,
+  running: false,
+  created: OLD
+})
+const running = (imageId: string, cid = 'beef'): Container => ({
+  id: cid.padEnd(64, '0'),
+  imageId,
+  running: true,
+  created: OLD
+})
 
 function spec(text: string): RefSpec {
   const parsed = parseRefSpec(text)
@@ -126,7 +147,16 @@ describe('isSingleReference (moby)', () => {
 
 describe('removing by tag (DELETE /images/name:tag)', () => {
   test('a tag of a multi-tagged image only untags it and frees nothing', () => {
-    const state = engine([{ id: APP, tags: ['app:1', 'app:2'], layers: [['L0', 100], ['L1', 50]] }])
+    const state = engine([
+      {
+        id: APP,
+        tags: ['app:1', 'app:2'],
+        layers: [
+          ['L0', 100],
+          ['L1', 50]
+        ]
+      }
+    ])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
       { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
@@ -139,17 +169,42 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
   test('the last tag going deletes the image and frees only the layers no other image holds', () => {
     const state = engine([
       { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-      { id: APP, parent: BASE, tags: ['app:1'], layers: [['L0', 1000], ['L1', 50]] }
+      {
+        id: APP,
+        parent: BASE,
+        tags: ['app:1'],
+        layers: [
+          ['L0', 1000],
+          ['L1', 50]
+        ]
+      }
     ])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: true, freed: ['L1'], bytes: 50 }
+      {
+        target: 'app:1',
+        imageId: APP,
+        cause: named('app:1'),
+        untagged: ['app:1'],
+        deleted: true,
+        freed: ['L1'],
+        bytes: 50
+      }
     ])
     expect(result.bytes).toBe(50)
   })
 
   test('both tags of an image, one after the other: the second request deletes it', () => {
-    const state = engine([{ id: APP, tags: ['app:1', 'app:2'], layers: [['L0', 100], ['L1', 50]] }])
+    const state = engine([
+      {
+        id: APP,
+        tags: ['app:1', 'app:2'],
+        layers: [
+          ['L0', 100],
+          ['L1', 50]
+        ]
+      }
+    ])
     const result = run(state, { refs: ['app:1', 'app:2'] })
     expect(result.steps.map(s => [s.target, s.deleted, s.bytes])).toEqual([
       ['app:1', false, 0],
@@ -158,7 +213,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     expect(result.bytes).toBe(150)
   })
 
-  test('removing the last tag of a repository also untags that repository\'s digest references', () => {
+  test("removing the last tag of a repository also untags that repository's digest references", () => {
     const state = engine([
       {
         id: APP,
@@ -169,13 +224,31 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     ])
     const result = run(state, { refs: ['app:1', 'other:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1', `app@${digest('d')}`], deleted: false, freed: [], bytes: 0 },
-      { target: 'other:1', imageId: APP, cause: named('other:1'), untagged: ['other:1', `other@${digest('e')}`], deleted: true, freed: ['L0'], bytes: 100 }
+      {
+        target: 'app:1',
+        imageId: APP,
+        cause: named('app:1'),
+        untagged: ['app:1', `app@${digest('d')}`],
+        deleted: false,
+        freed: [],
+        bytes: 0
+      },
+      {
+        target: 'other:1',
+        imageId: APP,
+        cause: named('other:1'),
+        untagged: ['other:1', `other@${digest('e')}`],
+        deleted: true,
+        freed: ['L0'],
+        bytes: 100
+      }
     ])
   })
 
-  test('a repository\'s digests stay while another tag of that repository remains', () => {
-    const state = engine([{ id: APP, tags: ['app:1', 'app:2'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
+  test("a repository's digests stay while another tag of that repository remains", () => {
+    const state = engine([
+      { id: APP, tags: ['app:1', 'app:2'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }
+    ])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(s => [s.untagged, s.deleted])).toEqual([[['app:1'], false]])
   })
@@ -184,7 +257,15 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     const state = engine([{ id: APP, tags: ['app:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1', `app@${digest('d')}`], deleted: true, freed: ['L0'], bytes: 100 }
+      {
+        target: 'app:1',
+        imageId: APP,
+        cause: named('app:1'),
+        untagged: ['app:1', `app@${digest('d')}`],
+        deleted: true,
+        freed: ['L0'],
+        bytes: 100
+      }
     ])
   })
 
@@ -192,7 +273,15 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     const state = engine([{ id: APP, tags: ['app:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
     const result = run(state, { refs: [`app@${digest('d')}`] })
     expect(result.steps.map(brief)).toEqual([
-      { target: `app@${digest('d')}`, imageId: APP, cause: named(`app@${digest('d')}`), untagged: [`app@${digest('d')}`], deleted: false, freed: [], bytes: 0 }
+      {
+        target: `app@${digest('d')}`,
+        imageId: APP,
+        cause: named(`app@${digest('d')}`),
+        untagged: [`app@${digest('d')}`],
+        deleted: false,
+        freed: [],
+        bytes: 0
+      }
     ])
   })
 
@@ -206,37 +295,73 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
     expect(skips(result)).toEqual([['db', '', 'not-found', true]])
   })
 
-  test.each([['docker.io/library/alpine:3'], ['library/alpine:3'], ['index.docker.io/library/alpine:3'], ['docker.io/alpine:3']])(
-    '%s is sent as the reference the engine lists',
-    text => {
-      const state = engine([{ id: APP, tags: ['alpine:3'], layers: [['L0', 100]] }])
-      const result = run(state, { refs: [text] })
-      expect(result.steps.map(s => [s.target, s.cause, s.deleted])).toEqual([['alpine:3', named(text), true]])
-    }
-  )
+  test.each([
+    ['docker.io/library/alpine:3'],
+    ['library/alpine:3'],
+    ['index.docker.io/library/alpine:3'],
+    ['docker.io/alpine:3']
+  ])('%s is sent as the reference the engine lists', text => {
+    const state = engine([{ id: APP, tags: ['alpine:3'], layers: [['L0', 100]] }])
+    const result = run(state, { refs: [text] })
+    expect(result.steps.map(s => [s.target, s.cause, s.deleted])).toEqual([['alpine:3', named(text), true]])
+  })
 
   test('a tag on an image that has children only untags it', () => {
     const state = engine([
       { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-      { id: APP, parent: BASE, tags: ['app:1'], layers: [['L0', 1000], ['L1', 50]] }
+      {
+        id: APP,
+        parent: BASE,
+        tags: ['app:1'],
+        layers: [
+          ['L0', 1000],
+          ['L1', 50]
+        ]
+      }
     ])
     const result = run(state, { refs: ['base:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'base:1', imageId: BASE, cause: named('base:1'), untagged: ['base:1'], deleted: false, freed: [], bytes: 0 }
+      {
+        target: 'base:1',
+        imageId: BASE,
+        cause: named('base:1'),
+        untagged: ['base:1'],
+        deleted: false,
+        freed: [],
+        bytes: 0
+      }
     ])
     expect(result.bytes).toBe(0)
   })
 })
 
 describe('removing by ID (DELETE /images/sha256:<id>)', () => {
-  const single = (): EngineState => engine([{ id: APP, tags: ['app:1'], layers: [['L0', 100], ['L1', 50]] }])
+  const single = (): EngineState =>
+    engine([
+      {
+        id: APP,
+        tags: ['app:1'],
+        layers: [
+          ['L0', 100],
+          ['L1', 50]
+        ]
+      }
+    ])
 
   test.each([[hex(APP).slice(0, 12)], [hex(APP).slice(0, 2)], [hex(APP)], [APP], [`sha256:${hex(APP).slice(0, 12)}`]])(
     'an ID with one tag (%s) untags and deletes it unforced; the step targets the full ID',
     text => {
       const result = run(single(), { refs: [text] })
       expect(result.steps.map(brief)).toEqual([
-        { target: APP, imageId: APP, cause: named(text), untagged: ['app:1'], deleted: true, freed: ['L0', 'L1'], bytes: 150 }
+        {
+          target: APP,
+          imageId: APP,
+          cause: named(text),
+          untagged: ['app:1'],
+          deleted: true,
+          freed: ['L0', 'L1'],
+          bytes: 150
+        }
       ])
       expect(namedRef(result.steps[0].cause)).toBe(text)
       expect(result.steps[0].force).toBe(false)
@@ -246,7 +371,9 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
   test('a tag and a digest of one repository count as a single reference', () => {
     const state = engine([{ id: APP, tags: ['app:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
     const result = run(state, { refs: [APP] })
-    expect(result.steps.map(s => [s.target, [...s.untagged].sort(), s.deleted])).toEqual([[APP, ['app:1', `app@${digest('d')}`], true]])
+    expect(result.steps.map(s => [s.target, [...s.untagged].sort(), s.deleted])).toEqual([
+      [APP, ['app:1', `app@${digest('d')}`], true]
+    ])
   })
 
   test.each<[string[], string[]]>([
@@ -262,7 +389,9 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
   })
 
   test('an ID with several tags is deleted with force, untagging all of them', () => {
-    const state = engine([{ id: APP, tags: ['app:1', 'app:2', 'other:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }])
+    const state = engine([
+      { id: APP, tags: ['app:1', 'app:2', 'other:1'], digests: [`app@${digest('d')}`], layers: [['L0', 100]] }
+    ])
     const result = run(state, { refs: [hex(APP).slice(0, 12)], force: true })
     expect(result.steps.map(brief)).toEqual([
       {
@@ -283,34 +412,69 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
     const state = engine([{ id: APP, layers: [['L0', 100]] }])
     const result = run(state, { refs: [hex(APP).slice(0, 12)] })
     expect(result.steps.map(brief)).toEqual([
-      { target: APP, imageId: APP, cause: named(hex(APP).slice(0, 12)), untagged: [], deleted: true, freed: ['L0'], bytes: 100 }
+      {
+        target: APP,
+        imageId: APP,
+        cause: named(hex(APP).slice(0, 12)),
+        untagged: [],
+        deleted: true,
+        freed: ['L0'],
+        bytes: 100
+      }
     ])
   })
 
   test.each([[false], [true]])('an untagged parent named by ID is skipped has-children (force %s)', force => {
     const state = engine([
       { id: MID, layers: [['L0', 100]] },
-      { id: APP, parent: MID, tags: ['app:1'], layers: [['L0', 100], ['L1', 50]] }
+      {
+        id: APP,
+        parent: MID,
+        tags: ['app:1'],
+        layers: [
+          ['L0', 100],
+          ['L1', 50]
+        ]
+      }
     ])
     const result = run(state, { refs: [MID], force })
     expect(result.steps).toEqual([])
     expect(skips(result)).toEqual([[MID, MID, 'has-children', true]])
   })
 
-  test.each([[false], [true]])('a tagged parent named by ID is skipped has-children, checked before its tags (force %s)', force => {
-    const state = engine([
-      { id: BASE, tags: ['base:1', 'base:latest'], layers: [['L0', 100]] },
-      { id: APP, parent: BASE, tags: ['app:1'], layers: [['L0', 100], ['L1', 50]] }
-    ])
-    const result = run(state, { refs: [BASE], force })
-    expect(result.steps).toEqual([])
-    expect(result.skipped.map(s => s.reason)).toEqual(['has-children'])
-    const single = engine([
-      { id: BASE, tags: ['base:1'], layers: [['L0', 100]] },
-      { id: APP, parent: BASE, tags: ['app:1'], layers: [['L0', 100], ['L1', 50]] }
-    ])
-    expect(run(single, { refs: [BASE], force }).skipped.map(s => s.reason)).toEqual(['has-children'])
-  })
+  test.each([[false], [true]])(
+    'a tagged parent named by ID is skipped has-children, checked before its tags (force %s)',
+    force => {
+      const state = engine([
+        { id: BASE, tags: ['base:1', 'base:latest'], layers: [['L0', 100]] },
+        {
+          id: APP,
+          parent: BASE,
+          tags: ['app:1'],
+          layers: [
+            ['L0', 100],
+            ['L1', 50]
+          ]
+        }
+      ])
+      const result = run(state, { refs: [BASE], force })
+      expect(result.steps).toEqual([])
+      expect(result.skipped.map(s => s.reason)).toEqual(['has-children'])
+      const single = engine([
+        { id: BASE, tags: ['base:1'], layers: [['L0', 100]] },
+        {
+          id: APP,
+          parent: BASE,
+          tags: ['app:1'],
+          layers: [
+            ['L0', 100],
+            ['L1', 50]
+          ]
+        }
+      ])
+      expect(run(single, { refs: [BASE], force }).skipped.map(s => s.reason)).toEqual(['has-children'])
+    }
+  )
 })
 
 describe('resolving what a ref names', () => {
@@ -325,12 +489,15 @@ describe('resolving what a ref names', () => {
     expect(run(state, { refs: ['ab2'] }).steps.map(s => s.target)).toEqual([id('ab2')])
   })
 
-  test.each([['nothere:1'], ['ghcr.io/org/nothere'], [id('fff')], ['fff'], ['sha256:fff']])('an unknown ref %s is not-found, named', text => {
-    const state = engine([{ id: APP, tags: ['app:1'], layers: [['L0', 100]] }])
-    const result = run(state, { refs: [text] })
-    expect(result.steps).toEqual([])
-    expect(skips(result)).toEqual([[text, '', 'not-found', true]])
-  })
+  test.each([['nothere:1'], ['ghcr.io/org/nothere'], [id('fff')], ['fff'], ['sha256:fff']])(
+    'an unknown ref %s is not-found, named',
+    text => {
+      const state = engine([{ id: APP, tags: ['app:1'], layers: [['L0', 100]] }])
+      const result = run(state, { refs: [text] })
+      expect(result.steps).toEqual([])
+      expect(skips(result)).toEqual([[text, '', 'not-found', true]])
+    }
+  )
 
   test('a hex-looking name is looked up as a name first, as the engine does', () => {
     const tagged = id('f1')
@@ -342,7 +509,7 @@ describe('resolving what a ref names', () => {
     expect(result.steps.map(s => [s.target, s.imageId])).toEqual([['abc:latest', tagged]])
   })
 
-  test('a name that is also a prefix of its own image\'s ID is removed as an ID', () => {
+  test("a name that is also a prefix of its own image's ID is removed as an ID", () => {
     const state = engine([{ id: id('abc'), tags: ['abc:latest'], layers: [['L1', 10]] }])
     const result = run(state, { refs: ['abc'] })
     expect(result.steps.map(s => [s.target, s.deleted])).toEqual([[id('abc'), true]])
@@ -368,24 +535,46 @@ describe('containers', () => {
     engine(
       [
         { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-        { id: APP, parent: BASE, tags, layers: [['L0', 1000], ['L1', 50]] }
+        {
+          id: APP,
+          parent: BASE,
+          tags,
+          layers: [
+            ['L0', 1000],
+            ['L1', 50]
+          ]
+        }
       ],
       [container(APP)]
     )
 
-  test.each([['app:1'], [APP]])('an image used by a stopped container is skipped in-use-stopped without force (%s)', ref => {
-    const result = run(withContainer(stopped), { refs: [ref] })
-    expect(result.steps).toEqual([])
-    expect(skips(result)).toEqual([[ref, APP, 'in-use-stopped', true]])
-  })
+  test.each([['app:1'], [APP]])(
+    'an image used by a stopped container is skipped in-use-stopped without force (%s)',
+    ref => {
+      const result = run(withContainer(stopped), { refs: [ref] })
+      expect(result.steps).toEqual([])
+      expect(skips(result)).toEqual([[ref, APP, 'in-use-stopped', true]])
+    }
+  )
 
-  test.each([['app:1'], [APP]])('with force it is deleted but frees nothing: the container still holds its layers (%s)', ref => {
-    const result = run(withContainer(stopped), { refs: [ref], force: true })
-    expect(result.steps.map(brief)).toEqual([
-      { target: ref === APP ? APP : 'app:1', imageId: APP, cause: named(ref), untagged: ['app:1'], deleted: true, freed: [], bytes: 0 }
-    ])
-    expect(result.bytes).toBe(0)
-  })
+  test.each([['app:1'], [APP]])(
+    'with force it is deleted but frees nothing: the container still holds its layers (%s)',
+    ref => {
+      const result = run(withContainer(stopped), { refs: [ref], force: true })
+      expect(result.steps.map(brief)).toEqual([
+        {
+          target: ref === APP ? APP : 'app:1',
+          imageId: APP,
+          cause: named(ref),
+          untagged: ['app:1'],
+          deleted: true,
+          freed: [],
+          bytes: 0
+        }
+      ])
+      expect(result.bytes).toBe(0)
+    }
+  )
 
   test('after a forced delete, the layers the container holds stay held for everyone else', () => {
     const result = run(withContainer(stopped), { refs: ['app:1', 'base:1'], force: true })
@@ -420,16 +609,25 @@ describe('containers', () => {
     ['app:1', true, ['app:1', 'app:2']],
     [APP, true, ['app:1', 'app:2']],
     ['app:*', true, ['app:1', 'app:2']]
-  ])('an image used by a RUNNING container is never deleted nor untagged (ref %s, force %s, tags %j)', (ref, force, tags) => {
-    const result = run(withContainer(running, tags), { refs: [ref], force })
-    expect(result.steps).toEqual([])
-    expect(result.skipped.length).toBeGreaterThan(0)
-    expect(result.skipped.every(s => s.reason === 'in-use' && s.id === APP)).toBe(true)
-    expect(result.bytes).toBe(0)
-  })
+  ])(
+    'an image used by a RUNNING container is never deleted nor untagged (ref %s, force %s, tags %j)',
+    (ref, force, tags) => {
+      const result = run(withContainer(running, tags), { refs: [ref], force })
+      expect(result.steps).toEqual([])
+      expect(result.skipped.length).toBeGreaterThan(0)
+      expect(result.skipped.every(s => s.reason === 'in-use' && s.id === APP)).toBe(true)
+      expect(result.bytes).toBe(0)
+    }
+  )
 
-  test('a running container\'s image is never pruned either', () => {
-    const state = engine([{ id: APP, layers: [['L0', 100]] }, { id: OTHER, tags: ['x:1'], layers: [['L1', 100]] }], [running(APP), running(OTHER, 'cafe')])
+  test("a running container's image is never pruned either", () => {
+    const state = engine(
+      [
+        { id: APP, layers: [['L0', 100]] },
+        { id: OTHER, tags: ['x:1'], layers: [['L1', 100]] }
+      ],
+      [running(APP), running(OTHER, 'cafe')]
+    )
     for (const prune of ['dangling', 'all'] as const) {
       const result = run(state, { prune })
       expect(result.steps).toEqual([])
@@ -442,14 +640,38 @@ describe('parents', () => {
   const family = (): EngineState =>
     engine([
       { id: id('0a'), layers: [['G', 1000]] },
-      { id: MID, parent: id('0a'), layers: [['G', 1000], ['M', 200]] },
-      { id: APP, parent: MID, tags: ['app:1'], layers: [['G', 1000], ['M', 200], ['A', 30]] }
+      {
+        id: MID,
+        parent: id('0a'),
+        layers: [
+          ['G', 1000],
+          ['M', 200]
+        ]
+      },
+      {
+        id: APP,
+        parent: MID,
+        tags: ['app:1'],
+        layers: [
+          ['G', 1000],
+          ['M', 200],
+          ['A', 30]
+        ]
+      }
     ])
 
   test('untagged parents are deleted as separate steps (cause parent), after the child', () => {
     const result = run(family(), { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
-      { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: true, freed: ['A'], bytes: 30 },
+      {
+        target: 'app:1',
+        imageId: APP,
+        cause: named('app:1'),
+        untagged: ['app:1'],
+        deleted: true,
+        freed: ['A'],
+        bytes: 30
+      },
       { target: MID, imageId: MID, cause: BY_PARENT, untagged: [], deleted: true, freed: ['M'], bytes: 200 },
       { target: id('0a'), imageId: id('0a'), cause: BY_PARENT, untagged: [], deleted: true, freed: ['G'], bytes: 1000 }
     ])
@@ -463,7 +685,7 @@ describe('parents', () => {
     expect(result.bytes).toBe(30)
   })
 
-  test('a parent pruned after a forced delete of a stopped container\'s image frees nothing', () => {
+  test("a parent pruned after a forced delete of a stopped container's image frees nothing", () => {
     const state = family()
     state.containers.push(stopped(APP))
     const result = run(state, { refs: ['app:1'], force: true })
@@ -479,10 +701,17 @@ describe('parents', () => {
     ['digested', state => state.images[1].digests.push(`mid@${digest('d')}`)],
     ['used by a stopped container', state => state.containers.push(stopped(MID))],
     ['used by a running container', state => state.containers.push(running(MID))],
-    ['parent of another image too', state => {
-      state.images.push({ ...state.images[2], id: OTHER, tags: ['other:1'] })
-      state.layers.set(OTHER, [{ chainId: 'G', size: 1000 }, { chainId: 'M', size: 200 }, { chainId: 'O', size: 7 }])
-    }]
+    [
+      'parent of another image too',
+      state => {
+        state.images.push({ ...state.images[2], id: OTHER, tags: ['other:1'] })
+        state.layers.set(OTHER, [
+          { chainId: 'G', size: 1000 },
+          { chainId: 'M', size: 200 },
+          { chainId: 'O', size: 7 }
+        ])
+      }
+    ]
   ])('a parent that is %s stays, and so does everything above it', (_, change) => {
     const state = family()
     change(state)
@@ -613,7 +842,9 @@ describe('filters narrow refs and prune candidates', () => {
       { id: id('1c'), tags: ['db:old'], created: NOW - 3 * DAY, layers: [['D', 10]] }
     ])
     const result = run(state, { refs: ['app:*'], filters: ['until=24h'] })
-    expect(result.steps.map(s => [s.target, s.cause])).toEqual([['app:old', { kind: 'ref', ref: 'app:old', named: false }]])
+    expect(result.steps.map(s => [s.target, s.cause])).toEqual([
+      ['app:old', { kind: 'ref', ref: 'app:old', named: false }]
+    ])
     expect(result.filteredOut).toEqual([{ ref: 'app:new', id: id('1a') }])
   })
 
@@ -654,7 +885,9 @@ describe('filters narrow refs and prune candidates', () => {
       { id: id('1c'), tags: ['newer:1'], created: NOW - 5 * DAY, layers: [['C', 10]] }
     ])
     expect(deletedIds(run(state, { prune: 'all', filters: ['before=anchor:1'] }))).toEqual([id('1b')])
-    expect(deletedIds(run(state, { prune: 'all', filters: [`since=${hex(id('1a')).slice(0, 12)}`] }))).toEqual([id('1c')])
+    expect(deletedIds(run(state, { prune: 'all', filters: [`since=${hex(id('1a')).slice(0, 12)}`] }))).toEqual([
+      id('1c')
+    ])
   })
 
   test('a before= naming no image makes the plan fail', () => {
@@ -669,13 +902,29 @@ describe('prune dangling', () => {
       { id: id('d1'), layers: [['D', 10]] },
       { id: id('e1'), digests: [`x@${digest('d')}`], layers: [['X', 20]] },
       { id: MID, layers: [['M', 100]] },
-      { id: APP, parent: MID, tags: ['app:1'], layers: [['M', 100], ['A', 5]] },
+      {
+        id: APP,
+        parent: MID,
+        tags: ['app:1'],
+        layers: [
+          ['M', 100],
+          ['A', 5]
+        ]
+      },
       { id: id('f1'), tags: ['t:1'], layers: [['T', 7]] }
     ])
     const result = run(state, { prune: 'dangling' })
     expect(result.steps.map(brief)).toEqual([
       { target: id('d1'), imageId: id('d1'), cause: BY_PRUNE, untagged: [], deleted: true, freed: ['D'], bytes: 10 },
-      { target: id('e1'), imageId: id('e1'), cause: BY_PRUNE, untagged: [`x@${digest('d')}`], deleted: true, freed: ['X'], bytes: 20 }
+      {
+        target: id('e1'),
+        imageId: id('e1'),
+        cause: BY_PRUNE,
+        untagged: [`x@${digest('d')}`],
+        deleted: true,
+        freed: ['X'],
+        bytes: 20
+      }
     ])
     expect(result.steps.every(s => namedRef(s.cause) === undefined && !s.force)).toBe(true)
     expect(result.bytes).toBe(30)
@@ -683,10 +932,17 @@ describe('prune dangling', () => {
     expect(result.skipped).toEqual([])
   })
 
-  test('a dangling image\'s untagged parents go with it', () => {
+  test("a dangling image's untagged parents go with it", () => {
     const state = engine([
       { id: MID, layers: [['M', 100]] },
-      { id: id('d1'), parent: MID, layers: [['M', 100], ['D', 10]] }
+      {
+        id: id('d1'),
+        parent: MID,
+        layers: [
+          ['M', 100],
+          ['D', 10]
+        ]
+      }
     ])
     const result = run(state, { prune: 'dangling' })
     expect(result.steps.map(s => [s.target, s.cause, s.bytes])).toEqual([
@@ -710,7 +966,15 @@ describe('prunesDanglingOnly: the settings for which an engine with no dangling 
   const noDangling = engine(
     [
       { id: MID, layers: [['M', 100]] },
-      { id: APP, parent: MID, tags: ['app:1'], layers: [['M', 100], ['A', 5]] },
+      {
+        id: APP,
+        parent: MID,
+        tags: ['app:1'],
+        layers: [
+          ['M', 100],
+          ['A', 5]
+        ]
+      },
       { id: OTHER, tags: ['other:1', 'other:2'], labels: { keep: 'no' }, layers: [['O', 7]] },
       { id: id('f1'), tags: ['stopped:1'], layers: [['F', 3]] }
     ],
@@ -720,7 +984,10 @@ describe('prunesDanglingOnly: the settings for which an engine with no dangling 
   test.each<[string, Options]>([
     ['the default prune of dangling images', { prune: 'dangling' }],
     ['with keep and keep-duration', { prune: 'dangling', keep: ['app:1'], keepDuration: DAY }],
-    ['with label, reference and until filters', { prune: 'dangling', filters: ['label=keep=no', 'reference=other', 'until=1h'] }],
+    [
+      'with label, reference and until filters',
+      { prune: 'dangling', filters: ['label=keep=no', 'reference=other', 'until=1h'] }
+    ],
     ['with force and no-prune', { prune: 'dangling', force: true, noPrune: true }]
   ])('holds %s, and then such an engine gets an empty plan', (_, options) => {
     expect(prunesDanglingOnly(selection(options))).toBe(true)
@@ -764,8 +1031,12 @@ describe('prunesDanglingOnly: the settings for which an engine with no dangling 
           layers: [[`L${i}`, i + 1]]
         }))
         const parents = new Set(specs.map(s => s.parent))
-        for (const s of specs) if (s.tags?.length === 0 && (!parents.has(s.id) || s.digests?.length)) s.tags = [`fix${s.id.slice(8, 10)}:1`]
-        const state = engine(specs, containers.map(([i, up], n) => (up ? running : stopped)(ids[i % ids.length], `c${n}`)))
+        for (const s of specs)
+          if (s.tags?.length === 0 && (!parents.has(s.id) || s.digests?.length)) s.tags = [`fix${s.id.slice(8, 10)}:1`]
+        const state = engine(
+          specs,
+          containers.map(([i, up], n) => (up ? running : stopped)(ids[i % ids.length], `c${n}`))
+        )
         const given = { prune: 'dangling' as const, ...options }
         expect(prunesDanglingOnly(selection(given))).toBe(true)
         const result = run(state, given)
@@ -794,8 +1065,24 @@ describe('prune all', () => {
     const state = engine(
       [
         { id: BASE, tags: ['base:1'], layers: [['B', 1000]] },
-        { id: MID, parent: BASE, layers: [['B', 1000], ['M', 200]] },
-        { id: APP, parent: MID, tags: ['app:1'], layers: [['B', 1000], ['M', 200], ['A', 30]] },
+        {
+          id: MID,
+          parent: BASE,
+          layers: [
+            ['B', 1000],
+            ['M', 200]
+          ]
+        },
+        {
+          id: APP,
+          parent: MID,
+          tags: ['app:1'],
+          layers: [
+            ['B', 1000],
+            ['M', 200],
+            ['A', 30]
+          ]
+        },
         { id: id('5a'), tags: ['stopped:1'], layers: [['S', 4]] },
         { id: id('6a'), tags: ['running:1'], layers: [['R', 5]] }
       ],
@@ -819,7 +1106,15 @@ describe('prune all', () => {
     const state = engine(
       [
         { id: MID, layers: [['M', 200]] },
-        { id: APP, parent: MID, tags: ['app:1'], layers: [['M', 200], ['A', 30]] }
+        {
+          id: APP,
+          parent: MID,
+          tags: ['app:1'],
+          layers: [
+            ['M', 200],
+            ['A', 30]
+          ]
+        }
       ],
       [stopped(APP)]
     )
@@ -831,8 +1126,24 @@ describe('prune all', () => {
   test('a base with two tagged children goes after both', () => {
     const state = engine([
       { id: BASE, tags: ['base:1'], layers: [['B', 100]] },
-      { id: id('1a'), parent: BASE, tags: ['x:1'], layers: [['B', 100], ['X', 1]] },
-      { id: id('1b'), parent: BASE, tags: ['y:1'], layers: [['B', 100], ['Y', 2]] }
+      {
+        id: id('1a'),
+        parent: BASE,
+        tags: ['x:1'],
+        layers: [
+          ['B', 100],
+          ['X', 1]
+        ]
+      },
+      {
+        id: id('1b'),
+        parent: BASE,
+        tags: ['y:1'],
+        layers: [
+          ['B', 100],
+          ['Y', 2]
+        ]
+      }
     ])
     const result = run(state, { prune: 'all' })
     expect(result.steps.map(s => s.imageId)).toEqual([id('1a'), id('1b'), BASE])
@@ -859,7 +1170,15 @@ describe('prune all', () => {
     const state = engine(
       [
         { id: BASE, tags: ['base:1'], layers: [['B', 100]] },
-        { id: APP, parent: BASE, tags: ['app:1'], layers: [['B', 100], ['A', 1]] }
+        {
+          id: APP,
+          parent: BASE,
+          tags: ['app:1'],
+          layers: [
+            ['B', 100],
+            ['A', 1]
+          ]
+        }
       ],
       [stopped(APP)]
     )
@@ -886,13 +1205,66 @@ describe('accounting', () => {
     engine(
       [
         { id: BASE, tags: ['base:1'], layers: [['B', 1000]] },
-        { id: MID, parent: BASE, layers: [['B', 1000], ['M', 200]] },
-        { id: APP, parent: MID, tags: ['app:1', 'app:2'], layers: [['B', 1000], ['M', 200], ['A', 30]] },
-        { id: id('1a'), parent: MID, tags: ['sib:1'], layers: [['B', 1000], ['M', 200], ['S', 3]] },
-        { id: id('1b'), tags: ['twin:1'], layers: [['B', 1000], ['T', 4]] },
-        { id: id('d1'), layers: [['B', 1000], ['D', 5]] },
-        { id: id('d2'), parent: id('1b'), layers: [['B', 1000], ['T', 4], ['E', 6]] },
-        { id: id('5c'), tags: ['held:1'], layers: [['B', 1000], ['H', 7]] }
+        {
+          id: MID,
+          parent: BASE,
+          layers: [
+            ['B', 1000],
+            ['M', 200]
+          ]
+        },
+        {
+          id: APP,
+          parent: MID,
+          tags: ['app:1', 'app:2'],
+          layers: [
+            ['B', 1000],
+            ['M', 200],
+            ['A', 30]
+          ]
+        },
+        {
+          id: id('1a'),
+          parent: MID,
+          tags: ['sib:1'],
+          layers: [
+            ['B', 1000],
+            ['M', 200],
+            ['S', 3]
+          ]
+        },
+        {
+          id: id('1b'),
+          tags: ['twin:1'],
+          layers: [
+            ['B', 1000],
+            ['T', 4]
+          ]
+        },
+        {
+          id: id('d1'),
+          layers: [
+            ['B', 1000],
+            ['D', 5]
+          ]
+        },
+        {
+          id: id('d2'),
+          parent: id('1b'),
+          layers: [
+            ['B', 1000],
+            ['T', 4],
+            ['E', 6]
+          ]
+        },
+        {
+          id: id('5c'),
+          tags: ['held:1'],
+          layers: [
+            ['B', 1000],
+            ['H', 7]
+          ]
+        }
       ],
       [stopped(id('5c'))]
     )
@@ -920,26 +1292,29 @@ describe('accounting', () => {
   })
 
   // The action plans on the lists alone and reads layers only once something is to be deleted.
-  test.each(SELECTIONS)('%s: pricing the plan made without layers gives the plan made with them, on every store', (_, options) => {
-    for (const store of ['graphdriver', 'containerd', 'podman'] as const) {
-      const withLayers: EngineState = { ...busy(), store }
-      const expected = run(withLayers, options)
-      const unpriced = run({ ...withLayers, layers: new Map() }, options)
-      expect(unpriced.bytes).toBe(0)
-      const priced = price(unpriced, withLayers.layers)
-      expect(priced.steps).toEqual(expected.steps)
-      expect(priced.bytes).toBe(expected.bytes)
-      expect(priced.storage).toEqual(expected.storage)
-      expect(priced.state.layers).toBe(withLayers.layers)
+  test.each(SELECTIONS)(
+    '%s: pricing the plan made without layers gives the plan made with them, on every store',
+    (_, options) => {
+      for (const store of ['graphdriver', 'containerd', 'podman'] as const) {
+        const withLayers: EngineState = { ...busy(), store }
+        const expected = run(withLayers, options)
+        const unpriced = run({ ...withLayers, layers: new Map() }, options)
+        expect(unpriced.bytes).toBe(0)
+        const priced = price(unpriced, withLayers.layers)
+        expect(priced.steps).toEqual(expected.steps)
+        expect(priced.bytes).toBe(expected.bytes)
+        expect(priced.storage).toEqual(expected.storage)
+        expect(priced.state.layers).toBe(withLayers.layers)
+      }
     }
-  })
+  )
 
-  test('prune all on the busy engine frees everything but the stopped container\'s layers', () => {
+  test("prune all on the busy engine frees everything but the stopped container's layers", () => {
     const result = run(busy(), { prune: 'all' })
     expect(result.bytes).toBe(200 + 30 + 3 + 4 + 5 + 6)
   })
 
-  test('the ledger of the plan\'s state prices every known layer, and frees each once its last holder goes', () => {
+  test("the ledger of the plan's state prices every known layer, and frees each once its last holder goes", () => {
     const ledger = new Ledger(run(busy(), {}).state)
     expect(ledger.size('B')).toBe(1000)
     expect(ledger.size('H')).toBe(7)
@@ -950,7 +1325,7 @@ describe('accounting', () => {
     expect(ledger.release(id('5c'))).toEqual([])
   })
 
-  test('every step targets a full ID or a reference the engine listed, never the user\'s raw text for IDs', () => {
+  test("every step targets a full ID or a reference the engine listed, never the user's raw text for IDs", () => {
     const state = busy()
     const listed = new Set(state.images.flatMap(i => [...i.tags, ...i.digests]))
     const result = run(state, {

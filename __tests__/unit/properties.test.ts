@@ -11,11 +11,32 @@ const NOW = Date.UTC(2026, 5, 15, 12, 0, 0)
 const hostile = fc.oneof(
   fc.string({ maxLength: 300 }),
   fc.string({ unit: 'grapheme', maxLength: 60 }),
-  fc.constantFrom('../containers/x', 'a/../b', '%2F', 'x?y', 'x#y', 'x\u0000y', 'ａｐｐ:1', 'app:1\n', ' ', 'a'.repeat(5000), 'sha256:', '@', ':'),
-  fc.array(fc.constantFrom('a', 'Z', '0', '/', ':', '@', '.', '-', '_', '*', '?', '%', '#', '\\', '\n', ',', ' ', '='), { maxLength: 40 }).map(cs => cs.join(''))
+  fc.constantFrom(
+    '../containers/x',
+    'a/../b',
+    '%2F',
+    'x?y',
+    'x#y',
+    'x\u0000y',
+    'ａｐｐ:1',
+    'app:1\n',
+    ' ',
+    'a'.repeat(5000),
+    'sha256:',
+    '@',
+    ':'
+  ),
+  fc
+    .array(
+      fc.constantFrom('a', 'Z', '0', '/', ':', '@', '.', '-', '_', '*', '?', '%', '#', '\\', '\n', ',', ' ', '='),
+      { maxLength: 40 }
+    )
+    .map(cs => cs.join(''))
 )
 
-const rawInputs = fc.record(Object.fromEntries(INPUT_NAMES.map(name => [name, hostile])) as Record<keyof RawInputs, fc.Arbitrary<string>>)
+const rawInputs = fc.record(
+  Object.fromEntries(INPUT_NAMES.map(name => [name, hostile])) as Record<keyof RawInputs, fc.Arbitrary<string>>
+)
 
 /** A reference that reaches the URL path must not leave /images/{name}: no traversal, query, fragment or escapes. */
 const SAFE_IN_PATH = /^(?!.*(?:^|\/)\.\.?(?:\/|$))[A-Za-z0-9._\-/:@[\]]+$/
@@ -92,10 +113,16 @@ describe('properties of the input parsers (fast-check)', () => {
   test('generated durations add up as Go adds them', () => {
     const units = { h: 3_600_000, m: 60_000, s: 1000, ms: 1, d: 86_400_000, w: 604_800_000 } as const
     fc.assert(
-      fc.property(fc.array(fc.tuple(fc.nat(1000), fc.constantFrom(...(Object.keys(units) as (keyof typeof units)[]))), { minLength: 1, maxLength: 4 }), terms => {
-        const text = terms.map(([n, unit]) => `${n}${unit}`).join('')
-        expect(parseDuration(text)).toBe(terms.reduce((sum, [n, unit]) => sum + n * units[unit], 0))
-      })
+      fc.property(
+        fc.array(fc.tuple(fc.nat(1000), fc.constantFrom(...(Object.keys(units) as (keyof typeof units)[]))), {
+          minLength: 1,
+          maxLength: 4
+        }),
+        terms => {
+          const text = terms.map(([n, unit]) => `${n}${unit}`).join('')
+          expect(parseDuration(text)).toBe(terms.reduce((sum, [n, unit]) => sum + n * units[unit], 0))
+        }
+      )
     )
   })
 })

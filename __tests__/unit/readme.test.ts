@@ -16,7 +16,12 @@ function table(heading: string): string[][] {
   return section
     .split('\n')
     .filter(line => line.startsWith('| `'))
-    .map(line => line.slice(1, -1).split('|').map(cell => cell.trim()))
+    .map(line =>
+      line
+        .slice(1, -1)
+        .split('|')
+        .map(cell => cell.trim())
+    )
 }
 
 const unquote = (cell: string): string => cell.replace(/^`|`$/g, '')

@@ -156,15 +156,21 @@ describe('parseRefSpec: names (distribution/reference)', () => {
 })
 
 describe('parseRefSpec: patterns', () => {
-  test.each([['app:*'], ['*/cache:pr-*'], ['ap?:1'], ['*'], ['ghcr.io/org/*:*'], ['app*@sha256:*']])('%s is a pattern', text => {
-    const spec = parseRefSpec(text)
-    expect(spec?.kind).toBe('pattern')
-    expect(spec?.text).toBe(text)
-  })
+  test.each([['app:*'], ['*/cache:pr-*'], ['ap?:1'], ['*'], ['ghcr.io/org/*:*'], ['app*@sha256:*']])(
+    '%s is a pattern',
+    text => {
+      const spec = parseRefSpec(text)
+      expect(spec?.kind).toBe('pattern')
+      expect(spec?.text).toBe(text)
+    }
+  )
 
-  test.each([['x?y#'], ['a *'], ['app:*\u0000'], ['[ab]*'], ['app:\\*'], ['*%2F*']])('%j is not an accepted pattern', text => {
-    expect(parseRefSpec(text)).toBeUndefined()
-  })
+  test.each([['x?y#'], ['a *'], ['app:*\u0000'], ['[ab]*'], ['app:\\*'], ['*%2F*']])(
+    '%j is not an accepted pattern',
+    text => {
+      expect(parseRefSpec(text)).toBeUndefined()
+    }
+  )
 })
 
 describe('familiarName / familiarString', () => {

@@ -79,7 +79,10 @@ describe('sizes as users write them', () => {
 })
 
 describe('inputs', () => {
-  const raw = (overrides: Partial<RawInputs>): RawInputs => ({ ...(Object.fromEntries(INPUT_NAMES.map(n => [n, ''])) as RawInputs), ...overrides })
+  const raw = (overrides: Partial<RawInputs>): RawInputs => ({
+    ...(Object.fromEntries(INPUT_NAMES.map(n => [n, ''])) as RawInputs),
+    ...overrides
+  })
   const settings = (overrides: Partial<RawInputs>) => parseSettings(raw(overrides), NOW)
   const error = (overrides: Partial<RawInputs>): string => {
     try {
@@ -104,8 +107,14 @@ describe('inputs', () => {
 
   const F = 'must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%,'
   test.each<[Partial<RawInputs>, string]>([
-    [{ 'max-storage': '20 gigs' }, 'Input "max-storage" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "20 gigs".'],
-    [{ 'min-free': '-5GB' }, 'Input "min-free" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "-5GB".'],
+    [
+      { 'max-storage': '20 gigs' },
+      'Input "max-storage" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "20 gigs".'
+    ],
+    [
+      { 'min-free': '-5GB' },
+      'Input "min-free" must be a size such as 20GB, 18.5GiB, 500MB or a number of bytes, or a share of the disk such as 20%, not "-5GB".'
+    ],
     [{ 'keep-last': 'two' }, 'Input "keep-last" must be a whole number of images such as 3 (0 keeps none), not "two".'],
     [{ 'keep-last': '-1' }, 'Input "keep-last" must be a whole number of images such as 3 (0 keeps none), not "-1".'],
     [{ 'age-basis': 'used' }, 'Input "age-basis" must be created or last-used, not "used".'],
@@ -137,13 +146,18 @@ describe('inputs', () => {
   })
 
   test('max-storage works with a remote engine', () => {
-    expect(settings({ 'max-storage': '1GB', 'docker-host': 'tcp://build-host:2376' }).targets).toEqual({ maxStorage: 1e9, minFree: undefined })
+    expect(settings({ 'max-storage': '1GB', 'docker-host': 'tcp://build-host:2376' }).targets).toEqual({
+      maxStorage: 1e9,
+      minFree: undefined
+    })
   })
 })
 
 describe('last use', () => {
   test('is the latest of creation, last tag and the newest container', () => {
-    const s = state(THREE, [container(id('a'), 5), container(id('a'), 12)], { lastTagged: new Map([[id('b'), NOW - 2 * DAY]]) })
+    const s = state(THREE, [container(id('a'), 5), container(id('a'), 12)], {
+      lastTagged: new Map([[id('b'), NOW - 2 * DAY]])
+    })
     const used = lastUse(s)
     expect(used.get(id('a'))).toBe(NOW - 5 * DAY)
     expect(used.get(id('b'))).toBe(NOW - 2 * DAY)
@@ -205,7 +219,16 @@ describe('eviction to max-storage', () => {
   test('a base waits for its children, and a shared layer counts once, when its last holder goes', () => {
     const specs: Spec[] = [
       { id: id('b'), tags: ['base:1'], age: 40, layers: [['Lbase', 4 * MB]] },
-      { id: id('k'), tags: ['kid:1'], parent: id('b'), age: 30, layers: [['Lbase', 4 * MB], ['Lkid', MB]] },
+      {
+        id: id('k'),
+        tags: ['kid:1'],
+        parent: id('b'),
+        age: 30,
+        layers: [
+          ['Lbase', 4 * MB],
+          ['Lkid', MB]
+        ]
+      },
       { id: id('n'), tags: ['new:1'], age: 1, layers: [['Lnew', 2 * MB]] }
     ]
     const p = plan(state(specs), selection({ targets: { maxStorage: 2 * MB } }), NOW)
@@ -228,7 +251,16 @@ describe('eviction to max-storage', () => {
   test('an untagged parent goes with its last child (unless no-prune), never on its own', () => {
     const specs: Spec[] = [
       { id: id('p'), age: 40, layers: [['Lp', 3 * MB]] },
-      { id: id('k'), tags: ['kid:1'], parent: id('p'), age: 30, layers: [['Lp', 3 * MB], ['Lk', MB]] }
+      {
+        id: id('k'),
+        tags: ['kid:1'],
+        parent: id('p'),
+        age: 30,
+        layers: [
+          ['Lp', 3 * MB],
+          ['Lk', MB]
+        ]
+      }
     ]
     expect(deleted(plan(state(specs), selection({ targets: { maxStorage: 0 } }), NOW))).toEqual([id('k'), id('p')])
     const kept = plan(state(specs), selection({ targets: { maxStorage: 0 }, noPrune: true }), NOW)
@@ -267,7 +299,11 @@ describe('eviction to min-free', () => {
   })
 
   test('both targets: whichever needs more wins', () => {
-    const p = plan(state(THREE, [], { freeBytes: 10 * MB }), selection({ targets: { minFree: 11 * MB, maxStorage: 3 * MB } }), NOW)
+    const p = plan(
+      state(THREE, [], { freeBytes: 10 * MB }),
+      selection({ targets: { minFree: 11 * MB, maxStorage: 3 * MB } }),
+      NOW
+    )
     expect(deleted(p)).toEqual([id('a'), id('b')])
   })
 })
@@ -287,7 +323,13 @@ describe('age-basis and keep-last', () => {
     const byUse = plan(s, selection({ prune: 'all', keepLast: 1, ageBasis: 'last-used' }), NOW)
     expect(deleted(byUse)).toEqual([id('n')])
     expect(byUse.skipped).toEqual([
-      { ref: 'app:old', id: id('o'), reason: 'kept', message: 'one of the 1 most recent images of app (input "keep-last")', named: false }
+      {
+        ref: 'app:old',
+        id: id('o'),
+        reason: 'kept',
+        message: 'one of the 1 most recent images of app (input "keep-last")',
+        named: false
+      }
     ])
   })
 
@@ -298,7 +340,10 @@ describe('age-basis and keep-last', () => {
     expect(deleted(plan(s, selection({ refs, keepDuration: 7 * DAY }), NOW))).toEqual([id('o')])
     const used = plan(s, selection({ refs, keepDuration: 7 * DAY, ageBasis: 'last-used' }), NOW)
     expect(deleted(used)).toEqual([])
-    expect(used.skipped.map(s => s.message)).toEqual(['used within input "keep-duration"', 'used within input "keep-duration"'])
+    expect(used.skipped.map(s => s.message)).toEqual([
+      'used within input "keep-duration"',
+      'used within input "keep-duration"'
+    ])
   })
 
   test('keep-last protects against refs too, like keep', () => {
@@ -330,10 +375,20 @@ describe('eviction on random engines (fast-check)', () => {
       const keep: string[] = []
       rows.forEach((row, n) => {
         const parent = row.onParent && n > 0 ? specs[row.parent % n] : undefined
-        const own: [string, number][] = [[`L${n}`, row.size * MB], ...(row.shared ? [['Lshared', MB] as [string, number]] : [])]
+        const own: [string, number][] = [
+          [`L${n}`, row.size * MB],
+          ...(row.shared ? [['Lshared', MB] as [string, number]] : [])
+        ]
         const tags = Array.from({ length: row.tags }, (_, t) => `r${n % 3}:${n}-${t}`)
-        specs.push({ id: id(n.toString(16)), tags, parent: parent?.id, age: row.age, layers: [...(parent?.layers ?? []), ...own] })
-        if (row.container !== 'none') containers.push(container(id(n.toString(16)), row.age, row.container === 'running'))
+        specs.push({
+          id: id(n.toString(16)),
+          tags,
+          parent: parent?.id,
+          age: row.age,
+          layers: [...(parent?.layers ?? []), ...own]
+        })
+        if (row.container !== 'none')
+          containers.push(container(id(n.toString(16)), row.age, row.container === 'running'))
         if (row.kept && tags.length > 0 && keep.length < 2) keep.push(tags[0])
       })
       return { specs, containers, keep }
@@ -344,7 +399,11 @@ describe('eviction on random engines (fast-check)', () => {
       fc.property(engines, fc.integer({ min: 0, max: 40 }), ({ specs, containers, keep }, budget) => {
         const s = state(specs, containers)
         const maxStorage = budget * MB
-        const p = plan(s, selection({ targets: { maxStorage }, keep: keep.map(k => parseRefSpec(k)!), keepLast: 1 }), NOW)
+        const p = plan(
+          s,
+          selection({ targets: { maxStorage }, keep: keep.map(k => parseRefSpec(k)!), keepLast: 1 }),
+          NOW
+        )
         const used = new Set(containers.map(c => c.imageId))
         const keptIds = new Set(specs.filter(sp => sp.tags?.some(t => keep.includes(t))).map(sp => sp.id))
         for (const gone of deleted(p)) {

