@@ -6,7 +6,7 @@ import { get } from 'node:http'
 import { createServer } from 'node:net'
 import { dirname, join } from 'node:path'
 import { api, apiJson, upgradesToGrpc } from './api'
-import { bedEnv, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
+import { bedEnv, inPrivateMounts, sleep, spawnLogged, stopChild, waitUntilReady } from './process'
 
 /** The engines the one integration suite runs against (testbed/ENGINES.md). */
 export const FLAVOURS = [
@@ -356,13 +356,7 @@ async function startDockerd(dir: string, flavour: Flavour, tls?: TlsListener): P
     await killLeftovers(p.execRoot)
   }
   try {
-    await waitUntilReady(
-      child,
-      'dockerd',
-      p.log,
-      () => ready(p.pidfile, p.socket, child.pid as number),
-      READY_TIMEOUT_MS
-    )
+    await untilReady(child, 'dockerd', p)
     const info = await engineInfo(p.socket, flavour)
     const tlsHost = tcp ? `tcp://127.0.0.1:${tcp.port}` : undefined
     return {
@@ -518,6 +512,15 @@ async function makeMountPoints(): Promise<void> {
   for (const point of SHADOWED) await mkdir(point, { recursive: true, mode: 0o700 })
 }
 
+/** Waits for a service this bed started to answer on its socket, with its pidfile naming it. */
+function untilReady(
+  child: ChildProcess,
+  name: string,
+  p: { log: string; pidfile: string; socket: string }
+): Promise<void> {
+  return waitUntilReady(child, name, p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
+}
+
 async function startPodman(dir: string): Promise<Engine> {
   const p = podmanPaths(dir)
   await mkdir(dir, { recursive: true })
@@ -527,18 +530,7 @@ async function startPodman(dir: string): Promise<Engine> {
   for (const d of [p.tmp, p.cni, p.home, p.runRoot, p.shadowVarLib, p.runtimeRoot]) await mkdir(d, { recursive: true })
   await writePodmanConfig(p)
   await makeMountPoints()
-  const args = [
-    '--mount',
-    '--propagation=private',
-    '--',
-    '/bin/sh',
-    '-c',
-    PODMAN_NAMESPACE_SCRIPT,
-    'podman-ns',
-    p.shadowVarLib,
-    p.runtimeRoot,
-    ...podmanArgs(p)
-  ]
+  const args = inPrivateMounts(PODMAN_NAMESPACE_SCRIPT, 'podman-ns', p.shadowVarLib, p.runtimeRoot, ...podmanArgs(p))
   const child = spawnLogged('/usr/bin/unshare', args, p.log, podmanEnv(p))
   // podman system service writes no pidfile; ours names the child so that ready() trusts only its socket.
   if (child.pid !== undefined) await writeFile(p.pidfile, String(child.pid))
@@ -550,13 +542,7 @@ async function startPodman(dir: string): Promise<Engine> {
     await unmountUnder(dir)
   }
   try {
-    await waitUntilReady(
-      child,
-      'podman',
-      p.log,
-      () => ready(p.pidfile, p.socket, child.pid as number),
-      READY_TIMEOUT_MS
-    )
+    await untilReady(child, 'podman', p)
     const info = await engineInfo(p.socket, 'podman')
     return {
       root: dir,

@@ -75,6 +75,14 @@ function logTail(logFile: string, lines = 40): string {
   return readFileSync(logFile, 'utf8').trimEnd().split('\n').slice(-lines).join('\n')
 }
 
+/**
+ * The arguments of `unshare` that run `script` as `sh -c` in a mount namespace of its own, whose
+ * mounts no other process sees; `name` is its $0, `rest` its arguments.
+ */
+export function inPrivateMounts(script: string, name: string, ...rest: string[]): string[] {
+  return ['--mount', '--propagation=private', '--', '/bin/sh', '-c', script, name, ...rest]
+}
+
 export function sleep(ms: number): Promise<void> {
   return new Promise(resolve => setTimeout(resolve, ms))
 }

@@ -5,7 +5,7 @@ import { createConnection } from 'node:net'
 import { join } from 'node:path'
 import { promisify } from 'node:util'
 import { freePort } from './engine'
-import { spawnLogged, stopChild, waitUntilReady } from './process'
+import { inPrivateMounts, spawnLogged, stopChild, waitUntilReady } from './process'
 
 const run = promisify(execFile)
 /** Where scripts/install-testbed.sh unpacks bookworm's openssh-server (no service is installed). */
@@ -123,12 +123,7 @@ export async function startSshd(dir: string, engineSocket: string): Promise<SshE
     `${await readFile('/etc/passwd', 'utf8')}sshd:x:64999:65534:sshd privilege separation:/run/sshd:/usr/sbin/nologin\n`
   )
   const log = join(dir, 'sshd.log')
-  const args = [
-    '--mount',
-    '--propagation=private',
-    '--',
-    '/bin/sh',
-    '-c',
+  const args = inPrivateMounts(
     NAMESPACE_SCRIPT,
     'sshd-ns',
     join(dir, 'passwd'),
@@ -137,7 +132,7 @@ export async function startSshd(dir: string, engineSocket: string): Promise<SshE
     '-e',
     '-f',
     join(dir, 'sshd_config')
-  ]
+  )
   const child = spawnLogged('/usr/bin/unshare', args, log, {
     LD_LIBRARY_PATH: join(OPENSSH_DIR, 'root', 'usr', 'lib', 'x86_64-linux-gnu')
   })
