@@ -40,7 +40,7 @@ export const emptyLedger = (): LastUseLedger => ({ version: 1, engines: {} })
  */
 const USES: Record<string, ReadonlySet<string>> = {
   container: new Set(['create', 'start']),
-  image: new Set(['pull', 'load', 'import', 'tag'])
+  image: new Set(['pull', 'load', 'import', 'tag', 'build'])
 }
 
 /** Events that change which name means which image, or end an image: the name cache and the ledger follow them. */
