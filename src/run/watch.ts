@@ -93,11 +93,13 @@ async function readEvents(
 ): Promise<void> {
   const names = new ImageNames(engine)
   await names.reload()
-  const since = ledger.engines[engineId]?.lastEvent || undefined
+  const resumed = ledger.engines[engineId]?.lastEvent || undefined
+  // From the engine's own now, not from whenever the stream opens: nothing made in between is missed.
+  const since = resumed ?? (await engine.clock())
   log.info(
-    since === undefined
+    resumed === undefined
       ? `Following ${engine.endpoint} (engine ${engineId}) from now: the ledger has nothing of it yet.`
-      : `Following ${engine.endpoint} (engine ${engineId}) from ${new Date(since).toISOString()}, ` +
+      : `Following ${engine.endpoint} (engine ${engineId}) from ${new Date(resumed).toISOString()}, ` +
           'as far back as the engine still holds its events.'
   )
   for await (const event of engine.events(since, signal)) {
