@@ -6,6 +6,7 @@ import type { CacheRecord, Container, EngineState, Image, ImageStore, Layer, Sha
 import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
 import { Simulation, type Outcome } from '../../src/plan/simulation'
 import type { JobIdentity, JobRecord, Leftovers } from '../../src/plan/jobs'
+import type { EngineEvent } from '../../src/plan/last-use-ledger'
 import type { OpenEngine } from '../../src/run/open'
 
 /** One image as a one-step `docker build` makes it: a layer of `bytes` on top of its base's layers. */
@@ -46,6 +47,13 @@ export class FakeEngine implements Engine {
   cache: CacheRecord[] = []
   /** Job records, by name: what `docker volume ls` would show of them. */
   readonly records = new Map<string, JobRecord>()
+  /** What identity() answers: the engine's ID. */
+  id = 'FAKE:ENGINE:ID'
+  /** Every event the engine has sent or would send, oldest first: a test may add its own with `emit`. */
+  readonly eventLog: EngineEvent[] = []
+  /** How many times a client asked for events, and the `since` of each. */
+  readonly eventRequests: (number | undefined)[] = []
+  private waiters: (() => void)[] = []
   private away = false
   private removalsLeft = Infinity
   private serial = 0
@@ -62,6 +70,26 @@ export class FakeEngine implements Engine {
   /** From now on every request fails as when nothing listens at the socket. */
   goAway(): void {
     this.away = true
+    this.wake()
+  }
+
+  /** Answers again, as an engine restarted: its event log is what it kept. */
+  comeBack(): void {
+    this.away = false
+  }
+
+  /** An event, as the engine would send it now (or at `time`). */
+  emit(type: string, action: string, subject: string, time = this.now()): void {
+    this.eventLog.push({ type, action, subject, time })
+    this.wake()
+  }
+
+  /** `docker rm`: the engine forgets the container, and that it ever used its image. */
+  removeContainer(id: string): void {
+    const index = this.containerList.findIndex(container => container.id === id)
+    if (index < 0) throw new Error(`no container ${id}`)
+    this.containerList.splice(index, 1)
+    this.emit('container', 'destroy', id)
   }
 
   /** Answers `count` more DELETEs, then goes away. */
@@ -107,6 +135,7 @@ export class FakeEngine implements Engine {
     for (const other of this.list) other.tags = other.tags.filter(t => t !== familiar)
     image.tags.push(familiar)
     this.lastTagged.set(image.id, this.now())
+    this.emit('image', 'tag', image.id)
   }
 
   /** A container of the image: running, or stopped. */
@@ -115,6 +144,8 @@ export class FakeEngine implements Engine {
     if (!found) throw new Error(`no image ${image} to run`)
     const id = hash(`container ${++this.serial}`)
     this.containerList.push({ id, imageId: found.id, running: options.running, created: this.now() })
+    this.emit('container', 'create', image)
+    if (options.running) this.emit('container', 'start', image)
     return id
   }
 
@@ -176,6 +207,8 @@ export class FakeEngine implements Engine {
       const refs = simulation.refs(image.id)
       return { ...image, tags: refs.filter(ref => !ref.includes('@')), digests: refs.filter(ref => ref.includes('@')) }
     })
+    for (const _ of outcome.untagged) this.emit('image', 'untag', found.id)
+    if (outcome.deleted) for (const gone of [found.id, ...outcome.pruned]) this.emit('image', 'delete', gone)
     return this.answerOf(found.id, outcome, { byName: found.ref !== undefined, hadChildren, simulation })
   }
 
@@ -200,6 +233,35 @@ export class FakeEngine implements Engine {
       })
     )
     return { layersSize: new Ledger({ images: this.list, containers: [], layers: this.layers }).held(), shares }
+  }
+
+  async identity(): Promise<string> {
+    this.answer()
+    return this.id
+  }
+
+  /**
+   * The event log from `since` (whole seconds, as the engines take it), then each new event, until
+   * the signal aborts or the engine goes away.
+   */
+  async *events(since: number | undefined, signal: AbortSignal): AsyncIterable<EngineEvent> {
+    this.answer()
+    this.eventRequests.push(since)
+    const from = since === undefined ? Infinity : Math.floor(since / 1000) * 1000
+    let next = this.eventLog.findIndex(event => event.time >= from)
+    if (next < 0) next = this.eventLog.length
+    for (;;) {
+      if (signal.aborted) return
+      this.answer()
+      if (next < this.eventLog.length) {
+        yield this.eventLog[next++]
+        continue
+      }
+      await new Promise<void>(resolve => {
+        this.waiters.push(resolve)
+        signal.addEventListener('abort', () => resolve(), { once: true })
+      })
+    }
   }
 
   async dataRoot(): Promise<string> {
@@ -256,6 +318,10 @@ export class FakeEngine implements Engine {
 
   private state(): EngineState {
     return { images: this.list, containers: this.containerList, layers: this.layers, store: this.store }
+  }
+
+  private wake(): void {
+    for (const waiter of this.waiters.splice(0)) waiter()
   }
 
   private answer(): void {

@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 import { run } from './run'
+import { runWatch } from './watch'
 
-void run(process.argv.slice(2), process).then(code => {
+const argv = process.argv.slice(2)
+void (argv[0] === 'watch' ? runWatch(argv.slice(1), process) : run(argv, process)).then(code => {
   process.exitCode = code
 })

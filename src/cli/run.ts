@@ -8,6 +8,7 @@ import { parseSettings, type RawInputs } from '../settings/settings'
 import { terminalLog } from './log'
 
 const USAGE = `Usage: docker-image-reclaim [options]
+       docker-image-reclaim watch [options]   (the host daemon: see watch --help)
 
 Removes and prunes Docker images, like docker image rm and docker image prune, and
 reports the bytes it gave back. With neither --refs nor --prune it prunes dangling images.
@@ -63,7 +64,7 @@ const OPTIONS = {
 type Flags = ReturnType<typeof parseArgs<{ options: typeof OPTIONS }>>['values']
 
 /** The flags as the action's inputs, so both are checked by the same parser. */
-function inputsOf(flags: Flags): RawInputs {
+export function inputsOf(flags: Flags): RawInputs {
   return {
     refs: (flags.refs ?? []).join('\n'),
     filters: (flags.filter ?? []).join('\n'),

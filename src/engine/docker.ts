@@ -11,6 +11,8 @@ import {
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
+import type { EngineEvent } from '../plan/last-use-ledger'
+import { decodeEvents } from './events'
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
 import type { CacheRecord, Container, Image, ImageStore } from '../plan/model'
 import { JOB_LABEL, recordLabels, recordOf, RECORD_PREFIX, type Volume } from './records'
@@ -365,6 +367,27 @@ class DockerEngine implements Engine {
   async removeJobRecord(name: string): Promise<void> {
     if (!name.startsWith(RECORD_PREFIX)) throw new EngineError(`refusing to remove "${name}", which is no job record`)
     await this.unlessGone(() => this.docker.getVolume(name).remove())
+  }
+
+  async identity(): Promise<string> {
+    const info = await this.call(() => this.docker.info() as Promise<{ ID?: string; DockerRootDir?: string }>)
+    // Podman's compat /info has no lasting ID: its data root tells its storage from another's.
+    if (info.ID && this.store !== 'podman') return info.ID
+    if (info.DockerRootDir) return `${this.store}:${info.DockerRootDir}`
+    throw new EngineError('the engine gives neither an ID nor a data root in /info')
+  }
+
+  async *events(since: number | undefined, signal: AbortSignal): AsyncIterable<EngineEvent> {
+    const options = {
+      // Whole seconds: Podman drops a fraction. Events of that second come again, which changes nothing.
+      ...(since === undefined ? {} : { since: Math.floor(since / 1000) }),
+      filters: { type: ['image' as const, 'container' as const] },
+      abortSignal: signal
+    }
+    const stream = (await this.call(() => this.docker.getEvents(options))) as IncomingMessage
+    // The request timeout is for answers; a quiet engine sends nothing for hours, and that is no failure.
+    stream.socket?.setTimeout(0)
+    yield* decodeEvents(stream, signal)
   }
 
   /**

@@ -1,4 +1,5 @@
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
+import type { EngineEvent } from '../plan/last-use-ledger'
 import type { CacheRecord, Container, Image, ImageStore, Layer, Share } from '../plan/model'
 
 /** The only part of the Engine API the action uses. */
@@ -45,6 +46,17 @@ export interface Engine {
   addJobRecord(name: string, job: JobIdentity, ended?: { startedAt: number; left: Leftovers }): Promise<JobRecord>
   /** Removes a job's record; one already gone is no error. */
   removeJobRecord(name: string): Promise<void>
+  /**
+   * What tells this engine from another through any endpoint: `/info` ID where the engine keeps
+   * one, else its data root. The host daemon's ledger is kept by it.
+   */
+  identity(): Promise<string>
+  /**
+   * `GET /events` for images and containers: from `since` (milliseconds; the engine replays what
+   * it still holds), then as they happen, until `signal` aborts or the engine goes away. Ends with
+   * an EngineError when the stream breaks, and without one when `signal` aborted it.
+   */
+  events(since: number | undefined, signal: AbortSignal): AsyncIterable<EngineEvent>
 }
 
 export interface Details {

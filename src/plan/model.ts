@@ -47,6 +47,11 @@ export interface EngineState {
   lastTagged?: Map<string, number>
   /** Creation to the millisecond, read with lastTagged: finer than Image.created, which ties within a second. */
   createdAt?: Map<string, number>
+  /**
+   * Last uses the host daemon recorded (plan/last-use-ledger.ts), by image ID: read only when
+   * "use" matters, and only where a ledger is there.
+   */
+  recordedUse?: Record<string, number>
   /** Bytes free on the filesystem under the engine's data root: read only for `min-free`. */
   freeBytes?: number
   /**

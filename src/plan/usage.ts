@@ -1,5 +1,6 @@
 import { addTo } from '../common/groups'
 import { familiarName, parseNamed } from './reference'
+import { mergeLastUse } from './last-use-ledger'
 import { compareIds, type EngineState, type Image } from './model'
 
 /** What "recent" means for keep-duration and keep-last. */
@@ -10,6 +11,8 @@ export type AgeBasis = 'created' | 'last-used'
  * (where the engine records one) and the creation of the newest container
  * made from it, running or not. Building another image on it is no use of
  * it: the child holds the shared layers whatever happens to the parent.
+ * Where the host daemon kept a ledger, the latest of the two: the engine
+ * forgets a container once it is removed, the ledger does not.
  */
 export function lastUse(state: EngineState): Map<string, number> {
   const used = new Map(
@@ -22,7 +25,7 @@ export function lastUse(state: EngineState): Map<string, number> {
     const known = used.get(container.imageId)
     if (known !== undefined && container.created > known) used.set(container.imageId, container.created)
   }
-  return used
+  return state.recordedUse ? mergeLastUse(used, state.recordedUse) : used
 }
 
 /**

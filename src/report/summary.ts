@@ -53,6 +53,7 @@ export async function writeSummary(result: Result): Promise<void> {
   else summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true)
   const storage = storageLine(result)
   if (storage) summary.addRaw(storage, true)
+  if (result.lastUseSource) summary.addRaw(`<p>Last use: ${escape(result.lastUseSource)}.</p>`, true)
   try {
     await summary.write()
   } catch (error) {

@@ -8,6 +8,7 @@ import { unsharedLayers } from '../engine/layers'
 import { cacheHeldLayers } from '../plan/cache-holds'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
+import { recordedUse } from './recorded-use'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
@@ -42,6 +43,8 @@ export interface Result {
   interrupted?: string
   /** Job scope on a shared engine: what this job leaves to the others still running (plan/jobs.ts heldKey). */
   leftForOthers: string[]
+  /** Where last use came from, when it mattered: the engine's figures, and the host daemon's ledger if there is one. */
+  lastUseSource?: string
 }
 
 export interface TargetResult extends Targets {
@@ -57,6 +60,7 @@ interface Planning {
   planned: Plan
   /** Where its figures hold (overlay2) and no target is set; kept only when the plan deletes something. */
   usage?: DiskUsage
+  lastUseSource?: string
 }
 
 /** The images on the engine now, for job scope's post step to compare with. */
@@ -76,7 +80,9 @@ export async function reclaim(
   const { endpoint } = engine
   log.info(`Engine: ${endpoint} (API ${engine.apiVersion})`)
   settings = { ...settings, targets: await inBytes(engine, settings.targets, log) }
-  const { state, planned, usage } = await log.group('Planning', () => planAgainst(engine, settings, now, log))
+  const { state, planned, usage, lastUseSource } = await log.group('Planning', () =>
+    planAgainst(engine, settings, now, log)
+  )
   const { targets } = settings
   const storageBefore = targets ? planned.storage.before : measuredStorage(engine, state, planned, usage)
   const options = { dryRun: settings.dryRun, timeoutMs: settings.timeout }
@@ -103,7 +109,8 @@ export async function reclaim(
     storageAfter,
     target,
     now,
-    jobScope
+    jobScope,
+    lastUseSource
   })
 }
 
@@ -201,6 +208,11 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
     const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
     if (settings.preexisting && settings.otherJobs?.length) await readAppearances(engine, state, settings.preexisting)
     if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
+    const recorded = usageMatters ? await recordedUse(engine, log) : undefined
+    if (recorded) {
+      state.recordedUse = recorded.images
+      log.info(`Last use: ${recorded.source}`)
+    }
     // Otherwise the steps do not depend on sizes: planned on the lists alone, they are priced only
     // once something is to be deleted.
     const unpriced = usageMatters ? undefined : plan(state, settings, now)
@@ -213,7 +225,7 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
       planned = unpriced ? price(unpriced, state.layers) : plan(state, settings, now)
     }
     logPlan(state, planned, log)
-    return { state, planned, usage: deletes(planned) ? usage : undefined }
+    return { state, planned, usage: deletes(planned) ? usage : undefined, lastUseSource: recorded?.source }
   } finally {
     early?.abort()
   }
@@ -301,7 +313,14 @@ function summarize(
   state: EngineState,
   planned: Plan,
   execution: Execution,
-  extra: { storageBefore?: number; storageAfter?: number; target?: TargetResult; now: number; jobScope: boolean }
+  extra: {
+    storageBefore?: number
+    storageAfter?: number
+    target?: TargetResult
+    now: number
+    jobScope: boolean
+    lastUseSource?: string
+  }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
   const skipped = [...planned.skipped, ...execution.skipped]
