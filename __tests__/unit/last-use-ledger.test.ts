@@ -53,7 +53,7 @@ describe('an engine message as an event', () => {
         from: 'app:1',
         Actor: { ID: 'c0ffee', Attributes: { image: 'app:1', name: 'x' } },
         time: 1700000000,
-        timeNano: 1700000000123456789
+        timeNano: 1700000000123456768
       },
       { type: 'container', action: 'create', subject: 'app:1', time: 1700000000123 }
     ],
