@@ -10,7 +10,8 @@ import { terminalLog } from './log'
 const USAGE = `Usage: docker-image-reclaim [options]
 
 Removes and prunes Docker images, like docker image rm and docker image prune, and
-reports the bytes it gave back. With neither --refs nor --prune it prunes dangling images.
+reports the bytes it gave back. With neither --refs, --prune nor --build-cache it prunes
+dangling images.
 
 Options (each mirrors the GitHub Action input of the same name):
   --refs REF            image to remove (repeatable): short or full ID, name, name:tag,
@@ -18,6 +19,8 @@ Options (each mirrors the GitHub Action input of the same name):
   --filter KEY=VALUE    narrow the selection (repeatable): dangling, label, label!, before,
                         since, reference, until
   --prune MODE          dangling or all
+  --build-cache MODE    also remove the build cache, after the images: dangling (like
+                        docker builder prune) or all (like docker builder prune -a)
   --force               like docker rmi -f (never touches images of running containers)
   --no-prune            keep the untagged parents of removed images
   --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w)
@@ -42,6 +45,7 @@ const OPTIONS = {
   refs: { type: 'string', multiple: true },
   filter: { type: 'string', multiple: true },
   prune: { type: 'string' },
+  'build-cache': { type: 'string' },
   force: { type: 'boolean' },
   'no-prune': { type: 'boolean' },
   'keep-duration': { type: 'string' },
@@ -67,6 +71,7 @@ function inputsOf(flags: Flags): RawInputs {
     refs: (flags.refs ?? []).join('\n'),
     filters: (flags.filter ?? []).join('\n'),
     prune: flags.prune ?? '',
+    'build-cache': flags['build-cache'] ?? '',
     force: String(Boolean(flags.force)),
     'no-prune': String(Boolean(flags['no-prune'])),
     'keep-duration': flags['keep-duration'] ?? '',

@@ -8,6 +8,7 @@ import { unsharedLayers } from '../engine/layers'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
+import { reclaimCache, type CacheResult } from './cache'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -41,6 +42,8 @@ export interface Result {
   interrupted?: string
   /** Job scope on a shared engine: what this job leaves to the others still running (plan/jobs.ts heldKey). */
   leftForOthers: string[]
+  /** The build cache step, when `build-cache` asked for one; its bytes are not in `bytes`. */
+  cache?: CacheResult
 }
 
 export interface TargetResult extends Targets {
@@ -68,7 +71,7 @@ export async function snapshotImages(engine: Engine, log: Log): Promise<Snapshot
 /** The whole job on an open engine: read it, plan, remove, and account for it. */
 export async function reclaim(
   engine: Engine,
-  settings: Settings & Pick<Selection, 'preexisting' | 'otherJobs'>,
+  settings: Settings & Pick<Selection, 'preexisting' | 'otherJobs'> & { preexistingCache?: string[] },
   log: Log,
   now = Date.now()
 ): Promise<Result> {
@@ -95,13 +98,19 @@ export async function reclaim(
       : predicted
   const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
   if (target && !target.met) log.warning(missed(target))
+  // After the images, whose removal may leave cache records no image shares any more.
+  const cache =
+    execution.interrupted || settings.buildCache === 'none'
+      ? undefined
+      : await log.group('Build cache', () => reclaimCache(engine, settings, now, log))
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, {
     storageBefore,
     storageAfter,
     target,
     now,
-    jobScope
+    jobScope,
+    cache
   })
 }
 
@@ -265,7 +274,14 @@ function summarize(
   state: EngineState,
   planned: Plan,
   execution: Execution,
-  extra: { storageBefore?: number; storageAfter?: number; target?: TargetResult; now: number; jobScope: boolean }
+  extra: {
+    storageBefore?: number
+    storageAfter?: number
+    target?: TargetResult
+    now: number
+    jobScope: boolean
+    cache?: CacheResult
+  }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))
   const skipped = [...planned.skipped, ...execution.skipped]
