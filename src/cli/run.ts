@@ -17,13 +17,14 @@ Options (each mirrors the GitHub Action input of the same name):
   --refs REF            image to remove (repeatable): short or full ID, name, name:tag,
                         name@sha256:DIGEST, or a pattern with * and ?
   --filter KEY=VALUE    narrow the selection (repeatable): dangling, label, label!, before,
-                        since, reference, until
+                        since, reference, until (until also judges build cache records)
   --prune MODE          dangling or all
   --build-cache MODE    also remove the build cache, after the images: dangling (like
                         docker builder prune) or all (like docker builder prune -a)
   --force               like docker rmi -f (never touches images of running containers)
   --no-prune            keep the untagged parents of removed images
-  --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w)
+  --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w), and build
+                        cache records used less than D ago
   --keep REF            never remove nor untag these images (repeatable; same forms as --refs)
   --keep-last N         keep the N most recent images of every repository
   --age-basis BASIS     created (default) or last-used: what recent means for the keep rules
