@@ -45,6 +45,10 @@ export class FakeEngine implements Engine {
   now: () => number = Date.now
   /** The build cache: what `docker buildx du` would show. */
   cache: CacheRecord[] = []
+  /** Records whose data is an image's layer, to that image's ID: shared while it is here. */
+  readonly cacheHolders = new Map<string, string>()
+  /** Every POST /build/prune sent, in order. */
+  readonly cachePrunes: { all: boolean; until?: number; id?: string }[] = []
   /** Job records, by name: what `docker volume ls` would show of them. */
   readonly records = new Map<string, JobRecord>()
   /** What identity() answers: the engine's ID. */
@@ -271,21 +275,39 @@ export class FakeEngine implements Engine {
 
   async buildCache(): Promise<CacheRecord[] | undefined> {
     this.answer()
-    return this.store === 'podman' ? undefined : this.cache.map(record => ({ ...record }))
+    return this.store === 'podman'
+      ? undefined
+      : this.cache.map(record => ({ ...record, shared: this.isShared(record) }))
   }
 
   /** BuildKit's prune rules as the daemon applies them; records' sizes are what each frees. */
-  async pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]> {
+  async pruneBuildCache(options: { all: boolean; until?: number; id?: string }): Promise<string[]> {
     this.answer()
+    this.cachePrunes.push({ ...options })
     if (this.store === 'podman') throw new EngineError('page not found', 404)
     const now = this.now()
-    const goes = (record: CacheRecord): boolean =>
-      !record.inUse &&
-      (options.all || (!record.shared && !['internal', 'frontend'].includes(record.type))) &&
-      (options.until === undefined || (record.lastUsedAt ?? 0) < now - options.until)
-    const removed = this.cache.filter(goes).map(record => record.id)
-    this.cache = this.cache.filter(record => !goes(record))
-    return removed
+    const ids = options.id === undefined ? undefined : new RegExp(options.id)
+    const removed: string[] = []
+    // Leaf-first until nothing more goes: a record's children hold references on it.
+    for (;;) {
+      const parents = new Set(this.cache.flatMap(record => record.parents))
+      const goes = (record: CacheRecord): boolean =>
+        !record.inUse &&
+        !parents.has(record.id) &&
+        (ids === undefined || ids.test(record.id)) &&
+        (options.all || (!this.isShared(record) && !['internal', 'frontend'].includes(record.type))) &&
+        (options.until === undefined || (record.lastUsedAt ?? 0) <= now - options.until)
+      const round = this.cache.filter(goes).map(record => record.id)
+      if (round.length === 0) return removed
+      removed.push(...round)
+      this.cache = this.cache.filter(record => !round.includes(record.id))
+    }
+  }
+
+  /** The record's data is also the layer of an image that is still here (`cacheHolders`), or it says shared itself. */
+  private isShared(record: CacheRecord): boolean {
+    const holder = this.cacheHolders.get(record.id)
+    return holder === undefined ? record.shared : this.list.some(image => image.id === holder)
   }
 
   async clock(): Promise<number> {

@@ -60,6 +60,7 @@ describe('the command line', () => {
     expect(JSON.parse(out.stdout)).toEqual({
       reclaimedBytes: 2 * MB,
       reclaimed: '2MB',
+      buildCacheReclaimedBytes: 0,
       deleted: [id],
       untagged: ['cli:1', 'cli:2'],
       skipped: [],

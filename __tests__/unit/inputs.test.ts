@@ -59,7 +59,8 @@ describe('parseSettings: defaults', () => {
       scope: 'all',
       jobTimeout: 6 * 3_600_000,
       untagAdded: false,
-      timeout: 60_000
+      timeout: 60_000,
+      buildCache: 'none'
     })
   })
 
@@ -237,6 +238,34 @@ describe('parseSettings: prune', () => {
     expectOneSentence(error.message, 'prune')
     expect(error.message).toMatch(/dangling/)
     expect(error.message).toMatch(/all/)
+  })
+})
+
+describe('parseSettings: build-cache', () => {
+  test.each([
+    ['', 'none'],
+    ['dangling', 'dangling'],
+    [' all ', 'all']
+  ])('%j is %s', (text, mode) => {
+    expect(settings({ 'build-cache': text }).buildCache).toBe(mode)
+  })
+
+  test.each([['true'], ['All'], ['none'], ['images']])('%j is rejected in one sentence naming the input', text => {
+    const error = errorOf({ 'build-cache': text })
+    expectOneSentence(error.message, 'build-cache')
+    expect(error.message).toMatch(/dangling or all/)
+  })
+
+  test.each([
+    [{ 'build-cache': 'all' }, 'none', false],
+    [{ 'build-cache': 'all', scope: 'job' }, 'none', false],
+    [{ 'build-cache': 'all', prune: 'dangling' }, 'dangling', false],
+    [{ 'build-cache': 'dangling', refs: 'app:1' }, 'none', false],
+    [{}, 'dangling', false],
+    [{ scope: 'job' }, 'all', true]
+  ])('%j: images pruned %s (untag what the job added: %s)', (inputs, prune, untagAdded) => {
+    const parsed = settings(inputs as Partial<RawInputs>)
+    expect([parsed.prune, parsed.untagAdded]).toEqual([prune, untagAdded])
   })
 })
 

@@ -118,6 +118,7 @@ describe('the outputs', () => {
     expect(outputs).toEqual({
       'reclaimed-bytes': String(MB),
       reclaimed: '1MB',
+      'build-cache-reclaimed-bytes': '0',
       deleted: JSON.stringify([app]),
       'deleted-count': '1',
       untagged: '["app:1"]',

@@ -7,7 +7,8 @@ import { publish } from './publish'
 import { recordName } from '../engine/records'
 import { beginJob } from '../run/jobs'
 import { currentJob } from './job'
-import { saveRecordName, saveSnapshot } from './state'
+import { saveCacheIds, saveRecordName, saveSnapshot } from './state'
+import { recordCache } from '../run/cache'
 
 /** The main step: remove what was asked, or in job scope only record what is there. */
 export async function main(open: OpenEngine = openEngine): Promise<void> {
@@ -21,6 +22,7 @@ export async function main(open: OpenEngine = openEngine): Promise<void> {
       const name = recordName(job)
       saveRecordName(name)
       saveSnapshot((await beginJob(engine, name, job, actionLog)).snapshot)
+      if (settings.buildCache !== 'none') saveCacheIds(await recordCache(engine, actionLog))
       return
     }
     const result = await reclaim(engine, settings, actionLog)

@@ -7,7 +7,7 @@ import { actionLog } from './log'
 import { openEngine, type OpenEngine } from '../run/open'
 import { publish } from './publish'
 import { endJob } from '../run/jobs'
-import { loadRecordName, loadSnapshot } from './state'
+import { loadCacheIds, loadRecordName, loadSnapshot } from './state'
 
 /**
  * The post step of `scope: job`: removes what the job added. It runs after failed and cancelled
@@ -26,7 +26,8 @@ export async function post(open: OpenEngine = openEngine): Promise<void> {
       return
     }
     const engine = await open(settings, actionLog)
-    const result = await endJob(engine, settings, { record: loadRecordName(), snapshot: preexisting }, actionLog)
+    const start = { record: loadRecordName(), snapshot: preexisting, cache: loadCacheIds() }
+    const result = await endJob(engine, settings, start, actionLog)
     await publish(result, settings)
   } catch (error) {
     if (error instanceof EngineError) return core.warning(`${error.message} The post step removed nothing more.`)

@@ -4,6 +4,7 @@ import type { Snapshot } from '../plan/model'
 const POST = 'isPost'
 const SNAPSHOT = 'snapshot'
 const RECORD = 'record'
+const CACHE = 'buildCache'
 
 /** True in the post step only: the runner hands what the main step saved to the post step alone. */
 export const isPost = core.getState(POST) === 'true'
@@ -33,6 +34,23 @@ export function loadSnapshot(): Snapshot | undefined {
   try {
     const record = JSON.parse(text) as Record<string, string[]>
     return new Map(Object.entries(record).map(([id, refs]) => [id, new Set(refs)]))
+  } catch {
+    return undefined
+  }
+}
+
+/** The IDs of the build cache records present when the main step ran (`build-cache` in job scope). */
+export function saveCacheIds(ids: string[]): void {
+  core.saveState(CACHE, JSON.stringify(ids))
+}
+
+/** The cache records the main step found, or undefined when it saved none or they are unreadable. */
+export function loadCacheIds(): string[] | undefined {
+  const text = core.getState(CACHE)
+  if (!text) return undefined
+  try {
+    const ids = JSON.parse(text) as unknown
+    return Array.isArray(ids) && ids.every(id => typeof id === 'string') ? ids : undefined
   } catch {
     return undefined
   }

@@ -11,17 +11,21 @@ const USAGE = `Usage: docker-image-reclaim [options]
        docker-image-reclaim watch [options]   (the host daemon: see watch --help)
 
 Removes and prunes Docker images, like docker image rm and docker image prune, and
-reports the bytes it gave back. With neither --refs nor --prune it prunes dangling images.
+reports the bytes it gave back. With neither --refs, --prune nor --build-cache it prunes
+dangling images.
 
 Options (each mirrors the GitHub Action input of the same name):
   --refs REF            image to remove (repeatable): short or full ID, name, name:tag,
                         name@sha256:DIGEST, or a pattern with * and ?
   --filter KEY=VALUE    narrow the selection (repeatable): dangling, label, label!, before,
-                        since, reference, until
+                        since, reference, until (until also judges build cache records)
   --prune MODE          dangling or all
+  --build-cache MODE    also remove the build cache, after the images: dangling (like
+                        docker builder prune) or all (like docker builder prune -a)
   --force               like docker rmi -f (never touches images of running containers)
   --no-prune            keep the untagged parents of removed images
-  --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w)
+  --keep-duration D     keep images created less than D ago (90m, 24h, 7d, 2w), and build
+                        cache records used less than D ago
   --keep REF            never remove nor untag these images (repeatable; same forms as --refs)
   --keep-last N         keep the N most recent images of every repository
   --age-basis BASIS     created (default) or last-used: what recent means for the keep rules
@@ -44,6 +48,7 @@ const OPTIONS = {
   refs: { type: 'string', multiple: true },
   filter: { type: 'string', multiple: true },
   prune: { type: 'string' },
+  'build-cache': { type: 'string' },
   force: { type: 'boolean' },
   'no-prune': { type: 'boolean' },
   'keep-duration': { type: 'string' },
@@ -69,6 +74,7 @@ export function inputsOf(flags: Flags): RawInputs {
     refs: (flags.refs ?? []).join('\n'),
     filters: (flags.filter ?? []).join('\n'),
     prune: flags.prune ?? '',
+    'build-cache': flags['build-cache'] ?? '',
     force: String(Boolean(flags.force)),
     'no-prune': String(Boolean(flags['no-prune'])),
     'keep-duration': flags['keep-duration'] ?? '',

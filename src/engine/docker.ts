@@ -320,8 +320,12 @@ class DockerEngine implements Engine {
     }))
   }
 
-  async pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]> {
-    const filters = options.until === undefined ? undefined : JSON.stringify({ until: [`${options.until / 1000}s`] })
+  async pruneBuildCache(options: { all: boolean; until?: number; id?: string }): Promise<string[]> {
+    const wanted = {
+      ...(options.until === undefined ? {} : { until: [`${options.until / 1000}s`] }),
+      ...(options.id === undefined ? {} : { id: [options.id] })
+    }
+    const filters = Object.keys(wanted).length === 0 ? undefined : JSON.stringify(wanted)
     const answer = await this.call(
       () =>
         new Promise<{ CachesDeleted?: string[] | null }>((resolve, reject) =>

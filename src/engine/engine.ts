@@ -35,9 +35,10 @@ export interface Engine {
   buildCache(): Promise<CacheRecord[] | undefined>
   /**
    * `POST /build/prune`: with `all`, every record no build uses, else what `docker builder prune`
-   * removes; `until` keeps records used within that many milliseconds. Answers the IDs removed.
+   * removes; `until` keeps records used within that many milliseconds; `id`, a regular expression
+   * (the daemon matches IDs by regex), narrows it to the records whose ID matches. Answers the IDs removed.
    */
-  pruneBuildCache(options: { all: boolean; until?: number }): Promise<string[]>
+  pruneBuildCache(options: { all: boolean; until?: number; id?: string }): Promise<string[]>
   /** The engine's clock now, in milliseconds: job records are judged by it, never by a runner's. */
   clock(): Promise<number>
   /** The job records on the engine (`scope: job`), leaving out any that are damaged. */

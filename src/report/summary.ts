@@ -3,6 +3,7 @@ import { shortId } from '../common/ids'
 import { formatAge, formatBytes, groupThousands } from '../common/units'
 import type { Result, Row } from '../run/reclaim'
 import type { SkipReason } from '../plan/model'
+import { totalBytes } from '../run/cache'
 
 /** What each outcome means, in the words of the person reading the summary. */
 const REMOVED_WORDS: Record<'deleted' | 'untagged', [real: string, dry: string]> = {
@@ -51,6 +52,7 @@ export async function writeSummary(result: Result): Promise<void> {
   summary.addRaw(overview(result, skips.length), true)
   if (removals.length + skips.length > 0) summary.addRaw(table(result, removals, skips), true)
   else summary.addRaw('<p>No image matched: there was nothing to remove.</p>', true)
+  if (result.cache) summary.addRaw(cacheLine(result.cache, result.dryRun), true)
   const storage = storageLine(result)
   if (storage) summary.addRaw(storage, true)
   if (result.lastUseSource) summary.addRaw(`<p>Last use: ${escape(result.lastUseSource)}.</p>`, true)
@@ -64,7 +66,24 @@ export async function writeSummary(result: Result): Promise<void> {
 function headline(result: Result): string {
   const verb = result.dryRun ? 'would reclaim' : 'reclaimed'
   const scope = result.jobScope ? ' from what this job added' : ''
-  return `Docker images: ${verb} ${formatBytes(result.bytes)}${scope}${result.dryRun ? ' (dry run)' : ''}`
+  const what = result.cache && !result.cache.absent ? 'Docker images and build cache' : 'Docker images'
+  return `${what}: ${verb} ${formatBytes(totalBytes(result))}${scope}${result.dryRun ? ' (dry run)' : ''}`
+}
+
+/** The build cache beside the images: what went, and the bytes that left the disk with it. */
+function cacheLine(cache: NonNullable<Result['cache']>, dryRun: boolean): string {
+  if (cache.absent)
+    return '<p>Build cache: this engine keeps none (Podman builds with Buildah), so there was nothing to remove.</p>'
+  if (cache.leftForOthers)
+    return "<p>Build cache: left in place, since other jobs still run on this engine and their records cannot be told from this job's.</p>"
+  const count = cache.removed.length
+  const records = `<b>${count}</b> record${count === 1 ? '' : 's'} ${dryRun ? 'would be removed' : 'removed'}`
+  const bytes = `<b>${groupThousands(cache.bytes)} byte${cache.bytes === 1 ? '' : 's'}</b> ${dryRun ? 'would be freed' : 'freed'}`
+  const held =
+    cache.held > 0
+      ? ` ${cache.held} of ${dryRun ? 'them hold' : 'them held'} data an image still uses: that stays on disk, so they count 0.`
+      : ''
+  return `<p>Build cache (<code>${cache.mode}</code>): ${records}, ${bytes}.${held}</p>`
 }
 
 function overview(result: Result, left: number): string {

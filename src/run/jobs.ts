@@ -40,7 +40,7 @@ export async function beginJob(engine: Engine, name: string, job: JobIdentity, l
 export async function endJob(
   engine: Engine,
   settings: Settings,
-  start: { record?: string; snapshot: Snapshot },
+  start: { record?: string; snapshot: Snapshot; cache?: string[] },
   log: Log
 ): Promise<Result> {
   const [records, now] = await Promise.all([engine.jobRecords(), engine.clock()])
@@ -63,7 +63,11 @@ export async function endJob(
   if (!last) log.info(`Still running on this engine: ${running.map(record => describeJob(record.job)).join('; ')}.`)
   else if (ended.length > 0) log.info(`Last to finish: removing also what ${ended.length} job(s) before left.`)
   const preexisting = last ? withoutLeftovers(start.snapshot, ended) : start.snapshot
-  const result = await reclaim(engine, { ...settings, preexisting, otherJobs: running }, log)
+  const result = await reclaim(
+    engine,
+    { ...settings, preexisting, otherJobs: running, preexistingCache: start.cache },
+    log
+  )
   if (result.interrupted) return result
   await retire(engine, own, last ? ended : [], result.leftForOthers)
   return result

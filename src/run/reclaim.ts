@@ -10,6 +10,7 @@ import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { recordedUse } from './recorded-use'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
+import { reclaimCache, type CacheResult } from './cache'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -45,6 +46,8 @@ export interface Result {
   leftForOthers: string[]
   /** Where last use came from, when it mattered: the engine's figures, and the host daemon's ledger if there is one. */
   lastUseSource?: string
+  /** The build cache step, when `build-cache` asked for one; its bytes are not in `bytes`. */
+  cache?: CacheResult
 }
 
 export interface TargetResult extends Targets {
@@ -73,7 +76,7 @@ export async function snapshotImages(engine: Engine, log: Log): Promise<Snapshot
 /** The whole job on an open engine: read it, plan, remove, and account for it. */
 export async function reclaim(
   engine: Engine,
-  settings: Settings & Pick<Selection, 'preexisting' | 'otherJobs'>,
+  settings: Settings & Pick<Selection, 'preexisting' | 'otherJobs'> & { preexistingCache?: string[] },
   log: Log,
   now = Date.now()
 ): Promise<Result> {
@@ -103,6 +106,11 @@ export async function reclaim(
       : predicted
   const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
   if (target && !target.met) log.warning(missed(target))
+  // After the images, whose removal may leave cache records no image shares any more.
+  const cache =
+    execution.interrupted || settings.buildCache === 'none'
+      ? undefined
+      : await log.group('Build cache', () => reclaimCache(engine, settings, now, log))
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, {
     storageBefore,
@@ -110,7 +118,8 @@ export async function reclaim(
     target,
     now,
     jobScope,
-    lastUseSource
+    lastUseSource,
+    cache
   })
 }
 
@@ -320,6 +329,7 @@ function summarize(
     now: number
     jobScope: boolean
     lastUseSource?: string
+    cache?: CacheResult
   }
 ): Result {
   const byId = new Map<string, Image>(state.images.map(image => [image.id, image]))

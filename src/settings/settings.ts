@@ -5,6 +5,7 @@ import { parseRefSpec, type RefSpec } from '../plan/reference'
 import { parseSize } from '../common/units'
 import type { Selection, Targets } from '../plan/plan'
 import type { AgeBasis } from '../plan/usage'
+import type { CacheMode } from '../plan/cache'
 
 /** Everything the step was asked to do, validated before the engine is touched. */
 export interface Settings extends Selection {
@@ -21,6 +22,8 @@ export interface Settings extends Selection {
   jobTimeout: number
   /** Milliseconds the engine may take to answer one request (retries included). */
   timeout: number
+  /** Which build cache records to remove after the images (docs/build-cache.md); `none` leaves it. */
+  buildCache: CacheMode | 'none'
 }
 
 /** Every input action.yml declares, in its order. */
@@ -28,6 +31,7 @@ export const INPUT_NAMES = [
   'refs',
   'filters',
   'prune',
+  'build-cache',
   'force',
   'no-prune',
   'keep-duration',
@@ -56,8 +60,10 @@ const HOST_SCHEMES = ['unix://', 'tcp://', 'npipe://', 'ssh://', 'http://', 'htt
 export function parseSettings(raw: RawInputs, now: number): Settings {
   const refs = refList(raw.refs, 'refs')
   const scope = scopeOf(raw.scope)
-  // With neither refs nor prune: dangling images, or in job scope all that the job added.
-  const everything = refs.length === 0 && raw.prune.trim() === ''
+  const buildCache = cacheMode(raw['build-cache'])
+  // With neither refs, prune nor build-cache: dangling images, or in job scope all that the job
+  // added. build-cache alone asks for the cache only.
+  const everything = refs.length === 0 && raw.prune.trim() === '' && buildCache === 'none'
   const prune = everything ? (scope === 'job' ? 'all' : 'dangling') : pruneMode(raw.prune)
   return {
     refs,
@@ -77,7 +83,8 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     scope,
     jobTimeout: jobTimeout(raw['job-timeout']),
     untagAdded: scope === 'job' && everything,
-    timeout: timeout(raw.timeout)
+    timeout: timeout(raw.timeout),
+    buildCache
   }
 }
 
@@ -109,6 +116,13 @@ function pruneMode(value: string): Settings['prune'] {
   if (text === '') return 'none'
   if (text === 'dangling' || text === 'all') return text
   return fail('prune', `must be dangling or all (or empty), not "${printable(text)}".`)
+}
+
+function cacheMode(value: string): Settings['buildCache'] {
+  const text = value.trim()
+  if (text === '') return 'none'
+  if (text === 'dangling' || text === 'all') return text
+  return fail('build-cache', `must be dangling or all (or empty), not "${printable(text)}".`)
 }
 
 function scopeOf(value: string): Settings['scope'] {

@@ -1,0 +1,94 @@
+import type { Filters } from './filters'
+import type { CacheRecord } from './model'
+
+/**
+ * `dangling`: what `docker builder prune` removes; `all`: what `docker builder prune -a` removes,
+ * every record no running build uses.
+ */
+export type CacheMode = 'dangling' | 'all'
+
+/** Which records a prune of the build cache may take. */
+export interface CacheRules {
+  mode: CacheMode
+  /** Records last used after this (milliseconds since the epoch) stay; none: no record stays for its age. */
+  cutoff?: number
+}
+
+/** Record types `docker builder prune` leaves without `-a` (moby/buildkit cache/manager.go pruneOnce). */
+const KEPT_WITHOUT_ALL = ['internal', 'frontend']
+
+/**
+ * The rules from the inputs that judge age: keep-duration keeps what was used within it, and an
+ * `until` filter keeps what was used after it (values of one key are ORed, as for images: the
+ * latest cut-off wins). Both together keep what either keeps.
+ */
+export function cacheRules(
+  mode: CacheMode,
+  settings: { keepDuration?: number; filters: Pick<Filters, 'until'> },
+  now: number
+): CacheRules {
+  const cutoffs = [
+    ...(settings.keepDuration === undefined ? [] : [now - settings.keepDuration]),
+    ...(settings.filters.until.length > 0 ? [Math.max(...settings.filters.until)] : [])
+  ]
+  return { mode, cutoff: cutoffs.length > 0 ? Math.min(...cutoffs) : undefined }
+}
+
+/**
+ * Whether the prune takes the record by itself, children aside. BuildKit never removes a record a
+ * build holds; without `all` it also leaves internal and frontend records and those whose data an
+ * image uses; a record never released since it was made (no last use) is old enough for any cut-off.
+ */
+export function eligible(record: CacheRecord, rules: CacheRules): boolean {
+  if (record.inUse) return false
+  if (rules.mode === 'dangling' && (record.shared || KEPT_WITHOUT_ALL.includes(record.type))) return false
+  return rules.cutoff === undefined || record.lastUsedAt === undefined || record.lastUsedAt <= rules.cutoff
+}
+
+/**
+ * What one `POST /build/prune` removes, in the order it can: a record goes only once no record
+ * built on it is left, since children hold references on their parents and BuildKit prunes
+ * leaf-first until nothing more goes. `among` narrows the candidates (job scope: the job's own).
+ */
+export function predictPrune(records: CacheRecord[], rules: CacheRules, among?: Set<string>): CacheRecord[] {
+  const left = new Map(records.map(record => [record.id, record]))
+  const removed: CacheRecord[] = []
+  for (;;) {
+    const parents = new Set([...left.values()].flatMap(record => record.parents))
+    const round = [...left.values()].filter(
+      record => !parents.has(record.id) && (!among || among.has(record.id)) && eligible(record, rules)
+    )
+    if (round.length === 0) return removed
+    for (const record of round) {
+      left.delete(record.id)
+      removed.push(record)
+    }
+  }
+}
+
+/** What a set of removed records gave back, and how many of them an image still held. */
+export interface CacheBytes {
+  bytes: number
+  /** Removed records an image still held: their data stays on disk, so they count 0. */
+  held: number
+}
+
+/**
+ * The bytes the removal of these records frees, by the listing taken right before it: the sizes
+ * of the records no image shares. A shared record's data stays while an image holds it (overlay2:
+ * the very same layer; the containerd store: the blob, while the record's own snapshot goes, which
+ * this does not count). The engine's SpaceReclaimed adds up every record's size instead. A removed
+ * record the listing does not know counts 0.
+ */
+export function freedBytes(listing: CacheRecord[], removed: Iterable<string>): CacheBytes {
+  const byId = new Map(listing.map(record => [record.id, record]))
+  let bytes = 0
+  let held = 0
+  for (const id of removed) {
+    const record = byId.get(id)
+    if (!record) continue
+    if (record.shared) held++
+    else bytes += record.size
+  }
+  return { bytes, held }
+}
