@@ -304,9 +304,15 @@ class DockerEngine implements Engine {
     return info.DockerRootDir
   }
 
-  async buildCache(): Promise<CacheRecord[] | undefined> {
+  async buildCache(cheapOnly = false): Promise<CacheRecord[] | undefined> {
     if (this.store === 'podman') return undefined
-    const df = await this.read(() => this.diskUsage(undefined, 'build-cache'))
+    // Before API 1.42 the build cache comes only with the whole disk usage, which walks every
+    // container's filesystem: there the answer usage() had serves once, and where the answer is
+    // only useful, not needed, it is not asked while there is a container.
+    const earlier = this.imagesOnlyUsage ? undefined : this.wholeUsage
+    this.wholeUsage = undefined
+    if (!earlier && cheapOnly && !this.imagesOnlyUsage && (await this.hasContainers())) return undefined
+    const df = earlier ?? (await this.read(() => this.diskUsage(undefined, 'build-cache')))
     return (df.BuildCache ?? []).map(record => ({
       id: record.ID,
       type: record.Type ?? '',
@@ -434,10 +440,14 @@ class DockerEngine implements Engine {
     return (await this.unlessGone(() => this.docker.getImage(id).inspect())) !== undefined
   }
 
+  /** Before API 1.42, the last whole disk usage the engine gave: it holds the build cache too. */
+  private wholeUsage: DiskUsageAnswer | undefined
+
   async usage(signal?: AbortSignal): Promise<DiskUsage | undefined> {
     if (this.store !== 'graphdriver') return undefined
     if (!this.imagesOnlyUsage && (await this.hasContainers(signal))) return undefined
     const df = await this.read(() => this.diskUsage(signal))
+    if (!this.imagesOnlyUsage) this.wholeUsage = df
     const shares = new Map(
       (df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }])
     )

@@ -31,8 +31,11 @@ export interface Engine {
   usage(signal?: AbortSignal): Promise<DiskUsage | undefined>
   /** The engine's data directory (`/info` DockerRootDir), as the engine's host sees it. */
   dataRoot(): Promise<string>
-  /** The daemon's build cache, or undefined where the engine has none (Podman). */
-  buildCache(): Promise<CacheRecord[] | undefined>
+  /**
+   * The daemon's build cache, or undefined where the engine has none (Podman); with `cheapOnly`,
+   * also undefined where only a costly request could tell (before API 1.42, with containers).
+   */
+  buildCache(cheapOnly?: boolean): Promise<CacheRecord[] | undefined>
   /**
    * `POST /build/prune`: with `all`, every record no build uses, else what `docker builder prune`
    * removes; `until` keeps records used within that many milliseconds; `id`, a regular expression

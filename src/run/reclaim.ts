@@ -304,7 +304,7 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
  * records the last tag).
  */
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
-  const cache = engine.store === 'graphdriver' ? await engine.buildCache().catch(() => undefined) : undefined
+  const cache = engine.store === 'graphdriver' ? await engine.buildCache(true).catch(() => undefined) : undefined
   const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
   // Disk usage counts only what images share with each other: where the build cache shares an
   // image's layers too, every image is inspected, so that each layer is known by its chain ID.
