@@ -115,6 +115,8 @@ onOneEngine('@github/local-action runs the source against the bed', () => {
     expect(run.outputs).toEqual({
       'reclaimed-bytes': '1230000',
       reclaimed: '1.23MB',
+      // No build-cache input: the cache's share is 0, as a number, so that workflows can add it.
+      'build-cache-reclaimed-bytes': '0',
       deleted: JSON.stringify([id]),
       'deleted-count': '1',
       untagged: JSON.stringify(['local:1']),
