@@ -81,9 +81,9 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     dockerHost: dockerHost(raw['docker-host']),
     summary: flag(raw.summary, 'summary', true),
     scope,
-    jobTimeout: jobTimeout(raw['job-timeout']),
+    jobTimeout: positiveDuration(raw['job-timeout'], 'job-timeout', DEFAULT_JOB_TIMEOUT_MS, '6h, 90m or 3d'),
     untagAdded: scope === 'job' && everything,
-    timeout: timeout(raw.timeout),
+    timeout: positiveDuration(raw.timeout, 'timeout', DEFAULT_TIMEOUT_MS, '30s, 2m or 1m30s'),
     buildCache
   }
 }
@@ -223,21 +223,13 @@ const DEFAULT_TIMEOUT_MS = 60_000
 /** GitHub's default `timeout-minutes` for a job: no job runs longer unless its workflow says so. */
 const DEFAULT_JOB_TIMEOUT_MS = 6 * 3_600_000
 
-function jobTimeout(value: string): number {
+/** A duration above zero, or `fallback` when the input is empty; `examples` are shown when it is neither. */
+function positiveDuration(value: string, input: string, fallback: number, examples: string): number {
   const text = value.trim()
-  if (text === '') return DEFAULT_JOB_TIMEOUT_MS
+  if (text === '') return fallback
   const ms = parseDuration(text)
   if (ms === undefined || ms <= 0)
-    return fail('job-timeout', `must be a positive duration such as 6h, 90m or 3d, not "${printable(text)}".`)
-  return ms
-}
-
-function timeout(value: string): number {
-  const text = value.trim()
-  if (text === '') return DEFAULT_TIMEOUT_MS
-  const ms = parseDuration(text)
-  if (ms === undefined || ms <= 0)
-    return fail('timeout', `must be a positive duration such as 30s, 2m or 1m30s, not "${printable(text)}".`)
+    return fail(input, `must be a positive duration such as ${examples}, not "${printable(text)}".`)
   return ms
 }
 
