@@ -12,6 +12,8 @@ export const JOB_RECORD_LABEL = 'io.github.docker-image-reclaim.job'
 const DOCKER = '/usr/bin/docker'
 const CLI_TIMEOUT_MS = 120_000
 const SETTLE_STEP_MS = 200
+// How often a disk measurement is taken again when files vanished under it before giving up.
+const DU_ATTEMPTS = 25
 const SETTLE_WINDOW_MS = 4_000
 const LIST_ATTEMPTS = 5
 
@@ -559,12 +561,22 @@ export class Scene {
 
   async diskBytes(): Promise<number> {
     if (this.info?.imageStore === 'containerd') await this.settled()
-    const out = await new Promise<string>((resolve, reject) => {
-      execFile('du', ['-sbx', this.dataRoot], (err, stdout, stderr) =>
-        err ? reject(new Error(`du: ${stderr}`)) : resolve(stdout)
-      )
-    })
-    return Number(out.split(/\s/)[0])
+    // The engine may still be deleting (containerd's collector runs on its own time): a walk that met files
+    // vanishing counted a disk in motion, so it is measured again once the walk comes back clean.
+    for (let attempt = 1; ; attempt++) {
+      const { out, err } = await new Promise<{ out: string; err: string }>(resolve => {
+        execFile('du', ['-sbx', this.dataRoot], (error, stdout, stderr) =>
+          resolve({ out: stdout, err: error ? stderr || String(error) : '' })
+        )
+      })
+      if (!err) return Number(out.split(/\s/)[0])
+      const vanished = err
+        .trim()
+        .split('\n')
+        .every(line => /No such file or directory/.test(line))
+      if (!vanished || attempt >= DU_ATTEMPTS) throw new Error(`du: ${err}`)
+      await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
+    }
   }
 
   /**
