@@ -30,6 +30,14 @@ export interface Targets {
    */
   maxStoragePercent?: number
   minFreePercent?: number
+  /**
+   * Bytes to spare once eviction starts: nothing is evicted while every target holds, and once one
+   * is crossed the images go until each holds with this much more, so that the next image pulled
+   * does not cross it again at once.
+   */
+  headroom?: number
+  /** Headroom given as a percentage of the filesystem under the engine's data root. */
+  headroomPercent?: number
 }
 
 /** The image storage and free space a plan starts from and leads to. */
@@ -40,6 +48,17 @@ export interface Storage {
   freeAfter?: number
   /** Whether every target holds after the plan; true when there is none. */
   met: boolean
+  /** Whether a target was crossed before eviction, after the refs and the prune: eviction only starts then. */
+  crossed: boolean
+}
+
+/** The targets eviction aims for once one is crossed: each moved by the headroom. */
+function spared(targets: Targets): Targets {
+  const headroom = targets.headroom ?? 0
+  return {
+    maxStorage: targets.maxStorage === undefined ? undefined : targets.maxStorage - headroom,
+    minFree: targets.minFree === undefined ? undefined : targets.minFree + headroom
+  }
 }
 
 /**
@@ -172,6 +191,7 @@ class Planner {
   /** Image storage before the first step. */
   private readonly storedBefore: number
   private freed = 0
+  private crossed = false
 
   /** `sim` must hold the engine as `state` has it: no removal played yet. */
   constructor(
@@ -203,7 +223,7 @@ class Planner {
     const { freeBytes } = this.state
     const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + this.freed }
     const met = this.selection.targets === undefined || this.shortfall(this.selection.targets) <= 0
-    return { before: this.storedBefore, after: this.storedBefore - this.freed, ...free, met }
+    return { before: this.storedBefore, after: this.storedBefore - this.freed, ...free, met, crossed: this.crossed }
   }
 
   /** Bytes still to free for every target to hold. */
@@ -222,6 +242,9 @@ class Planner {
    * something: no image goes for nothing when another would do.
    */
   private evict(targets: Targets): void {
+    if (this.shortfall(targets) <= 0) return
+    this.crossed = true
+    const goal = spared(targets)
     const pending = new Set(
       this.sim
         .images()
@@ -234,7 +257,7 @@ class Planner {
         .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
         .map(candidate => candidate.id)
     )
-    while (this.shortfall(targets) > 0) {
+    while (this.shortfall(goal) > 0) {
       const next = this.nextToEvict(pending)
       if (!next) return
       pending.delete(next)
