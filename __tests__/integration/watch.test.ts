@@ -3,7 +3,9 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from '@jest/globals'
-import { BUSYBOX } from '../../testbed/scene'
+import { removeRoot } from '../../testbed/bed'
+import { makeRoot, startEngine } from '../../testbed/engine'
+import { BUSYBOX, Scene } from '../../testbed/scene'
 import { expectLayerBytes, expectReclaimed, layerBytes, storage, tagsOf } from './checks'
 import { bed, REPO_ROOT } from './harness'
 
@@ -50,10 +52,10 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...copy, ...extra }
 }
 
-async function startWatcher(args: string[] = []): Promise<Watcher> {
+async function startWatcher(args: string[] = [], where = { host: bed().host, dir: stateDir }): Promise<Watcher> {
   const child = spawn(
     process.execPath,
-    [CLI, 'watch', '--state-dir', stateDir, '--docker-host', bed().host, '--verbose', ...args],
+    [CLI, 'watch', '--state-dir', where.dir, '--docker-host', where.host, '--verbose', ...args],
     {
       env: env(),
       stdio: ['ignore', 'pipe', 'pipe']
@@ -221,4 +223,40 @@ test('with --max-storage and --headroom it evicts by the ledger once the target 
   expectLayerBytes(reclaimed, MB, MB)
   expectReclaimed(reclaimed, disk, await storage(scene), 2)
   expect(watcher.stderr()).not.toMatch(/warning:/)
+})
+
+test('an engine restarted under it is reached again, and what happened since its restart is caught up with', async () => {
+  const root = await makeRoot()
+  const dir = await mkdtemp(join(tmpdir(), 'dirb-watch-restart-'))
+  let engine = await startEngine(root)
+  try {
+    const id = await new Scene(engine).build('restart:1', { bytes: 10_000 })
+    await new Promise(resolve => setTimeout(resolve, 1100))
+    const watcher = await startWatcher([], { host: engine.host, dir })
+    await engine.stop()
+    await until(
+      () => /Lost the engine/.test(watcher.stderr()),
+      () => `the watcher did not notice: ${watcher.stderr()}`
+    )
+    engine = await startEngine(root)
+    // Made before the watcher is back (it waits a second or more between attempts): only `since` finds it.
+    const own = new Scene(engine)
+    await own.removeContainer(await own.createContainer('restart:1'))
+    const usedOf = async (): Promise<number | undefined> => {
+      const text = await readFile(join(dir, 'ledger.json'), 'utf8').catch(() => '{"engines":{}}')
+      const engines = Object.values((JSON.parse(text) as { engines: Record<string, EngineLedger> }).engines)
+      return engines[0]?.images[id]
+    }
+    await until(
+      async () => (await usedOf()) !== undefined,
+      () => `the ledger missed the container made after the restart: ${watcher.stderr()}`
+    )
+    expect(await stop(watcher)).toBe(0)
+    expect(watcher.stderr().match(/Lost the engine/g)).toHaveLength(1)
+    expect(watcher.stderr()).toMatch(/is back/)
+  } finally {
+    await engine.stop()
+    await rm(dir, { recursive: true, force: true })
+    await removeRoot(root)
+  }
 })

@@ -115,6 +115,12 @@ async function readEvents(
       : `Following ${engine.endpoint} (engine ${engineId}) from ${new Date(resumed).toISOString()}, ` +
           'as far back as the engine still holds its events.'
   )
+  if (resumed === undefined) {
+    // Where it began counts as read: if the engine goes away before its first event, the daemon
+    // comes back from here, not from a later now that would skip what happened in between.
+    recordEventTime(ledger, engineId, since)
+    saver.dirty = true
+  }
   const schedule = checksOn(engine, saver, options)
   try {
     schedule?.start()
