@@ -4,12 +4,15 @@
 # integration tests once per engine flavour (testbed/ENGINES.md), each against a private engine
 # that the suite starts and stops itself.
 #
-# RECLAIM_ENGINES picks the flavours (space separated); the default is all six, each containerd
-# store right after its overlay2 twin (testbed/ENGINES.md says what differs).
+# RECLAIM_ENGINES picks the flavours (space separated); the default is all six, the longest runs
+# first. RECLAIM_LANES (default 2) is how many flavours run at once: each has its own engine and
+# root, and their tests mostly wait on the engine, so two share this 2-CPU machine well. Each
+# run's output is printed whole when it ends.
 # The closing line sums every run; the exit status is non-zero if any run failed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-FLAVOURS=${RECLAIM_ENGINES:-docker20 docker26 docker26-containerd docker28 docker28-containerd podman}
+FLAVOURS=${RECLAIM_ENGINES:-docker26-containerd docker28-containerd podman docker20 docker26 docker28}
+LANES=${RECLAIM_LANES:-2}
 
 bash scripts/install-testbed.sh
 # npm 11 leaves other platforms' optional bindings out of the lock it writes, and its own
@@ -26,13 +29,27 @@ status=0
 runs=(unit)
 echo "=== unit tests"
 npm run test:unit -- --json --outputFile=.testbed/jest-unit.json || status=1
-for flavour in $FLAVOURS; do
-  runs+=("$flavour")
-  echo "=== integration tests against the $flavour engine"
+
+integration() {
+  local flavour=$1 rc=0
   # --forceExit: a test that timed out may leave a promise polling an engine the teardown stopped;
   # the run must still end (the teardown stops every engine the tests started, by pid).
-  RECLAIM_ENGINE=$flavour npm run test:itg -- --forceExit --json --outputFile=".testbed/jest-$flavour.json" || status=1
+  RECLAIM_ENGINE=$flavour npm run test:itg -- --forceExit --json --outputFile=".testbed/jest-$flavour.json" \
+    >".testbed/itg-$flavour.log" 2>&1 || rc=$?
+  flock .testbed/print.lock sh -c 'echo "=== integration tests against the $1 engine"; cat "$2"' - \
+    "$flavour" ".testbed/itg-$flavour.log"
+  return "$rc"
+}
+
+pids=()
+for flavour in $FLAVOURS; do
+  runs+=("$flavour")
+  while [ "$(jobs -rp | wc -l)" -ge "$LANES" ]; do sleep 1; done
+  integration "$flavour" &
+  pids+=("$!")
 done
+# Each by its pid: bash keeps a finished child's status until it is asked for.
+for pid in "${pids[@]}"; do wait "$pid" || status=1; done
 
 # One closing line any reader can count, whatever the runner prints above it: the sum over the
 # runs. A suite that could not run counts as one failure, and so does a run that wrote no report
