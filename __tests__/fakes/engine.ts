@@ -37,6 +37,8 @@ export class FakeEngine implements Engine {
   readonly removals: { target: string; force: boolean }[] = []
   /** How many times an entry reached the engine through `open`. */
   opened = 0
+  /** How many times the image list was asked for. */
+  listed = 0
   private list: Image[] = []
   private readonly containerList: Container[] = []
   private readonly layers = new Map<string, Layer[]>()
@@ -83,8 +85,8 @@ export class FakeEngine implements Engine {
   }
 
   /** An event, as the engine would send it now (or at `time`). */
-  emit(type: string, action: string, subject: string, time = this.now()): void {
-    this.eventLog.push({ type, action, subject, time })
+  emit(type: string, action: string, subject: string, time = this.now(), name?: string): void {
+    this.eventLog.push({ type, action, subject, time, ...(name === undefined ? {} : { name }) })
     this.wake()
   }
 
@@ -139,7 +141,7 @@ export class FakeEngine implements Engine {
     for (const other of this.list) other.tags = other.tags.filter(t => t !== familiar)
     image.tags.push(familiar)
     this.lastTagged.set(image.id, this.now())
-    this.emit('image', 'tag', image.id)
+    this.emit('image', 'tag', image.id, this.now(), familiar)
   }
 
   /** A container of the image: running, or stopped. */
@@ -169,6 +171,7 @@ export class FakeEngine implements Engine {
 
   async images(): Promise<Image[]> {
     this.answer()
+    this.listed++
     return this.list.map(image => ({ ...image, tags: [...image.tags], digests: [...image.digests] }))
   }
 

@@ -164,12 +164,17 @@ describe('jobs that overlap on one engine', () => {
   })
 })
 
+const JOB_TIMEOUT_S = 12
+
 describe('a job that dies before its post step', () => {
   test('protects its window until job-timeout; then the next job removes its record and what was left', async () => {
     await scene.build('base:1', { bytes: MB })
     const before = await idsOf(scene)
-    const dead = new Job('dead', { 'job-timeout': '3s' })
-    const b = new Job('b', { 'job-timeout': '3s' })
+    // Long enough that a loaded machine still reaches b's post step within it, short enough to wait out.
+    const timeout = { 'job-timeout': `${JOB_TIMEOUT_S}s` }
+    const dead = new Job('dead', timeout)
+    const b = new Job('b', timeout)
+    const deadStarted = Date.now()
     await dead.main()
     await b.main()
     await scene.build('dead:1', { bytes: MB })
@@ -179,8 +184,8 @@ describe('a job that dies before its post step', () => {
       ['b:1', 'other-job'],
       ['dead:1', 'other-job']
     ])
-    await sleep(4000)
-    const c = new Job('c', { 'job-timeout': '3s' })
+    await sleep(Math.max(0, deadStarted + (JOB_TIMEOUT_S + 1) * 1000 - Date.now()))
+    const c = new Job('c', timeout)
     await c.main()
     const cleaned = await c.post()
     expect(cleaned.run.stdout).toContain('Removed the record of job "test-dead"')

@@ -157,6 +157,36 @@ test('started again, it catches up with what happened while it was down', async 
   expect(await stop(watcher)).toBe(0)
 })
 
+test('a name moved by a tag counts for its new image, and an image that loses one of two names keeps its use', async () => {
+  const x = await scene.build('moved:1', { bytes: 10_000 })
+  const y = await scene.build('moved:other', { bytes: 10_000 })
+  await scene.tag('moved:other', 'moved:two')
+  const watcher = await startWatcher()
+  await scene.removeContainer(await scene.createContainer('moved:1'))
+  await until(
+    async () => (await recorded(x)) !== undefined,
+    () => `the ledger lacks the first container: ${watcher.stderr()}`
+  )
+  await scene.tag('moved:other', 'moved:1')
+  await scene.removeContainer(await scene.createContainer('moved:1'))
+  await until(
+    async () => (await recorded(y)) !== undefined,
+    () => `the container after the tag was not counted for the image the name moved to: ${watcher.stderr()}`
+  )
+  const usedY = await recorded(y)
+  // Podman reports this untag as a deletion of the image, which is still there.
+  await scene.rmi('moved:two')
+  await scene.removeContainer(await scene.createContainer(BUSYBOX))
+  const busybox = await scene.imageId(BUSYBOX)
+  await until(
+    async () => ((await recorded(busybox)) ?? 0) >= (usedY ?? 0),
+    () => `the ledger did not catch up: ${watcher.stderr()}`
+  )
+  expect(await scene.exists('moved:other')).toBe(true)
+  expect(await recorded(y)).toBe(usedY)
+  expect(await stop(watcher)).toBe(0)
+})
+
 test('--age-basis last-used with --keep-last 1 chooses by the ledger where the engine alone would choose otherwise', async () => {
   const args = ['--refs', 'legacy:*', '--age-basis', 'last-used', '--keep-last', '1', '--json', '--verbose']
   const empty = await mkdtemp(join(tmpdir(), 'dirb-watch-none-'))

@@ -58,9 +58,9 @@ describe('an engine message as an event', () => {
       { type: 'container', action: 'create', subject: 'app:1', time: 1700000000123 }
     ],
     [
-      'Docker: a tag, by image ID',
+      'Docker: a tag, by image ID, with the name given',
       { Type: 'image', Action: 'tag', Actor: { ID: A, Attributes: { name: 'app:2' } }, time: 1700000001 },
-      { type: 'image', action: 'tag', subject: A, time: 1700000001000 }
+      { type: 'image', action: 'tag', subject: A, time: 1700000001000, name: 'app:2' }
     ],
     [
       'the older spelling: status and id',

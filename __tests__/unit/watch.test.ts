@@ -124,6 +124,40 @@ describe('watch', () => {
     expect((await ledger()).engines[engine.id].images).toEqual({ [id]: clock - 1000, [other]: clock })
   })
 
+  test('a tag moves one name without reading the image list again; a container then counts for the new image', async () => {
+    const engine = engineAt()
+    const first = engine.build('app:1')
+    const watcher = await started(engine)
+    const lists = engine.listed
+    later()
+    const second = engine.build('app:next')
+    for (let i = 0; i < 20; i++) {
+      later()
+      engine.tag(i % 2 === 0 ? 'app:next' : first, 'app:1')
+      engine.emit('container', 'create', 'app:1')
+    }
+    await caughtUp(engine)
+    expect(await watcher.stop()).toBe(0)
+    expect(engine.listed).toBe(lists)
+    // The last tag put app:1 back on the first image, and the container after it used that one.
+    expect((await ledger()).engines[engine.id].images[first]).toBe(clock)
+    expect((await ledger()).engines[engine.id].images[second]).toBe(clock - 1000)
+  })
+
+  test('a deletion event for an image the engine still has (Podman, one of several names) keeps its use', async () => {
+    const engine = engineAt()
+    const id = engine.build(['app:1', 'app:2'])
+    const watcher = await started(engine)
+    later()
+    engine.emit('container', 'create', 'app:1')
+    const usedAt = clock
+    later()
+    engine.emit('image', 'delete', id)
+    await caughtUp(engine)
+    expect(await watcher.stop()).toBe(0)
+    expect((await ledger()).engines[engine.id].images[id]).toBe(usedAt)
+  })
+
   test('started again, it asks for the events since the last one it saw, and catches up', async () => {
     const engine = engineAt()
     const first = await started(engine)

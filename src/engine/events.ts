@@ -27,7 +27,8 @@ export function eventOf(message: EventMessage): EngineEvent | undefined {
       : (message.Actor?.ID ?? message.id ?? '')
   const time = message.timeNano ? Math.floor(message.timeNano / 1e6) : (message.time ?? 0) * 1000
   if (!type || !action || !subject || !(time > 0)) return undefined
-  return { type, action, subject, time }
+  const name = type === 'image' && action === 'tag' ? message.Actor?.Attributes?.name : undefined
+  return { type, action, subject, time, ...(name ? { name } : {}) }
 }
 
 /**

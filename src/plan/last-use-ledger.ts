@@ -29,6 +29,8 @@ export interface EngineEvent {
   subject: string
   /** Milliseconds since the epoch. */
   time: number
+  /** For an image's tag: the name it was given (`Attributes.name`), where the engine says. */
+  name?: string
 }
 
 export const emptyLedger = (): LastUseLedger => ({ version: 1, engines: {} })

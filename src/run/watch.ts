@@ -165,10 +165,11 @@ async function apply(
 ): Promise<void> {
   const meaning = meaningOf(event)
   if (meaning === 'ignore') return
-  if (event.type === 'image') names.forgetNames()
+  if (event.type === 'image') names.follow(event)
   if (meaning === 'gone') {
     const id = fullId(event.subject)
-    if (id) forget(ledger, engineId, id)
+    // Podman also reports `delete` when one of several names goes and the image stays.
+    if (id && !(await names.exists(id))) forget(ledger, engineId, id)
     return
   }
   if (meaning !== 'use') return
@@ -180,7 +181,8 @@ async function apply(
 
 /**
  * Image names to IDs, from the engine's list, read again only when a name is not in it or an
- * image event may have moved a name: containers are made far more often than images are tagged.
+ * image event may have moved a name the event does not say: containers are made far more often
+ * than images are tagged, and a list costs the engine and the daemon milliseconds on a large host.
  */
 class ImageNames {
   private byName = new Map<string, string>()
@@ -201,8 +203,28 @@ class ImageNames {
     this.fresh = true
   }
 
-  forgetNames(): void {
-    this.fresh = false
+  /**
+   * Follows an image event: a tag that names its image and the name moves that one name; a
+   * deletion drops the image's names; an untag changes nothing a container could be made from.
+   * A pull, load or import may move any name, so the list is read again when next needed.
+   */
+  follow(event: EngineEvent): void {
+    const id = fullId(event.subject)
+    const key = event.name === undefined ? undefined : nameKey(event.name)
+    if (event.action === 'tag' && id && key) {
+      this.byName.set(key, id)
+      if (!this.ids.includes(id)) this.ids.push(id)
+    } else if ((event.action === 'delete' || event.action === 'remove') && id) {
+      for (const [name, named] of this.byName) if (named === id) this.byName.delete(name)
+      this.ids = this.ids.filter(known => known !== id)
+    } else if (event.action !== 'untag') {
+      this.fresh = false
+    }
+  }
+
+  /** Whether the engine still has the image (one inspect): deletion events are few. */
+  exists(id: string): Promise<boolean> {
+    return this.engine.exists(id)
   }
 
   async resolve(subject: string): Promise<string | undefined> {
