@@ -34,6 +34,8 @@ const CONTAINER_CYCLES = Number(process.env.BENCH_WATCH_CYCLES || 1500)
 const MIXED_CYCLES = Number(process.env.BENCH_WATCH_MIXED || 500)
 /** Requests in flight at once: enough to keep a 2-CPU engine busy without queueing behind each other. */
 const WORKERS = 4
+/** A folder for a V8 CPU profile of the daemon (written when it stops), to see where its CPU goes; slows it. */
+const CPU_PROF = process.env.BENCH_WATCH_CPU_PROF
 const REPO = 'wb'
 const TAGGED = 'wbt'
 /** Clock ticks a second, the unit of /proc/<pid>/stat's CPU times; set from `getconf CLK_TCK` at the start. */
@@ -261,7 +263,7 @@ async function startDaemon(host: string): Promise<Daemon> {
   const child = spawn(
     process.execPath,
     [
-      ...(process.env.ZZ_PROF ? ['--cpu-prof', '--cpu-prof-dir=/tmp/bw-prof'] : []),
+      ...(CPU_PROF ? ['--cpu-prof', `--cpu-prof-dir=${CPU_PROF}`] : []),
       CLI_BUNDLE,
       'watch',
       '--state-dir',
@@ -343,6 +345,7 @@ async function containerCycle(socket: string, image: string): Promise<void> {
 async function mixedCycle(socket: string, n: number): Promise<void> {
   const tag = String(n % IMAGES)
   await ok(socket, 'POST', `/images/${REPO}:${tag}/tag?repo=${TAGGED}&tag=${tag}`)
+  // Another image than the one tagged: the name the container names is not the one the tag moved.
   await containerCycle(socket, `${REPO}:${(n * 7 + 3) % IMAGES}`)
   await ok(socket, 'DELETE', `/images/${TAGGED}:${tag}`)
 }
@@ -524,7 +527,9 @@ function expectedUses(events: SeenEvent[], ids: Map<string, string>, recorded: M
   for (const e of events) {
     let id: string | undefined
     if (e.type === 'container' && (e.action === 'create' || e.action === 'start')) id = ids.get(e.image ?? '')
-    else if (e.type === 'image' && ['pull', 'load', 'import', 'tag', 'build'].includes(e.action)) id = e.actorId
+    else if (e.type === 'image' && ['pull', 'load', 'import', 'tag', 'build'].includes(e.action))
+      // Podman gives an image's ID without the sha256: the ledger keeps.
+      id = /^[0-9a-f]{64}$/.test(e.actorId) ? `sha256:${e.actorId}` : e.actorId
     else continue
     uses++
     if (!id) throw new Error(`a use of an image this bench did not make: ${JSON.stringify(e)}`)
@@ -674,7 +679,10 @@ async function main(): Promise<void> {
     const scene = new Scene({ host: bed.host, dataRoot: bed.dataRoot })
     log(`loading ${IMAGES} images`)
     const loaded = await scene.many(REPO, IMAGES)
-    const ids = new Map(loaded.map((id, n) => [`${REPO}:${n}`, id]))
+    // Podman names the image as it keeps it (docker.io/library/wb:3) in its container events.
+    const ids = new Map(
+      loaded.flatMap((id, n) => [`${REPO}:${n}`, `docker.io/library/${REPO}:${n}`].map(name => [name, id] as const))
+    )
     // The daemon starts from the engine's now in whole seconds: the load's events must be older than that.
     await sleep(2_000)
     log('starting the daemon, a bare Node reader and `docker events` beside it')
