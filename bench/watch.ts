@@ -757,6 +757,8 @@ async function main(): Promise<void> {
       daemon.child.kill('SIGTERM')
       await daemon.exit
     }
+    // Only a run that failed gets here with the daemon still set: its ledger is kept to look at.
+    if (daemon) log(`the daemon's state folder is kept: ${daemon.stateDir}`)
     await bed?.stop()
   }
 }
