@@ -11,7 +11,7 @@ import { cpus, totalmem, release, tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { api, apiJson } from '../testbed/api'
 import { removeRoot } from '../testbed/bed'
-import { makeRoot, startEngine, type Engine } from '../testbed/engine'
+import { flavourFromEnv, makeRoot, startEngine, type Engine, type Flavour } from '../testbed/engine'
 import { bedEnv } from '../testbed/process'
 import { REPO_ROOT, runBundle, runnerEnv } from '../testbed/runner'
 
@@ -124,10 +124,14 @@ export async function ensureGnuTime(): Promise<string | undefined> {
 export class Bed {
   private engine: Engine | undefined
   private data = ''
-  private constructor(readonly root: string) {}
+  private constructor(
+    readonly root: string,
+    readonly flavour: Flavour
+  ) {}
 
-  static async start(): Promise<Bed> {
-    const bed = new Bed(await makeRoot())
+  /** The flavour RECLAIM_ENGINE names unless one is given (bench/watch.ts defaults to docker28). */
+  static async start(flavour: Flavour = flavourFromEnv()): Promise<Bed> {
+    const bed = new Bed(await makeRoot(), flavour)
     await bed.up()
     return bed
   }
@@ -158,7 +162,7 @@ export class Bed {
 
   private async up(): Promise<void> {
     await mkdir(join(this.root, 'docker-config'), { recursive: true })
-    this.engine = await startEngine(this.root)
+    this.engine = await startEngine(this.root, this.flavour)
     this.data = this.engine.dataRoot
   }
 
