@@ -103,6 +103,27 @@ describe('max-storage', () => {
   })
 })
 
+describe('headroom', () => {
+  test('nothing goes while the target holds; once it is crossed, images go until the headroom is spare', async () => {
+    await usedInOrder()
+    const ids = await idsByTag(scene)
+    const { before } = retention(await runAction({ 'dry-run': 'true', 'max-storage': '1TB', keep: BUSYBOX }))
+    const holds = await runAction({ 'max-storage': String(before), headroom: '1TB', keep: BUSYBOX })
+    expect(succeeded(holds).deleted).toEqual([])
+    expect(holds.summary).toMatch(/No target was crossed, so nothing was evicted/)
+    // Crossed by one byte: the exact target takes kid alone; a headroom worth two of its layers takes base too.
+    const crossed = { 'max-storage': String(before - 1), keep: BUSYBOX }
+    expect(succeeded(await runAction({ ...crossed, 'dry-run': 'true' })).deleted).toEqual([ids.get('kid:1')])
+    const disk = await storage(scene)
+    const run = await runAction({ ...crossed, headroom: String(layerBytes(MB, 2 * MB).min) })
+    const out = succeeded(run)
+    expect(out.deleted.sort()).toEqual(['kid:1', 'base:1'].map(tag => ids.get(tag)).sort())
+    expect(retention(run)).toEqual({ before, after: before - out.bytes, met: 'true' })
+    expect(run.summary).toMatch(/A target was crossed, so images went until it held with \S+ to spare/)
+    expectReclaimed(out.bytes, disk, await storage(scene), out.deleted.length)
+  })
+})
+
 describe('keep-last and age-basis', () => {
   /** app:3 is the newest build; app:1, the oldest, is the one a container was made from last. */
   async function threeBuilds(): Promise<Map<string, string>> {

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { afterAll, beforeAll, expect, test } from '@jest/globals'
 import { BUSYBOX } from '../../testbed/scene'
-import { tagsOf } from './checks'
+import { expectLayerBytes, expectReclaimed, layerBytes, storage, tagsOf } from './checks'
 import { bed, REPO_ROOT } from './harness'
 
 /**
@@ -17,9 +17,11 @@ import { bed, REPO_ROOT } from './harness'
 const { scene } = bed()
 const CLI = join(REPO_ROOT, 'dist', 'cli', 'index.js')
 const WAIT_MS = 20_000
+const MB = 1_000_000
 
 interface Watcher {
   child: ChildProcess
+  stdout: () => string
   stderr: () => string
   exited: Promise<number | null>
 }
@@ -48,19 +50,21 @@ function env(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
   return { ...copy, ...extra }
 }
 
-async function startWatcher(): Promise<Watcher> {
+async function startWatcher(args: string[] = []): Promise<Watcher> {
   const child = spawn(
     process.execPath,
-    [CLI, 'watch', '--state-dir', stateDir, '--docker-host', bed().host, '--verbose'],
+    [CLI, 'watch', '--state-dir', stateDir, '--docker-host', bed().host, '--verbose', ...args],
     {
       env: env(),
-      stdio: ['ignore', 'ignore', 'pipe']
+      stdio: ['ignore', 'pipe', 'pipe']
     }
   )
+  let stdout = ''
   let stderr = ''
+  child.stdout?.on('data', chunk => (stdout += String(chunk)))
   child.stderr?.on('data', chunk => (stderr += String(chunk)))
   const exited = new Promise<number | null>(resolve => child.on('exit', code => resolve(code)))
-  const watcher = { child, stderr: () => stderr, exited }
+  const watcher = { child, stdout: () => stdout, stderr: () => stderr, exited }
   await until(
     () => /Following /.test(stderr),
     () => `the watcher never followed the engine: ${stderr}`
@@ -169,4 +173,52 @@ test('--age-basis last-used with --keep-last 1 chooses by the ledger where the e
   expect(withLedger.stderr).toMatch(/Last use: the engine's own figures and the host daemon's ledger/)
   expect(await tagsOf(scene)).toContain('legacy:1')
   expect(await tagsOf(scene)).not.toContain('legacy:2')
+})
+
+test('with --max-storage and --headroom it evicts by the ledger once the target is crossed, then holds', async () => {
+  const lru = [1, 2, 3].map(n => `lru:${n}`)
+  const ids: string[] = []
+  for (const tag of lru) ids.push(await scene.build(tag, { bytes: MB }))
+  // The oldest build is used last, as only the ledger knows once its container is gone.
+  const recorder = await startWatcher()
+  const container = await scene.createContainer('lru:1')
+  await scene.removeContainer(container)
+  await until(
+    async () => (await recorded(ids[0])) !== undefined,
+    () => `the ledger lacks the container: ${recorder.stderr()}`
+  )
+  expect(await stop(recorder)).toBe(0)
+  const only = ['--filter', 'reference=lru:*']
+  const survey = await cli([...only, '--max-storage', '1TB', '--dry-run', '--json'], {})
+  const before = (JSON.parse(survey.stdout) as { storageBefore: number }).storageBefore
+  // Crossed by one byte: exactly to the target, lru:2 alone would go; the headroom takes lru:3 too.
+  const headroom = layerBytes(MB).max + 1
+  const disk = await storage(scene)
+  const watcher = await startWatcher([
+    ...only,
+    '--max-storage',
+    String(before - 1),
+    '--headroom',
+    String(headroom),
+    '--interval',
+    '1s'
+  ])
+  await until(
+    () => /^Reclaimed/m.test(watcher.stdout()),
+    () => `no eviction: ${watcher.stderr()}`
+  )
+  // Two more checks at the interval find the target holding: they remove nothing and print nothing.
+  await until(
+    () => (watcher.stderr().match(/they hold, nothing to remove/g) ?? []).length >= 2,
+    () => `no later checks: ${watcher.stderr()}`
+  )
+  expect(await stop(watcher)).toBe(0)
+  expect(watcher.stdout().match(/^Reclaimed/gm)).toHaveLength(1)
+  const reclaimed = Number(/^Reclaimed \S+ \((\d+) bytes\)/m.exec(watcher.stdout())?.[1])
+  expect(await tagsOf(scene)).toContain('lru:1')
+  expect(await tagsOf(scene)).not.toContain('lru:2')
+  expect(await tagsOf(scene)).not.toContain('lru:3')
+  expectLayerBytes(reclaimed, MB, MB)
+  expectReclaimed(reclaimed, disk, await storage(scene), 2)
+  expect(watcher.stderr()).not.toMatch(/warning:/)
 })

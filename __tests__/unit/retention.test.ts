@@ -126,6 +126,15 @@ describe('inputs', () => {
     [{ 'min-free': '120%' }, `Input "min-free" ${F} not "120%".`],
     [{ 'min-free': '-5%' }, `Input "min-free" ${F} not "-5%".`],
     [
+      { headroom: '2GB' },
+      'Input "headroom" needs max-storage or min-free: it is what eviction frees beyond a target once crossed.'
+    ],
+    [{ 'max-storage': '10GB', headroom: 'lots' }, `Input "headroom" ${F} not "lots".`],
+    [
+      { 'max-storage': '10GB', headroom: '5%', 'docker-host': 'tcp://build-host:2376' },
+      'Input "headroom" needs an engine on this machine as a percentage (a unix:// or npipe:// endpoint), not tcp://: give a size such as 20GB for a remote engine.'
+    ],
+    [
       { 'max-storage': '50%', 'docker-host': 'ssh://build-host' },
       'Input "max-storage" needs an engine on this machine as a percentage (a unix:// or npipe:// endpoint), not ssh://: give a size such as 20GB for a remote engine.'
     ]
@@ -140,6 +149,17 @@ describe('inputs', () => {
   ])('max-storage %s and min-free %s: a share of the disk, measured at run time', (max, free, wanted) => {
     expect(settings({ 'max-storage': max, 'min-free': free }).targets).toEqual({
       maxStorage: undefined,
+      minFree: undefined,
+      ...wanted
+    })
+  })
+
+  test.each([
+    ['2GB', { headroom: 2e9 }],
+    ['5%', { headroomPercent: 5 }]
+  ])('headroom %s goes with the targets', (headroom, wanted) => {
+    expect(settings({ 'max-storage': '10GB', headroom }).targets).toEqual({
+      maxStorage: 10e9,
       minFree: undefined,
       ...wanted
     })
@@ -188,7 +208,7 @@ describe('eviction to max-storage', () => {
   test('removes the least recently used images until storage is at most the target, and no more', () => {
     const p = plan(state(THREE), selection({ targets: { maxStorage: 4 * MB } }), NOW)
     expect(deleted(p)).toEqual([id('a'), id('b')])
-    expect(p.storage).toEqual({ before: 6 * MB, after: 3 * MB, met: true })
+    expect(p.storage).toEqual({ before: 6 * MB, after: 3 * MB, met: true, crossed: true })
   })
 
   test('a target already met removes nothing', () => {
@@ -200,7 +220,7 @@ describe('eviction to max-storage', () => {
   test('a container, running or stopped, makes its image the most recently used and never a candidate', () => {
     const p = plan(state(THREE, [container(id('a'), 1)]), selection({ targets: { maxStorage: 2 * MB } }), NOW)
     expect(deleted(p)).toEqual([id('b'), id('c')])
-    expect(p.storage).toMatchObject({ after: MB, met: true })
+    expect(p.storage).toMatchObject({ after: MB, met: true, crossed: true })
   })
 
   test('keep and keep-duration win: the target is then reported as not met', () => {
@@ -245,7 +265,7 @@ describe('eviction to max-storage', () => {
     expect(deleted(plan(state(specs), selection({ targets: { maxStorage: 5 * MB } }), NOW))).toEqual([id('3')])
     const both = plan(state(specs), selection({ targets: { maxStorage: MB } }), NOW)
     expect(deleted(both)).toEqual([id('3'), id('1'), id('2')])
-    expect(both.storage).toMatchObject({ after: 0, met: true })
+    expect(both.storage).toMatchObject({ after: 0, met: true, crossed: true })
   })
 
   test('an untagged parent goes with its last child (unless no-prune), never on its own', () => {
@@ -291,11 +311,55 @@ describe('eviction to max-storage', () => {
   })
 })
 
+describe('headroom', () => {
+  test('nothing goes while every target holds, however little is left to spare', () => {
+    const p = plan(state(THREE), selection({ targets: { maxStorage: 6 * MB, headroom: 5 * MB } }), NOW)
+    expect(p.steps).toEqual([])
+    expect(p.storage).toMatchObject({ met: true, crossed: false })
+  })
+
+  test('once max-storage is crossed, images go until storage is the headroom below it', () => {
+    const exact = plan(state(THREE), selection({ targets: { maxStorage: 5 * MB } }), NOW)
+    expect(deleted(exact)).toEqual([id('a')])
+    const spare = plan(state(THREE), selection({ targets: { maxStorage: 5 * MB, headroom: 2 * MB } }), NOW)
+    expect(deleted(spare)).toEqual([id('a'), id('b')])
+    expect(spare.storage).toMatchObject({ after: 3 * MB, met: true, crossed: true })
+  })
+
+  test('once min-free is crossed, images go until the headroom is free above it', () => {
+    const s = state(THREE, [], { freeBytes: 10 * MB })
+    const p = plan(s, selection({ targets: { minFree: 11 * MB, headroom: 2 * MB } }), NOW)
+    expect(deleted(p)).toEqual([id('a'), id('b')])
+    expect(p.storage).toMatchObject({ freeAfter: 13 * MB, met: true, crossed: true })
+  })
+
+  test('a headroom the rules leave no room for still meets the target itself', () => {
+    const keep = [parseRefSpec('c:1')].filter(s => s !== undefined)
+    const p = plan(state(THREE), selection({ targets: { maxStorage: 5 * MB, headroom: 4 * MB }, keep }), NOW)
+    expect(deleted(p)).toEqual([id('a'), id('b')])
+    expect(p.storage).toMatchObject({ after: 3 * MB, met: true })
+  })
+
+  test('refs and prune that bring storage under the target leave nothing to evict', () => {
+    const refs = [parseRefSpec('c:1')].filter(s => s !== undefined)
+    const p = plan(state(THREE), selection({ refs, targets: { maxStorage: 5 * MB, headroom: 3 * MB } }), NOW)
+    expect(deleted(p)).toEqual([id('c')])
+    expect(p.storage).toMatchObject({ crossed: false, met: true })
+  })
+})
+
 describe('eviction to min-free', () => {
   test('frees just enough for the filesystem to reach the floor', () => {
     const p = plan(state(THREE, [], { freeBytes: 10 * MB }), selection({ targets: { minFree: 12 * MB } }), NOW)
     expect(deleted(p)).toEqual([id('a'), id('b')])
-    expect(p.storage).toEqual({ before: 6 * MB, after: 3 * MB, freeBefore: 10 * MB, freeAfter: 13 * MB, met: true })
+    expect(p.storage).toEqual({
+      before: 6 * MB,
+      after: 3 * MB,
+      freeBefore: 10 * MB,
+      freeAfter: 13 * MB,
+      met: true,
+      crossed: true
+    })
   })
 
   test('both targets: whichever needs more wins', () => {

@@ -7,6 +7,7 @@ import { run } from '../../src/cli/run'
 import { runWatch } from '../../src/cli/watch'
 import type { LastUseLedger } from '../../src/plan/last-use-ledger'
 import type { Log } from '../../src/run/log'
+import { CheckSchedule } from '../../src/run/schedule'
 import { watch } from '../../src/run/watch'
 import { FakeEngine } from '../fakes/engine'
 
@@ -20,7 +21,11 @@ beforeEach(async () => {
   clock = Date.parse('2025-01-01T00:00:00Z')
 })
 
+/** Watchers a test left running when it failed: stopped, so that the run ends. */
+const running: AbortController[] = []
+
 afterEach(async () => {
+  for (const stopping of running.splice(0)) stopping.abort()
   await rm(dir, { recursive: true, force: true })
 })
 
@@ -67,15 +72,17 @@ async function caughtUp(engine: FakeEngine): Promise<void> {
 /** `watch` through the command line, stopped by the returned function. */
 async function started(engine: FakeEngine, argv: string[] = []) {
   const stderr = sink()
+  const stdout = sink()
   const stopping = new AbortController()
+  running.push(stopping)
   const code = runWatch(
     ['--state-dir', dir, ...argv],
-    { stdout: sink().stream, stderr: stderr.stream },
+    { stdout: stdout.stream, stderr: stderr.stream },
     engine.open,
     stopping.signal
   )
   await until(() => /Following /.test(stderr.text()), stderr.text)
-  return { stderr: stderr.text, stop: () => (stopping.abort(), code) }
+  return { stderr: stderr.text, stdout: stdout.text, stop: () => (stopping.abort(), code) }
 }
 
 describe('watch', () => {
@@ -222,10 +229,143 @@ describe('watch', () => {
   test('bad usage exits 2 and never reaches the engine', async () => {
     const engine = engineAt()
     const stderr = sink()
-    const code = await runWatch(['--interval', '5m'], { stdout: sink().stream, stderr: stderr.stream }, engine.open)
+    const code = await runWatch(['--every', '5m'], { stdout: sink().stream, stderr: stderr.stream }, engine.open)
     expect(code).toBe(2)
-    expect(stderr.text()).toMatch(/Unknown option '--interval'/)
+    expect(stderr.text()).toMatch(/Unknown option '--every'/)
     expect(engine.opened).toBe(0)
+  })
+
+  test.each([
+    [['--interval', 'often', '--max-storage', '1GB'], /--interval must be a duration of a second or more/],
+    [['--interval', '10ms', '--max-storage', '1GB'], /--interval must be a duration of a second or more/],
+    [['--headroom', '1GB'], /--headroom needs max-storage or min-free/],
+    [['--max-storage', 'lots'], /--max-storage must be a size/]
+  ])('%j exits 2, naming the flag, and never reaches the engine', async (argv, message) => {
+    const engine = engineAt()
+    const stderr = sink()
+    expect(await runWatch(argv, { stdout: sink().stream, stderr: stderr.stream }, engine.open)).toBe(2)
+    expect(stderr.text()).toMatch(message)
+    expect(engine.opened).toBe(0)
+  })
+})
+
+describe('watch with storage targets', () => {
+  const MB = 1_000_000
+
+  /** Four images of 1 MB built in order, the oldest of which the ledger says was used last. */
+  async function fourImages(engine: FakeEngine): Promise<Record<string, string>> {
+    const ids = Object.fromEntries(
+      ['a', 'b', 'c', 'd'].map((name, i) => [name, engine.build(`${name}:1`, { bytes: MB, created: clock + i })])
+    )
+    later(60_000)
+    const ledgerText: LastUseLedger = {
+      version: 1,
+      engines: { [engine.id]: { lastEvent: clock, images: { [ids.a]: clock } } }
+    }
+    await writeFile(join(dir, 'ledger.json'), JSON.stringify(ledgerText))
+    return ids
+  }
+
+  test('a crossed target is checked at the start: least recently used by the ledger, down to the headroom', async () => {
+    const engine = engineAt()
+    const ids = await fourImages(engine)
+    const watcher = await started(engine, ['--max-storage', String(3.5 * MB), '--headroom', String(MB)])
+    await until(() => /Reclaimed/.test(watcher.stdout()), watcher.stderr)
+    expect(await watcher.stop()).toBe(0)
+    // The engine alone would take a, the oldest build: the ledger's later use of it keeps it.
+    expect(engine.idsNow().sort()).toEqual([ids.a, ids.d].sort())
+    expect(watcher.stdout()).toMatch(/^Reclaimed 2MB \(2000000 bytes\) on \S+: 2 deleted, 2 untagged, 0 skipped$/m)
+    expect(watcher.stdout()).toMatch(/deleted\s+b:1 /)
+    expect(watcher.stdout()).toMatch(/Storage target met\./)
+  })
+
+  test('a target that holds removes nothing and prints nothing; the next check at --interval does', async () => {
+    const engine = engineAt()
+    await fourImages(engine)
+    const watcher = await started(engine, ['--max-storage', String(4 * MB), '--interval', '1s', '--verbose'])
+    await until(() => /they hold, nothing to remove/.test(watcher.stderr()), watcher.stderr)
+    expect(watcher.stdout()).toBe('')
+    later()
+    const e = engine.build('e:1', { bytes: MB })
+    await until(() => /Reclaimed/.test(watcher.stdout()), watcher.stderr)
+    expect(await watcher.stop()).toBe(0)
+    expect(engine.idsNow()).toContain(e)
+    expect(engine.idsNow()).toHaveLength(4)
+  })
+
+  test('image events are followed by one check once they pause; container events by none', async () => {
+    const engine = engineAt()
+    engine.build('base:1')
+    later()
+    const stopping = new AbortController()
+    const checked: number[] = []
+    const silent: Log = { info: () => undefined, warning: () => undefined, group: (_name, work) => work() }
+    const done = watch({
+      stateDir: dir,
+      open: () => engine.open({} as never, silent),
+      log: silent,
+      signal: stopping.signal,
+      checks: { run: async () => void checked.push(engine.idsNow().length), everyMs: 60_000, quietMs: 50 }
+    })
+    await until(
+      () => checked.length === 1,
+      () => 'no check at the start'
+    )
+    for (let i = 0; i < 20; i++) engine.run('base:1', { running: false })
+    await new Promise(resolve => setTimeout(resolve, 150))
+    expect(checked).toHaveLength(1)
+    for (let i = 0; i < 20; i++) engine.build(`burst:${i}`)
+    await until(
+      () => checked.length === 2,
+      () => `checks: ${checked.join(', ')}`
+    )
+    await new Promise(resolve => setTimeout(resolve, 150))
+    stopping.abort()
+    await done
+    // One check after the burst, and it saw the whole burst.
+    expect(checked).toEqual([1, 21])
+  })
+
+  test('--dry-run removes nothing and says at each check what would go', async () => {
+    const engine = engineAt()
+    const ids = await fourImages(engine)
+    const watcher = await started(engine, ['--max-storage', String(3 * MB), '--dry-run'])
+    await until(() => /Would reclaim/.test(watcher.stdout()), watcher.stderr)
+    expect(await watcher.stop()).toBe(0)
+    expect(engine.idsNow()).toHaveLength(4)
+    expect(watcher.stdout()).toMatch(/^Would reclaim 1MB \(1000000 bytes\)/m)
+    expect(watcher.stdout()).toMatch(new RegExp(`b:1\\s+${ids.b.slice(7, 19)}`))
+  })
+})
+
+describe('the check schedule', () => {
+  test('checks at the start, once after a burst of nudges has paused, and never two at once', async () => {
+    let running = 0
+    let most = 0
+    let checks = 0
+    const schedule = new CheckSchedule(
+      async () => {
+        checks++
+        running++
+        most = Math.max(most, running)
+        await new Promise(resolve => setTimeout(resolve, 30))
+        running--
+      },
+      60_000,
+      40
+    )
+    schedule.start()
+    for (let i = 0; i < 50; i++) {
+      schedule.nudge()
+      await new Promise(resolve => setTimeout(resolve, 2))
+    }
+    await new Promise(resolve => setTimeout(resolve, 200))
+    await schedule.stop()
+    expect(checks).toBe(2)
+    expect(most).toBe(1)
+    schedule.nudge()
+    await new Promise(resolve => setTimeout(resolve, 100))
+    expect(checks).toBe(2)
   })
 })
 

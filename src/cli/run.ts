@@ -33,6 +33,8 @@ Options (each mirrors the GitHub Action input of the same name):
                         SIZE (20GB, 18.5GiB, 500MB, or 50% of the disk under the data root)
   --min-free SIZE       ... until the filesystem under the engine's data root has SIZE free
                         (15GB, or a share of it such as 20%)
+  --headroom SIZE       with a target: evict only once one is crossed, then until it holds
+                        with SIZE to spare (2GB, or 5% of the disk)
   --dry-run             change nothing; report what would go and the bytes it would free
   --fail-on-error       exit 1 when a named ref was not found or could not be removed
   --docker-host URL     engine endpoint (default: DOCKER_HOST, the docker context, the socket)
@@ -57,6 +59,7 @@ const OPTIONS = {
   'age-basis': { type: 'string' },
   'max-storage': { type: 'string' },
   'min-free': { type: 'string' },
+  headroom: { type: 'string' },
   'dry-run': { type: 'boolean' },
   'fail-on-error': { type: 'boolean' },
   'docker-host': { type: 'string' },
@@ -83,6 +86,7 @@ export function inputsOf(flags: Flags): RawInputs {
     'age-basis': flags['age-basis'] ?? '',
     'max-storage': flags['max-storage'] ?? '',
     'min-free': flags['min-free'] ?? '',
+    headroom: flags.headroom ?? '',
     'dry-run': String(Boolean(flags['dry-run'])),
     'fail-on-error': String(Boolean(flags['fail-on-error'])),
     'docker-host': flags['docker-host'] ?? '',

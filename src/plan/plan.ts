@@ -37,6 +37,14 @@ export interface Targets {
    */
   maxStoragePercent?: number
   minFreePercent?: number
+  /**
+   * Bytes to spare once eviction starts: nothing is evicted while every target holds, and once one
+   * is crossed the images go until each holds with this much more, so that the next image pulled
+   * does not cross it again at once.
+   */
+  headroom?: number
+  /** Headroom given as a percentage of the filesystem under the engine's data root. */
+  headroomPercent?: number
 }
 
 /** The image storage and free space a plan starts from and leads to. */
@@ -47,6 +55,17 @@ export interface Storage {
   freeAfter?: number
   /** Whether every target holds after the plan; true when there is none. */
   met: boolean
+  /** Whether a target was crossed before eviction, after the refs and the prune: eviction only starts then. */
+  crossed: boolean
+}
+
+/** The targets eviction aims for once one is crossed: each moved by the headroom. */
+function spared(targets: Targets): Targets {
+  const headroom = targets.headroom ?? 0
+  return {
+    maxStorage: targets.maxStorage === undefined ? undefined : targets.maxStorage - headroom,
+    minFree: targets.minFree === undefined ? undefined : targets.minFree + headroom
+  }
 }
 
 /**
@@ -187,6 +206,7 @@ class Planner {
   private freed = 0
   /** Bytes the build cache records evicted for a target free. */
   private cacheFreed = 0
+  private crossed = false
 
   /** `sim` must hold the engine as `state` has it: no removal played yet. */
   constructor(
@@ -221,7 +241,7 @@ class Planner {
     const freed = this.freed + this.cacheFreed
     const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + freed }
     const met = this.selection.targets === undefined || this.shortfall(this.selection.targets) <= 0
-    return { before: this.storedBefore, after: this.storedBefore - freed, ...free, met }
+    return { before: this.storedBefore, after: this.storedBefore - freed, ...free, met, crossed: this.crossed }
   }
 
   /** Bytes still to free for every target to hold. */
@@ -242,6 +262,9 @@ class Planner {
    * they count, take their turn in the same order (cache-budget.ts).
    */
   private evict(targets: Targets): void {
+    if (this.shortfall(targets) <= 0) return
+    this.crossed = true
+    const goal = spared(targets)
     const candidates = this.sim
       .images()
       .filter(image => this.evictable(image.id))
@@ -253,7 +276,7 @@ class Planner {
       .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
     const used = new Map(candidates.map(candidate => [candidate.id, candidate.used]))
     const pending = new Set(candidates.map(candidate => candidate.id))
-    while (this.shortfall(targets) > 0) {
+    while (this.shortfall(goal) > 0) {
       const next = this.nextToEvict(pending)
       const record = this.cache?.next()
       const image = next === undefined ? undefined : { used: used.get(next) ?? 0, bytes: this.sim.uniqueBytes(next) }

@@ -125,7 +125,16 @@ function targetLine(target: NonNullable<Result['target']>, dryRun: boolean): str
   }
   const verdict = target.met ? (dryRun ? 'would be met' : 'met') : dryRun ? 'would not be met' : 'not met'
   const why = target.met ? '' : ': what is left is kept by keep rules, filters or containers'
-  return `<p>Target: ${goals.join(' and ')}: <b>${verdict}</b>${why}.</p>`
+  return `<p>Target: ${goals.join(' and ')}: <b>${verdict}</b>${why}.${spare(target)}</p>`
+}
+
+/** What the headroom did: eviction starts only once a target is crossed. */
+function spare(target: NonNullable<Result['target']>): string {
+  if (target.headroom === undefined) return ''
+  const room = `${formatBytes(target.headroom)}${target.headroomPercent === undefined ? '' : ` (${target.headroomPercent}% of the disk)`}`
+  return target.crossed
+    ? ` A target was crossed, so images went until it held with ${room} to spare.`
+    : ` No target was crossed, so nothing was evicted (headroom ${room} applies once one is).`
 }
 
 /** One skip per image and reason (a named ref can also be a prune candidate), grouped by reason. */

@@ -58,6 +58,8 @@ export interface TargetResult extends Targets {
   freeBefore?: number
   freeAfter?: number
   met: boolean
+  /** Whether a target was crossed, so that eviction started (plan.ts Storage). */
+  crossed: boolean
 }
 
 interface Planning {
@@ -139,21 +141,26 @@ export async function reclaim(
  * so one setting fits every host of a fleet, whatever its disk.
  */
 async function inBytes(engine: Engine, targets: Targets | undefined, log: Log): Promise<Targets | undefined> {
-  if (!targets || (targets.maxStoragePercent === undefined && targets.minFreePercent === undefined)) return targets
-  const input = targets.maxStoragePercent !== undefined ? 'max-storage' : 'min-free'
-  const { size } = await diskUnderDataRoot(engine, input)
+  const parts = [
+    ['max-storage', 'maxStoragePercent'],
+    ['min-free', 'minFreePercent'],
+    ['headroom', 'headroomPercent']
+  ] as const
+  const given = parts.find(([, key]) => targets?.[key] !== undefined)
+  if (!targets || !given) return targets
+  const { size } = await diskUnderDataRoot(engine, given[0])
   const share = (percent: number | undefined): number | undefined =>
     percent === undefined ? undefined : Math.floor((size * percent) / 100)
   const resolved = {
     ...targets,
     maxStorage: targets.maxStorage ?? share(targets.maxStoragePercent),
-    minFree: targets.minFree ?? share(targets.minFreePercent)
+    minFree: targets.minFree ?? share(targets.minFreePercent),
+    headroom: targets.headroom ?? share(targets.headroomPercent)
   }
-  const parts = [
-    ['max-storage', targets.maxStoragePercent, resolved.maxStorage],
-    ['min-free', targets.minFreePercent, resolved.minFree]
-  ] as const
-  for (const [name, percent, bytes] of parts) {
+  const bytesOf = { 'max-storage': resolved.maxStorage, 'min-free': resolved.minFree, headroom: resolved.headroom }
+  for (const [name, key] of parts) {
+    const percent = targets[key]
+    const bytes = bytesOf[name]
     if (percent !== undefined && bytes !== undefined) {
       log.info(`${name} ${percent}% of the ${formatBytes(size)} filesystem under the data root: ${formatBytes(bytes)}`)
     }
@@ -199,7 +206,15 @@ async function judge(
   const met =
     (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
     (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
-  return { ...targets, storageAfter, freeBefore, freeAfter, met, ...(withCache ? { withCache } : {}) }
+  return {
+    ...targets,
+    storageAfter,
+    freeBefore,
+    freeAfter,
+    met,
+    crossed: storage.crossed,
+    ...(withCache ? { withCache } : {})
+  }
 }
 
 function missed(target: TargetResult): string {
@@ -232,7 +247,7 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
     if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
     // The build cache counts in the targets with `build-cache` (plan/cache-budget.ts).
     if (settings.targets && settings.buildCache !== 'none') state.buildCache = await engine.buildCache()
-    const recorded = usageMatters ? await recordedUse(engine, log) : undefined
+    const recorded = usageMatters ? await recordedUse(engine, log, settings.stateDir) : undefined
     if (recorded) {
       state.recordedUse = recorded.images
       log.info(`Last use: ${recorded.source}`)

@@ -12,8 +12,8 @@ export interface RecordedUse {
  * The host daemon's ledger for this engine, found as the daemon finds it (host/ledger-file.ts
  * stateDir): where there is none, last use is the engine's own figure alone.
  */
-export async function recordedUse(engine: Engine, log: Log): Promise<RecordedUse> {
-  const dir = stateDir(undefined)
+export async function recordedUse(engine: Engine, log: Log, given?: string): Promise<RecordedUse> {
+  const dir = stateDir(given)
   const ledger = await readLedger(dir, message => log.warning(message))
   const own = "the engine's own figures"
   if (!ledger) return { source: `${own} (no ledger of the host daemon in ${dir})` }

@@ -14,6 +14,7 @@ import {
   type LastUseLedger
 } from '../plan/last-use-ledger'
 import type { Log } from './log'
+import { CheckSchedule } from './schedule'
 
 export interface WatchOptions {
   /** The state folder (host/ledger-file.ts stateDir). */
@@ -30,6 +31,17 @@ export interface WatchOptions {
   flushMs?: number
   /** The wait before reaching a lost engine again: doubling from `firstMs` up to `maxMs`. */
   retry?: { firstMs: number; maxMs: number }
+  /** Storage targets to hold, where given: the daemon then removes images as well as recording their use. */
+  checks?: Checks
+}
+
+/** What the daemon does besides keeping the ledger, and how often (schedule.ts). */
+export interface Checks {
+  /** One check of the targets on the engine, the ledger on disk up to date; it reports what it removed. */
+  run: (engine: Engine) => Promise<void>
+  everyMs: number
+  /** How long image events must pause before a check follows them. */
+  quietMs: number
 }
 
 const FLUSH_MS = 1000
@@ -89,8 +101,9 @@ async function readEvents(
   engineId: string,
   ledger: LastUseLedger,
   saver: Saver,
-  { log, detail, signal }: WatchOptions
+  options: WatchOptions
 ): Promise<void> {
+  const { log, detail, signal } = options
   const names = new ImageNames(engine)
   await names.reload()
   const resumed = ledger.engines[engineId]?.lastEvent || undefined
@@ -102,11 +115,38 @@ async function readEvents(
       : `Following ${engine.endpoint} (engine ${engineId}) from ${new Date(resumed).toISOString()}, ` +
           'as far back as the engine still holds its events.'
   )
-  for await (const event of engine.events(since, signal)) {
-    await apply(event, engineId, ledger, names, detail)
-    recordEventTime(ledger, engineId, event.time)
-    saver.dirty = true
+  const schedule = checksOn(engine, saver, options)
+  try {
+    schedule?.start()
+    for await (const event of engine.events(since, signal)) {
+      await apply(event, engineId, ledger, names, detail)
+      recordEventTime(ledger, engineId, event.time)
+      saver.dirty = true
+      // Image events are what adds to image storage; containers come and go far more often.
+      if (event.type === 'image' && meaningOf(event) === 'use') schedule?.nudge()
+    }
+  } finally {
+    await schedule?.stop()
   }
+}
+
+/** The checks of the targets on this engine, each with the ledger written first so that it orders by it. */
+function checksOn(engine: Engine, saver: Saver, { checks, log }: WatchOptions): CheckSchedule | undefined {
+  if (!checks) return undefined
+  let failing: string | undefined
+  const check = async (): Promise<void> => {
+    try {
+      await saver.save()
+      await checks.run(engine)
+      failing = undefined
+    } catch (error) {
+      const why = error instanceof Error ? error.message : String(error)
+      // Once per cause, not at every check: a check that keeps failing the same way says so once.
+      if (why !== failing) log.warning(`A check of the storage targets failed: ${why}`)
+      failing = why
+    }
+  }
+  return new CheckSchedule(check, checks.everyMs, checks.quietMs)
 }
 
 /** One event into the ledger; most are dropped on their type and action alone. */

@@ -24,6 +24,8 @@ export interface Settings extends Selection {
   timeout: number
   /** Which build cache records to remove after the images (docs/build-cache.md); `none` leaves it. */
   buildCache: CacheMode | 'none'
+  /** Where the host daemon's ledger is read; unset: where the daemon keeps it by default (host/ledger-file.ts). */
+  stateDir?: string
 }
 
 /** Every input action.yml declares, in its order. */
@@ -40,6 +42,7 @@ export const INPUT_NAMES = [
   'age-basis',
   'max-storage',
   'min-free',
+  'headroom',
   'dry-run',
   'fail-on-error',
   'docker-host',
@@ -75,7 +78,7 @@ export function parseSettings(raw: RawInputs, now: number): Settings {
     keep: refList(raw.keep, 'keep'),
     keepLast: keepLast(raw['keep-last']),
     ageBasis: ageBasis(raw['age-basis']),
-    targets: targets(raw['max-storage'], raw['min-free'], raw['docker-host']),
+    targets: targets(raw['max-storage'], raw['min-free'], raw.headroom, raw['docker-host']),
     dryRun: flag(raw['dry-run'], 'dry-run', false),
     failOnError: flag(raw['fail-on-error'], 'fail-on-error', false),
     dockerHost: dockerHost(raw['docker-host']),
@@ -180,25 +183,33 @@ function amount(value: string, input: string): { bytes?: number; percent?: numbe
   return bytes === undefined ? fail(input, `must be ${SIZE_FORMS}, not "${printable(text)}".`) : { bytes }
 }
 
-function targets(maxStorage: string, minFree: string, host: string): Targets | undefined {
+function targets(maxStorage: string, minFree: string, headroom: string, host: string): Targets | undefined {
   const max = amount(maxStorage, 'max-storage')
   const free = amount(minFree, 'min-free')
+  const spare = amount(headroom, 'headroom')
   const wanted: Targets = {
     maxStorage: max.bytes,
     minFree: free.bytes,
     ...(max.percent === undefined ? {} : { maxStoragePercent: max.percent }),
     ...(free.percent === undefined ? {} : { minFreePercent: free.percent })
   }
+  const none = Object.values(wanted).every(value => value === undefined)
+  if (none && (spare.bytes !== undefined || spare.percent !== undefined))
+    return fail('headroom', 'needs max-storage or min-free: it is what eviction frees beyond a target once crossed.')
+  if (spare.bytes !== undefined) wanted.headroom = spare.bytes
+  if (spare.percent !== undefined) wanted.headroomPercent = spare.percent
   if (measuresDisk(wanted) && host.trim() !== '') requireLocal(host.trim(), wanted)
-  if (Object.values(wanted).every(value => value === undefined)) return undefined
-  return wanted
+  return none ? undefined : wanted
 }
 
 /** Whether the targets need the filesystem under the engine's data root measured. */
 export function measuresDisk(targets: Targets | undefined): boolean {
   return (
     targets !== undefined &&
-    (targets.minFree !== undefined || targets.minFreePercent !== undefined || targets.maxStoragePercent !== undefined)
+    (targets.minFree !== undefined ||
+      targets.minFreePercent !== undefined ||
+      targets.maxStoragePercent !== undefined ||
+      targets.headroomPercent !== undefined)
   )
 }
 
@@ -209,10 +220,8 @@ export function measuresDisk(targets: Targets | undefined): boolean {
 export function requireLocal(endpoint: string, targets: Targets): void {
   if (endpoint.startsWith('unix://') || endpoint.startsWith('npipe://')) return
   const scheme = endpoint.split('://')[0]
-  const input =
-    targets.maxStoragePercent !== undefined && targets.minFree === undefined && targets.minFreePercent === undefined
-      ? 'max-storage'
-      : 'min-free'
+  const freeSpace = targets.minFree !== undefined || targets.minFreePercent !== undefined
+  const input = freeSpace ? 'min-free' : targets.maxStoragePercent !== undefined ? 'max-storage' : 'headroom'
   const remedy =
     input === 'min-free' ? 'use max-storage for a remote engine' : 'give a size such as 20GB for a remote engine'
   const what = input === 'min-free' ? '' : ' as a percentage'
