@@ -11,7 +11,10 @@ import { bed, runAction, type ActionRun } from './harness'
 
 const { scene, engine } = bed()
 const MB = 1_000_000
-/** Metadata the disk gives back beside the sizes, per removed record or image and once more (build-cache.test.ts). */
+/**
+ * Metadata the disk gives back (or grows by) beside the sizes, per record on the engine, per image
+ * removed and once more: BuildKit's bolt database and the image's metadata (build-cache.test.ts).
+ */
 const SLACK = 64 * 1024
 const slack = (removed: number): number => SLACK * (removed + 1)
 const onOverlay2WithBuildKit = engine.buildkit && store === 'overlay2' ? test : test.skip
@@ -69,7 +72,7 @@ describe('max-storage with build-cache: all (needs BuildKit and overlay2: skippe
       expect(out.bytes).toBeGreaterThanOrEqual(1)
       expect(dry.bytes).toBe(out.bytes)
       expect(Number(run.outputs['storage-after'])).toBe(storageBefore(survey) - out.bytes)
-      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(1))
+      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(old.length + recent.length))
       expect(run.summary).toContain('(storage target: least recently used first)')
     }
   )
@@ -91,7 +94,7 @@ describe('max-storage with build-cache: all (needs BuildKit and overlay2: skippe
       expect(cacheBytes(run)).toBe(0)
       expect(out.bytes).toBe(MB)
       expect(run.outputs['target-met']).toBe('true')
-      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(1))
+      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(records.length + 1))
     }
   )
 
