@@ -100,7 +100,8 @@ export async function evictCache(
   if (alone) return { ...alone, forTarget: true }
   let result: CacheResult
   let listed: number
-  if (settings.dryRun) {
+  // Nothing to remove needs no second listing: before API 1.42 it would size every container.
+  if (settings.dryRun || evictions.length === 0) {
     const bytes = evictions.reduce((sum, eviction) => sum + eviction.bytes, 0)
     const held = evictions.filter(eviction => eviction.shared && eviction.bytes === 0).length
     result = { mode, removed: evictions.map(eviction => eviction.id), bytes, held, forTarget: true }
