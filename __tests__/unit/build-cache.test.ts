@@ -34,6 +34,63 @@ function record(engine: FakeEngine, id: string, fields: Partial<CacheRecord> = {
 
 const cacheIds = (engine: FakeEngine): string[] => engine.cache.map(r => r.id).sort()
 
+describe('max-storage with build-cache: images and records in one least-recently-used order', () => {
+  /** An image used 8 hours ago, a record last used 9 hours ago and one used 2 hours ago, 1 MB each. */
+  function engineWithBoth(): { engine: FakeEngine; app: string } {
+    const engine = new FakeEngine()
+    const now = engine.now()
+    // Built and tagged 8 hours ago: the engine's clock is set back for the build.
+    engine.now = () => now - 8 * HOUR
+    const app = engine.build('app:1', { bytes: MB })
+    engine.now = () => now
+    record(engine, 'old', { lastUsedAt: engine.now() - 9 * HOUR })
+    record(engine, 'new', { lastUsedAt: engine.now() - 2 * HOUR })
+    return { engine, app }
+  }
+
+  test('the older record goes before the newer image, by an anchored id, and no further than the target', async () => {
+    const { engine, app } = engineWithBoth()
+    const dry = await step({ 'max-storage': String(2 * MB), 'build-cache': 'all', 'dry-run': 'true' }, () =>
+      main(engine.open)
+    )
+    expect(engine.cachePrunes).toEqual([])
+    const run = await step({ 'max-storage': String(2 * MB), 'build-cache': 'all' }, () => main(engine.open))
+    expect(run.failed).toBe(false)
+    expect(engine.idsNow()).toEqual([app])
+    expect(cacheIds(engine)).toEqual(['new'])
+    expect(engine.cachePrunes).toEqual([{ all: true, id: '^old$' }])
+    for (const outputs of [dry.outputs, run.outputs]) {
+      expect(outputs).toMatchObject({
+        'reclaimed-bytes': String(MB),
+        'build-cache-reclaimed-bytes': String(MB),
+        'storage-before': String(3 * MB),
+        'storage-after': String(2 * MB),
+        'target-met': 'true'
+      })
+    }
+    expect(run.summary).toContain('Build cache (<code>all</code>) (storage target: least recently used first)')
+    expect(run.summary).toContain('image storage and build cache at most')
+  })
+
+  test('a tighter target takes the image next, then stops: the newest record stays', async () => {
+    const { engine } = engineWithBoth()
+    const run = await step({ 'max-storage': String(MB), 'build-cache': 'all' }, () => main(engine.open))
+    expect(engine.idsNow()).toEqual([])
+    expect(cacheIds(engine)).toEqual(['new'])
+    expect(run.outputs).toMatchObject({ 'reclaimed-bytes': String(2 * MB), 'build-cache-reclaimed-bytes': String(MB) })
+    expect(run.summary).toContain('Deleted (storage target: least recently used first)')
+  })
+
+  test('without build-cache the target is about images: the cache is neither measured nor touched', async () => {
+    const { engine } = engineWithBoth()
+    const run = await step({ 'max-storage': '0' }, () => main(engine.open))
+    expect(engine.idsNow()).toEqual([])
+    expect(cacheIds(engine)).toEqual(['new', 'old'])
+    expect(engine.cachePrunes).toEqual([])
+    expect(run.outputs).toMatchObject({ 'storage-before': String(MB), 'build-cache-reclaimed-bytes': '0' })
+  })
+})
+
 describe('build-cache in the main step', () => {
   test('all, alone: one prune of every unused record, no image touched, and only unshared records count', async () => {
     const engine = new FakeEngine()

@@ -12,6 +12,14 @@ export function cacheHeldLayers(
   records: CacheRecord[],
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>
 ): Set<string> {
+  return new Set(cacheHolds(records, state).values())
+}
+
+/** The layer each shared record holds, by record ID, matched as cacheHeldLayers says. */
+export function cacheHolds(
+  records: CacheRecord[],
+  state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>
+): Map<string, string> {
   const bySize = new Map<number, { chainId: string; made: number }[]>()
   for (const image of state.images) {
     const made = state.createdAt?.get(image.id) ?? image.created
@@ -21,7 +29,7 @@ export function cacheHeldLayers(
       bySize.set(layer.size, list)
     }
   }
-  const held = new Set<string>()
+  const held = new Map<string, string>()
   for (const record of records) {
     if (!record.shared || record.size <= 0) continue
     const candidates = bySize.get(record.size) ?? []
@@ -30,7 +38,7 @@ export function cacheHeldLayers(
       const gap = Math.abs(candidate.made - record.createdAt)
       if (!best || gap < Math.abs(best.made - record.createdAt)) best = candidate
     }
-    if (best) held.add(best.chainId)
+    if (best) held.set(record.id, best.chainId)
   }
   return held
 }

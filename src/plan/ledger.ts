@@ -11,6 +11,8 @@ export class Ledger {
   private readonly holders = new Map<string, number>()
   private readonly sizes = new Map<string, number>()
   private readonly gone = new Set<string>()
+  /** Layers the build cache no longer holds. */
+  private readonly unheld = new Set<string>()
   private readonly images: Set<string>
 
   constructor(private readonly state: Pick<EngineState, 'images' | 'containers' | 'layers' | 'cacheHeld'>) {
@@ -53,6 +55,22 @@ export class Ledger {
   /** Bytes of every layer someone still holds. */
   held(): number {
     return this.bytes([...this.holders].filter(([, holders]) => holders > 0).map(([chainId]) => chainId))
+  }
+
+  /** Bytes that dropping the build cache's hold on this layer would free now: all of it when no image holds it. */
+  heldAlone(chainId: string): number {
+    return this.state.cacheHeld?.has(chainId) && !this.unheld.has(chainId) && this.holders.get(chainId) === 1
+      ? this.size(chainId)
+      : 0
+  }
+
+  /** The build cache let this layer go: the bytes that frees. Only the cache's one hold is dropped, once. */
+  releaseHold(chainId: string): number {
+    if (!this.state.cacheHeld?.has(chainId) || this.unheld.has(chainId)) return 0
+    this.unheld.add(chainId)
+    const left = (this.holders.get(chainId) ?? 1) - 1
+    this.holders.set(chainId, left)
+    return left === 0 ? this.size(chainId) : 0
   }
 
   /** The image left the engine: the layers nobody holds any more, top first. Releasing twice frees nothing. */

@@ -59,6 +59,8 @@ export interface EngineState {
    * images share one directory per layer): removing their images leaves them on disk.
    */
   cacheHeld?: Set<string>
+  /** The daemon's build cache: read only when `build-cache` is set with a storage target (cache-budget.ts). */
+  buildCache?: CacheRecord[]
 }
 
 /**

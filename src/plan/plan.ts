@@ -5,9 +5,16 @@ import { Protection, type ProtectionSettings } from './protection'
 import { Resolver } from './resolver'
 import { Simulation, type Outcome } from './simulation'
 import { compareIds, type EngineState, type Layer, type Refusal, type Skip } from './model'
+import {
+  cacheBudget,
+  recordFirst,
+  type CacheBudget,
+  type CacheBudgetSettings,
+  type CacheEviction
+} from './cache-budget'
 
 /** The part of the settings the planner reads: what to remove, and what must stay (protection.ts). */
-export interface Selection extends ProtectionSettings {
+export interface Selection extends ProtectionSettings, Omit<CacheBudgetSettings, keyof ProtectionSettings> {
   refs: RefSpec[]
   prune: 'none' | 'dangling' | 'all'
   force: boolean
@@ -122,6 +129,11 @@ export interface Plan {
   state: EngineState
   /** Job scope on a shared engine: what this job leaves to the others still running (jobs.ts heldKey). */
   leftForOthers: string[]
+  /**
+   * The build cache records a storage target evicts, children first; set only when `build-cache`
+   * counts the cache in the targets (cache-budget.ts). Their bytes are not in `bytes`.
+   */
+  cache?: CacheEviction[]
 }
 
 /** A request before the simulation says what it does: by ID when `target` is the image's ID. */
@@ -135,8 +147,9 @@ export function plan(state: EngineState, selection: Selection, now: number): Pla
   const sim = new Simulation(state)
   const resolver = new Resolver(sim)
   const protection = new Protection(state, sim, resolver, selection, now)
+  const cache = selection.targets && cacheBudget(state, selection, sim.layerHolds(), now)
   return {
-    ...new Planner(state, selection, sim, resolver, protection).run(),
+    ...new Planner(state, selection, sim, resolver, protection, cache).run(),
     leftForOthers: [...protection.held.keys()]
   }
 }
@@ -188,9 +201,11 @@ class Planner {
   private readonly steps: Step[] = []
   private readonly skipped: Skip[] = []
   private readonly filteredOut: { ref: string; id: string }[] = []
-  /** Image storage before the first step. */
+  /** Image storage before the first step, and the build cache's unshared bytes when they count. */
   private readonly storedBefore: number
   private freed = 0
+  /** Bytes the build cache records evicted for a target free. */
+  private cacheFreed = 0
   private crossed = false
 
   /** `sim` must hold the engine as `state` has it: no removal played yet. */
@@ -199,9 +214,10 @@ class Planner {
     private readonly selection: Selection,
     private readonly sim: Simulation,
     private readonly resolver: Resolver,
-    private readonly protection: Protection
+    private readonly protection: Protection,
+    private readonly cache?: CacheBudget
   ) {
-    this.storedBefore = sim.storedBytes()
+    this.storedBefore = sim.storedBytes() + (cache?.unsharedBytes() ?? 0)
   }
 
   run(): Omit<Plan, 'leftForOthers'> {
@@ -215,21 +231,24 @@ class Planner {
       filteredOut: this.filteredOut,
       bytes: this.freed,
       storage: this.storage(),
-      state: this.state
+      state: this.state,
+      ...(this.cache ? { cache: this.cache.evictions() } : {})
     }
   }
 
   private storage(): Storage {
     const { freeBytes } = this.state
-    const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + this.freed }
+    const freed = this.freed + this.cacheFreed
+    const free = freeBytes === undefined ? {} : { freeBefore: freeBytes, freeAfter: freeBytes + freed }
     const met = this.selection.targets === undefined || this.shortfall(this.selection.targets) <= 0
-    return { before: this.storedBefore, after: this.storedBefore - this.freed, ...free, met, crossed: this.crossed }
+    return { before: this.storedBefore, after: this.storedBefore - freed, ...free, met, crossed: this.crossed }
   }
 
   /** Bytes still to free for every target to hold. */
   private shortfall(targets: Targets): number {
-    const over = targets.maxStorage === undefined ? 0 : this.storedBefore - this.freed - targets.maxStorage
-    const under = targets.minFree === undefined ? 0 : targets.minFree - ((this.state.freeBytes ?? 0) + this.freed)
+    const freed = this.freed + this.cacheFreed
+    const over = targets.maxStorage === undefined ? 0 : this.storedBefore - freed - targets.maxStorage
+    const under = targets.minFree === undefined ? 0 : targets.minFree - ((this.state.freeBytes ?? 0) + freed)
     return Math.max(over, under)
   }
 
@@ -239,26 +258,32 @@ class Planner {
    * Only images without children are removed (a parent's layers stay while
    * a child holds them), and one that would free nothing yet, because
    * another image shares its layers, waits while any other would free
-   * something: no image goes for nothing when another would do.
+   * something: no image goes for nothing when another would do. The build cache's records, when
+   * they count, take their turn in the same order (cache-budget.ts).
    */
   private evict(targets: Targets): void {
     if (this.shortfall(targets) <= 0) return
     this.crossed = true
     const goal = spared(targets)
-    const pending = new Set(
-      this.sim
-        .images()
-        .filter(image => this.evictable(image.id))
-        .map(image => ({
-          id: image.id,
-          used: this.protection.lastUsed(image.id),
-          bytes: this.sim.uniqueBytes(image.id)
-        }))
-        .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
-        .map(candidate => candidate.id)
-    )
+    const candidates = this.sim
+      .images()
+      .filter(image => this.evictable(image.id))
+      .map(image => ({
+        id: image.id,
+        used: this.protection.lastUsed(image.id),
+        bytes: this.sim.uniqueBytes(image.id)
+      }))
+      .sort((a, b) => a.used - b.used || b.bytes - a.bytes || compareIds(a.id, b.id))
+    const used = new Map(candidates.map(candidate => [candidate.id, candidate.used]))
+    const pending = new Set(candidates.map(candidate => candidate.id))
     while (this.shortfall(goal) > 0) {
       const next = this.nextToEvict(pending)
+      const record = this.cache?.next()
+      const image = next === undefined ? undefined : { used: used.get(next) ?? 0, bytes: this.sim.uniqueBytes(next) }
+      if (record && recordFirst(record, image)) {
+        this.cacheFreed += this.cache?.evict(record.id) ?? 0
+        continue
+      }
       if (!next) return
       pending.delete(next)
       this.pruneOne(next, { kind: 'storage-target' })

@@ -3,6 +3,7 @@ import { shortId } from '../common/ids'
 import { Ledger } from './ledger'
 import { parseNamed } from './reference'
 import type { Container, EngineState, Image, ImageStore, Refusal, SkipReason } from './model'
+import type { LayerHolds } from './cache-budget'
 
 /** What one DELETE would do, as the engine's own rules decide it. */
 export type Outcome =
@@ -196,6 +197,14 @@ export class Simulation {
   /** Bytes that deleting this image alone would free now: its layers nothing else holds. */
   uniqueBytes(id: string): number {
     return this.ledger.unique(id)
+  }
+
+  /** The ledger's view of the layers the build cache holds too, for its records' part in a target (cache-budget.ts). */
+  layerHolds(): LayerHolds {
+    return {
+      heldAlone: chainId => this.ledger.heldAlone(chainId),
+      releaseHold: chainId => this.ledger.releaseHold(chainId)
+    }
   }
 
   /** Bytes of every layer some image or container holds: the image storage on disk. */

@@ -83,7 +83,8 @@ function cacheLine(cache: NonNullable<Result['cache']>, dryRun: boolean): string
     cache.held > 0
       ? ` ${cache.held} of ${dryRun ? 'them hold' : 'them held'} data an image still uses: that stays on disk, so they count 0.`
       : ''
-  return `<p>Build cache (<code>${cache.mode}</code>): ${records}, ${bytes}.${held}</p>`
+  const why = cache.forTarget ? ' (storage target: least recently used first)' : ''
+  return `<p>Build cache (<code>${cache.mode}</code>)${why}: ${records}, ${bytes}.${held}</p>`
 }
 
 function overview(result: Result, left: number): string {
@@ -103,7 +104,8 @@ function storageLine(result: Result): string | undefined {
   const before = formatBytes(result.storageBefore)
   const after = formatBytes(result.storageAfter)
   const predicted = result.dryRun ? ' (predicted)' : ''
-  const line = `<p>Image storage on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`
+  const what = result.target?.withCache ? 'Image storage and build cache' : 'Image storage'
+  const line = `<p>${what} on the engine: <b>${before}</b> before → <b>${after}</b> after${predicted}.</p>`
   return result.target ? line + targetLine(result.target, result.dryRun) : line
 }
 
@@ -111,7 +113,10 @@ function targetLine(target: NonNullable<Result['target']>, dryRun: boolean): str
   const goals = []
   const share = (percent: number | undefined): string => (percent === undefined ? '' : ` (${percent}% of the disk)`)
   if (target.maxStorage !== undefined)
-    goals.push(`image storage at most <b>${formatBytes(target.maxStorage)}</b>${share(target.maxStoragePercent)}`)
+    goals.push(
+      `${target.withCache ? 'image storage and build cache' : 'image storage'} at most ` +
+        `<b>${formatBytes(target.maxStorage)}</b>${share(target.maxStoragePercent)}`
+    )
   if (target.minFree !== undefined) {
     const free = `${formatBytes(target.freeBefore ?? 0)} → ${formatBytes(target.freeAfter ?? 0)}`
     goals.push(

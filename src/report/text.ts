@@ -31,7 +31,7 @@ function cacheText(cache: NonNullable<Result['cache']>, dryRun: boolean): string
   if (cache.leftForOthers) return 'Build cache: left for the other jobs still running on this engine.'
   const held = cache.held > 0 ? `; ${cache.held} held data an image still uses, counted 0` : ''
   return (
-    `Build cache (${cache.mode}): ${cache.removed.length} records ${dryRun ? 'would be removed' : 'removed'}, ` +
+    `Build cache (${cache.mode})${cache.forTarget ? ' for the storage target' : ''}: ${cache.removed.length} records ${dryRun ? 'would be removed' : 'removed'}, ` +
     `${formatBytes(cache.bytes)} (${cache.bytes} bytes)${held}.`
   )
 }

@@ -1,5 +1,6 @@
 import type { Engine } from '../engine/engine'
 import { cacheRules, freedBytes, predictPrune, type CacheMode, type CacheRules } from '../plan/cache'
+import type { CacheEviction } from '../plan/cache-budget'
 import type { CacheRecord } from '../plan/model'
 import type { Settings } from '../settings/settings'
 import { formatBytes } from '../common/units'
@@ -18,6 +19,8 @@ export interface CacheResult {
   held: number
   /** Job scope, with other jobs still running on the engine: the cache was left to the last of them. */
   leftForOthers?: boolean
+  /** The records went for a storage target, least recently used first, not because of `build-cache` alone. */
+  forTarget?: boolean
 }
 
 /** Everything a run freed on disk (or would): the images' bytes and the build cache's. */
@@ -52,6 +55,18 @@ export async function reclaimCache(
     return { mode, absent: true, removed: [], bytes: 0, held: 0 }
   }
   const rules = cacheRules(mode, settings, now)
+  const alone = leftAlone(mode, settings, log)
+  if (alone) return alone
+  const removed = settings.preexistingCache
+    ? await pruneJobRecords(engine, listing, rules, new Set(settings.preexistingCache), settings.dryRun)
+    : await pruneOnce(engine, listing, rules, settings.dryRun, now)
+  const result = { mode, removed, ...freedBytes(listing, removed) }
+  log.info(cacheLine(result, listing.length, settings.dryRun))
+  return result
+}
+
+/** Job scope's post step, where the job's records cannot be told from the others: the cache stays. */
+function leftAlone(mode: CacheMode, settings: CacheSettings, log: Log): CacheResult | undefined {
   if (settings.preexisting !== undefined && !settings.preexistingCache) {
     log.warning(
       'The main step recorded no build cache, so the post step cannot tell what the job added to it: it stays.'
@@ -62,11 +77,47 @@ export async function reclaimCache(
     log.info('Other jobs still run on this engine: their build cache cannot be told from this one, so it stays.')
     return { mode, removed: [], bytes: 0, held: 0, leftForOthers: true }
   }
-  const removed = settings.preexistingCache
-    ? await pruneJobRecords(engine, listing, rules, new Set(settings.preexistingCache), settings.dryRun)
-    : await pruneOnce(engine, listing, rules, settings.dryRun, now)
-  const result = { mode, removed, ...freedBytes(listing, removed) }
-  log.info(cacheLine(result, listing.length, settings.dryRun))
+  return undefined
+}
+
+/**
+ * The records a storage target evicts (plan/cache-budget.ts), after the images: each by an
+ * anchored `id` filter of its own, children before their parents, as job scope removes its own.
+ * The listing right before prices them, since the image removals may have unshared some; a dry
+ * run takes the plan's prices, which know which layers the images it removes leave to the cache.
+ */
+export async function evictCache(
+  engine: Engine,
+  evictions: CacheEviction[],
+  /** The listing the plan was made from. */
+  planned: CacheRecord[],
+  settings: CacheSettings,
+  log: Log
+): Promise<CacheResult | undefined> {
+  const mode = settings.buildCache
+  if (mode === 'none') return undefined
+  const alone = leftAlone(mode, settings, log)
+  if (alone) return { ...alone, forTarget: true }
+  let result: CacheResult
+  let listed: number
+  // Nothing to remove needs no second listing: before API 1.42 it would size every container.
+  if (settings.dryRun || evictions.length === 0) {
+    const bytes = evictions.reduce((sum, eviction) => sum + eviction.bytes, 0)
+    const held = evictions.filter(eviction => eviction.shared && eviction.bytes === 0).length
+    result = { mode, removed: evictions.map(eviction => eviction.id), bytes, held, forTarget: true }
+    listed = planned.length
+  } else {
+    const listing = (await engine.buildCache()) ?? []
+    listed = listing.length
+    const present = new Set(listing.map(record => record.id))
+    const removed: string[] = []
+    for (const { id } of evictions.filter(eviction => present.has(eviction.id))) {
+      removed.push(...(await engine.pruneBuildCache({ all: mode === 'all', id: `^${id}$` })))
+    }
+    const unique = [...new Set(removed)]
+    result = { mode, removed: unique, ...freedBytes(listing, unique), forTarget: true }
+  }
+  log.info(`${cacheLine(result, listed, settings.dryRun)}, for the storage target, least recently used first`)
   return result
 }
 

@@ -10,7 +10,7 @@ import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { recordedUse } from './recorded-use'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
-import { reclaimCache, type CacheResult } from './cache'
+import { evictCache, reclaimCache, type CacheResult } from './cache'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -53,6 +53,8 @@ export interface Result {
 export interface TargetResult extends Targets {
   /** Image storage at the end, in the plan's measure. */
   storageAfter: number
+  /** The measure counts the build cache's unshared bytes too (`build-cache` with a target). */
+  withCache?: boolean
   freeBefore?: number
   freeAfter?: number
   met: boolean
@@ -106,17 +108,26 @@ export async function reclaim(
           () => predicted
         )
       : predicted
-  const target = targets && (await judge(engine, targets, planned.storage, execution.bytes, changed))
-  if (target && !target.met) log.warning(missed(target))
-  // After the images, whose removal may leave cache records no image shares any more.
+  // After the images, whose removal may leave cache records no image shares any more. Where the
+  // cache counts in the targets, only the records the plan evicts go, and the target is judged after.
+  const evictions = planned.cache
   const cache =
     execution.interrupted || settings.buildCache === 'none'
       ? undefined
-      : await log.group('Build cache', () => reclaimCache(engine, settings, now, log))
+      : await log.group('Build cache', () =>
+          evictions
+            ? evictCache(engine, evictions, state.buildCache ?? [], settings, log)
+            : reclaimCache(engine, settings, now, log)
+        )
+  const freed = execution.bytes + (evictions ? (cache?.bytes ?? 0) : 0)
+  const cacheChanged = (cache?.removed.length ?? 0) > 0 && !settings.dryRun
+  const target =
+    targets && (await judge(engine, targets, planned.storage, freed, changed || cacheChanged, evictions !== undefined))
+  if (target && !target.met) log.warning(missed(target))
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, {
     storageBefore,
-    storageAfter,
+    storageAfter: target?.storageAfter ?? storageAfter,
     target,
     now,
     jobScope,
@@ -182,7 +193,8 @@ async function judge(
   targets: Targets,
   storage: Plan['storage'],
   freed: number,
-  changed: boolean
+  changed: boolean,
+  withCache: boolean
 ): Promise<TargetResult> {
   const { freeBefore } = storage
   const storageAfter = storage.before - freed
@@ -194,14 +206,23 @@ async function judge(
   const met =
     (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
     (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
-  return { ...targets, storageAfter, freeBefore, freeAfter, met, crossed: storage.crossed }
+  return {
+    ...targets,
+    storageAfter,
+    freeBefore,
+    freeAfter,
+    met,
+    crossed: storage.crossed,
+    ...(withCache ? { withCache } : {})
+  }
 }
 
 function missed(target: TargetResult): string {
   const parts = []
   if (target.maxStorage !== undefined)
     parts.push(
-      `image storage ends at ${formatBytes(target.storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`
+      `${target.withCache ? 'image and build cache storage' : 'image storage'} ends at ` +
+        `${formatBytes(target.storageAfter)} (max-storage ${formatBytes(target.maxStorage)})`
     )
   if (target.minFree !== undefined)
     parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`)
@@ -224,6 +245,8 @@ async function planAgainst(engine: Engine, settings: Settings, now: number, log:
     const state: EngineState = { images, containers, layers: new Map(), store: engine.store }
     if (settings.preexisting && settings.otherJobs?.length) await readAppearances(engine, state, settings.preexisting)
     if (settings.targets?.minFree !== undefined) state.freeBytes = await freeUnderDataRoot(engine)
+    // The build cache counts in the targets with `build-cache` (plan/cache-budget.ts).
+    if (settings.targets && settings.buildCache !== 'none') state.buildCache = await engine.buildCache()
     const recorded = usageMatters ? await recordedUse(engine, log, settings.stateDir) : undefined
     if (recorded) {
       state.recordedUse = recorded.images
@@ -311,7 +334,10 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
  * records the last tag).
  */
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
-  const cache = engine.store === 'graphdriver' ? await engine.buildCache(true).catch(() => undefined) : undefined
+  const cache =
+    engine.store !== 'graphdriver'
+      ? undefined
+      : (state.buildCache ?? (await engine.buildCache(true).catch(() => undefined)))
   const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
   // Disk usage counts only what images share with each other: where the build cache shares an
   // image's layers too, every image is inspected, so that each layer is known by its chain ID.

@@ -1,0 +1,115 @@
+import { beforeEach, describe, expect, test } from '@jest/globals'
+import { BUSYBOX } from '../../testbed/scene'
+import { storage, store, succeeded, type Storage } from './checks'
+import { bed, runAction, type ActionRun } from './harness'
+
+/**
+ * `max-storage` with `build-cache`: images and build cache records in one least-recently-used
+ * order, against the fall of the data directory (`du -sbx`). Needs the engine's own BuildKit, and
+ * overlay2, where a record's size is what its removal frees (docs/build-cache.md).
+ */
+
+const { scene, engine } = bed()
+const MB = 1_000_000
+/**
+ * Metadata the disk gives back (or grows by) beside the sizes, per record on the engine, per image
+ * removed and once more: BuildKit's bolt database and the image's metadata (build-cache.test.ts).
+ */
+const SLACK = 64 * 1024
+const slack = (removed: number): number => SLACK * (removed + 1)
+const onOverlay2WithBuildKit = engine.buildkit && store === 'overlay2' ? test : test.skip
+
+beforeEach(async () => {
+  await scene.wipe({ keepBusybox: true })
+})
+
+/** A record as GET /system/df lists it, with the times the bed's type leaves out. */
+interface Listed {
+  ID: string
+  Size: number
+  Shared: boolean
+  CreatedAt: string
+  LastUsedAt?: string | null
+}
+
+const listed = async (): Promise<Listed[]> => (await scene.buildCache()) as unknown as Listed[]
+const ids = (records: Listed[]): string[] => records.map(r => r.ID).sort()
+const cacheBytes = (run: ActionRun): number => Number(run.outputs['build-cache-reclaimed-bytes'])
+const storageBefore = (run: ActionRun): number => Number(run.outputs['storage-before'])
+const diskFall = (before: Storage, after: Storage): number => before.disk - after.disk
+
+/** The records of a BuildKit build whose image is gone again: all of them unshared, held by the cache alone. */
+async function cacheOnly(tag: string): Promise<Listed[]> {
+  const before = new Set(ids(await listed()))
+  await scene.build(tag, { bytes: MB, builder: 'buildkit' })
+  await scene.rmi(tag)
+  return (await listed()).filter(r => !before.has(r.ID))
+}
+
+describe('max-storage with build-cache: all (needs BuildKit and overlay2: skipped elsewhere)', () => {
+  onOverlay2WithBuildKit(
+    'an old build cache record goes before a newer image, and no more than the target needs',
+    async () => {
+      const old = await cacheOnly('cb/old:1')
+      const newer = await scene.build('cb/newer:1', { bytes: MB })
+      const recent = await cacheOnly('cb/recent:1')
+      const survey = await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep: BUSYBOX, 'dry-run': 'true' })
+      const inputs = { 'build-cache': 'all', 'max-storage': String(storageBefore(survey) - 1), keep: BUSYBOX }
+      const dry = succeeded(await runAction({ ...inputs, 'dry-run': 'true' }))
+      const before = await storage(scene)
+      const run = await runAction(inputs)
+      const out = succeeded(run)
+      const after = await storage(scene)
+      const left = ids(await listed())
+      expect(out.deleted).toEqual([])
+      expect(await scene.imageId('cb/newer:1')).toBe(newer)
+      // One byte over the target: records of the oldest build go, and only those.
+      const gone = ids(old).filter(id => !left.includes(id))
+      expect(gone.length).toBeGreaterThan(0)
+      for (const record of recent) expect(left).toContain(record.ID)
+      expect(run.outputs['target-met']).toBe('true')
+      expect(cacheBytes(run)).toBe(out.bytes)
+      expect(out.bytes).toBeGreaterThanOrEqual(1)
+      expect(dry.bytes).toBe(out.bytes)
+      expect(Number(run.outputs['storage-after'])).toBe(storageBefore(survey) - out.bytes)
+      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(old.length + recent.length))
+      expect(run.summary).toContain('(storage target: least recently used first)')
+    }
+  )
+
+  onOverlay2WithBuildKit(
+    'an old image goes before newer build cache records, which stay, and the bytes are what left the disk',
+    async () => {
+      const old = await scene.build('cb/old:1', { bytes: MB })
+      const records = await cacheOnly('cb/recent:1')
+      expect(records.length).toBeGreaterThan(0)
+      const survey = await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep: BUSYBOX, 'dry-run': 'true' })
+      const inputs = { 'build-cache': 'all', 'max-storage': String(storageBefore(survey) - 1), keep: BUSYBOX }
+      const before = await storage(scene)
+      const run = await runAction(inputs)
+      const out = succeeded(run)
+      const after = await storage(scene)
+      expect(out.deleted).toEqual([old])
+      expect(ids(await listed())).toEqual(ids(records))
+      expect(cacheBytes(run)).toBe(0)
+      expect(out.bytes).toBe(MB)
+      expect(run.outputs['target-met']).toBe('true')
+      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(records.length + 1))
+    }
+  )
+
+  onOverlay2WithBuildKit(
+    "the measure is the images' layers and the records no image shares: the survey counts both",
+    async () => {
+      await scene.build('cb/newer:1', { bytes: MB })
+      await cacheOnly('cb/recent:1')
+      await scene.build('cb/shares:1', { bytes: MB, builder: 'buildkit' })
+      const records = await listed()
+      expect(records.some(r => r.Shared)).toBe(true)
+      const imagesOnly = storageBefore(await runAction({ 'max-storage': '1TB', 'dry-run': 'true' }))
+      const both = storageBefore(await runAction({ 'build-cache': 'all', 'max-storage': '1TB', 'dry-run': 'true' }))
+      expect(imagesOnly).toBe((await storage(scene)).layers)
+      expect(both - imagesOnly).toBe(records.filter(r => !r.Shared).reduce((sum, r) => sum + r.Size, 0))
+    }
+  )
+})
