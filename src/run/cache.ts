@@ -4,6 +4,7 @@ import type { CacheRecord } from '../plan/model'
 import type { Settings } from '../settings/settings'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
+import { cacheShares, type CachePrior } from './cache-holds'
 
 /** What the build cache step did (or, in a dry run, would do). */
 export interface CacheResult {
@@ -42,12 +43,13 @@ export async function reclaimCache(
   engine: Engine,
   settings: CacheSettings,
   now: number,
-  log: Log
+  log: Log,
+  prior?: CachePrior
 ): Promise<CacheResult | undefined> {
   const mode = settings.buildCache
   if (mode === 'none') return undefined
-  const listing = await engine.buildCache()
-  if (!listing) {
+  const listed = await engine.buildCache()
+  if (!listed) {
     log.info('This engine keeps no build cache (Podman builds with Buildah): build-cache has nothing to remove.')
     return { mode, absent: true, removed: [], bytes: 0, held: 0 }
   }
@@ -62,10 +64,11 @@ export async function reclaimCache(
     log.info('Other jobs still run on this engine: their build cache cannot be told from this one, so it stays.')
     return { mode, removed: [], bytes: 0, held: 0, leftForOthers: true }
   }
+  const { listing, held } = await cacheShares(engine, listed, settings.dryRun, prior)
   const removed = settings.preexistingCache
     ? await pruneJobRecords(engine, listing, rules, new Set(settings.preexistingCache), settings.dryRun)
     : await pruneOnce(engine, listing, rules, settings.dryRun, now)
-  const result = { mode, removed, ...freedBytes(listing, removed) }
+  const result = { mode, removed, ...freedBytes(listing, removed, held) }
   log.info(cacheLine(result, listing.length, settings.dryRun))
   return result
 }
@@ -116,7 +119,9 @@ export async function recordCache(engine: Engine, log: Log): Promise<string[]> {
 function cacheLine(result: CacheResult, listed: number, dryRun: boolean): string {
   const verb = dryRun ? 'would remove' : 'removed'
   const held =
-    result.held > 0 ? `; ${result.held} of them hold data an image still uses, which stays on disk and counts 0` : ''
+    result.held > 0
+      ? `; ${result.held} of them hold data an image still uses, which stays on disk and is not counted`
+      : ''
   return (
     `Build cache (${result.mode}): ${listed} records, ${verb} ${result.removed.length}, ` +
     `${formatBytes(result.bytes)} (${result.bytes} bytes)${held}`

@@ -5,7 +5,7 @@ import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, t
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
 import { unsharedLayers } from '../engine/layers'
-import { cacheHeldLayers } from '../plan/cache-holds'
+import { holdInState, readCacheHolds } from './cache-holds'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { recordedUse } from './recorded-use'
@@ -110,7 +110,12 @@ export async function reclaim(
   const cache =
     execution.interrupted || settings.buildCache === 'none'
       ? undefined
-      : await log.group('Build cache', () => reclaimCache(engine, settings, now, log))
+      : await log.group('Build cache', () =>
+          reclaimCache(engine, settings, now, log, {
+            state,
+            deleted: execution.done.flatMap(done => done.deletedImages)
+          })
+        )
   const jobScope = settings.preexisting !== undefined
   return summarize(endpoint, settings.dryRun, state, planned, execution, {
     storageBefore,
@@ -304,7 +309,7 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
  * records the last tag).
  */
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
-  const cache = engine.store === 'graphdriver' ? await engine.buildCache(true).catch(() => undefined) : undefined
+  const cache = engine.store === 'podman' ? undefined : await engine.buildCache(true).catch(() => undefined)
   const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
   // Disk usage counts only what images share with each other: where the build cache shares an
   // image's layers too, every image is inspected, so that each layer is known by its chain ID.
@@ -312,7 +317,7 @@ async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage |
     usage && shared.length === 0 ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
   const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
   Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
-  if (shared.length > 0) state.cacheHeld = cacheHeldLayers(shared, state)
+  if (shared.length > 0) holdInState(state, await readCacheHolds(engine, shared, state))
   log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
 }
 
