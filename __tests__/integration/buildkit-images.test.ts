@@ -1,6 +1,7 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { expectLayerBytes, expectReclaimed, storage, store, succeeded } from './checks'
 import { bed, runAction } from './harness'
+import { BUSYBOX } from '../../testbed/scene'
 
 /**
  * Images as CI builds them, with BuildKit: its build cache keeps the layers it built, on overlay2
@@ -56,5 +57,22 @@ describe('an image BuildKit built, while its build cache holds its layers', () =
     if (store === 'overlay2') expectLayerBytes(out.bytes, MB, MB)
     expect(dry.bytes).toBe(out.bytes)
     expectReclaimed(out.bytes, before, await storage(scene), 3, { containerKeepsLayers: true })
+  })
+
+  withBuildKit('prune: all, then the build cache in the same step: each share is what left the disk', async () => {
+    await scene.build('bk/app:1', { builder: 'buildkit', bytes: 2 * MB })
+    await scene.build('bk/lib:1', { builder: 'buildkit', bytes: MB })
+    const inputs = { prune: 'all', keep: BUSYBOX, 'build-cache': 'all' }
+    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
+    const records = (await scene.buildCache()).length
+    const before = await storage(scene)
+    const run = await runAction(inputs)
+    const out = succeeded(run)
+    const after = await storage(scene)
+    expect(out.deleted).toHaveLength(2)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expect(dry.outputs['build-cache-reclaimed-bytes']).toBe(run.outputs['build-cache-reclaimed-bytes'])
+    // Each removed record leaves metadata behind, as each image does.
+    expectReclaimed(out.bytes, before, after, 2 + records, { containerKeepsLayers: true })
   })
 })
