@@ -1,6 +1,8 @@
 import { describe, expect, test } from '@jest/globals'
 import { applyCacheHolds, cacheHeldLayers, matchCacheRecords, unsharedBy } from '../../src/plan/cache-holds'
+import type { Engine } from '../../src/engine/engine'
 import { Ledger } from '../../src/plan/ledger'
+import { readCacheHolds } from '../../src/run/cache-holds'
 import type { CacheRecord, EngineState, Image } from '../../src/plan/model'
 
 const T0 = Date.UTC(2026, 11, 3, 9, 0, 0)
@@ -159,5 +161,36 @@ describe('unsharedBy: the listing as the real run will see it, once the planned 
 
   test('nothing deleted: the listing as it is', () => {
     expect(unsharedBy(records, holds, s, new Set())).toBe(records)
+  })
+})
+
+describe('readCacheHolds: the history is read only where it can tell a blob from a snapshot', () => {
+  const s = state({ app: [['l1', 2_009_053]], big: [['l7', 9_000_000]] }, { app: T0, big: T0 })
+
+  function engineOf(store: Engine['store']): { engine: Engine; asked: string[][] } {
+    const asked: string[][] = []
+    const historySizes = async (stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> => {
+      asked.push(stacks.map(stack => stack.id))
+      return new Map([
+        ['l1', 1_007_616],
+        ['l7', 4_500_000]
+      ])
+    }
+    return { engine: { store, historySizes } as unknown as Engine, asked }
+  }
+
+  test('the containerd store: one history, of the image with a layer near a shared record', async () => {
+    const { engine, asked } = engineOf('containerd')
+    const holds = await readCacheHolds(engine, [record('r', 2_008_115, T0), record('x', 50, T0, false)], s)
+    expect(asked).toEqual([['app']])
+    expect(holds).toEqual([{ recordId: 'r', chainId: 'l1', bytes: 1_000_499 }])
+  })
+
+  test('overlay2: no history, a record holds the layer of its size', async () => {
+    const { engine, asked } = engineOf('graphdriver')
+    expect(await readCacheHolds(engine, [record('r', 9_000_000, T0)], s)).toEqual([
+      { recordId: 'r', chainId: 'l7', bytes: 9_000_000 }
+    ])
+    expect(asked).toEqual([])
   })
 })
