@@ -198,6 +198,17 @@ export class FakeEngine implements Engine {
     }
   }
 
+  /** The layers' own sizes, as overlay2's history gives them: the fake keeps no blobs apart from snapshots. */
+  async historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> {
+    this.answer()
+    const sizes = new Map<string, number>()
+    for (const stack of stacks) {
+      for (const layer of this.layers.get(stack.id) ?? [])
+        if (stack.chain.includes(layer.chainId)) sizes.set(layer.chainId, layer.size)
+    }
+    return sizes
+  }
+
   async remove(target: string, force: boolean): Promise<RemovedItem[]> {
     this.removals.push({ target, force })
     if (this.removalsLeft-- <= 0) this.goAway()

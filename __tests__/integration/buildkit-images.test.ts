@@ -1,48 +1,56 @@
-import { beforeEach, describe, expect, test } from '@jest/globals'
+import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { expectLayerBytes, expectReclaimed, storage, store, succeeded } from './checks'
 import { bed, runAction } from './harness'
+import { BUSYBOX } from '../../testbed/scene'
 
 /**
  * Images as CI builds them, with BuildKit: its build cache keeps the layers it built, on overlay2
- * in the very directories the images use, so removing such an image alone frees next to nothing.
+ * in the very directories the images use, so removing such an image alone frees next to nothing;
+ * on the containerd store the layer's blob, so removing the image frees its own snapshot only.
  * The bytes reported must be what left the data directory, in a real run and in a dry run.
  */
 
 const { scene, engine } = bed()
 const MB = 1_000_000
-// Exact on overlay2; the containerd store's cache holds a layer's blob but not the image's own
-// snapshot, which the action does not yet tell apart (docs/reclaimed-bytes.md).
-const exactStore = engine.buildkit && store === 'overlay2' ? test : test.skip
+const withBuildKit = engine.buildkit ? test : test.skip
+
+// The first BuildKit build on a fresh engine leaves a blob of about 135 kB and a page of BuildKit's
+// history.db that arrive after the build returned (seen on docker26-containerd): one build first,
+// so that no test measures them.
+beforeAll(async () => {
+  if (engine.buildkit) await scene.build('bk/first:1', { builder: 'buildkit', bytes: 1000 })
+})
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
 })
 
 describe('an image BuildKit built, while its build cache holds its layers', () => {
-  exactStore('removing it reports what left the disk, and the dry run predicted as much', async () => {
+  withBuildKit('removing it reports what left the disk, and the dry run predicted as much', async () => {
     await scene.build('bk/app:1', { builder: 'buildkit', bytes: 3 * MB })
     const dry = succeeded(await runAction({ refs: 'bk/app:1', 'dry-run': 'true' }))
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'bk/app:1' }))
     expect(out.deleted).toHaveLength(1)
-    expect(out.bytes).toBeLessThan(MB)
+    // overlay2: the image's metadata; the containerd store: its snapshot, not the blob the cache holds.
+    expect(out.bytes).toBeLessThan(store === 'overlay2' ? MB : 3 * MB + 64 * 1024)
     expect(dry.bytes).toBe(out.bytes)
     expectReclaimed(out.bytes, before, await storage(scene), 1, { containerKeepsLayers: true })
   })
 
-  exactStore('beside an image of the legacy builder: only the legacy image’s layer counts', async () => {
+  withBuildKit('beside an image of the legacy builder: only the legacy image’s layer counts', async () => {
     await scene.build('bk/app:1', { builder: 'buildkit', bytes: 2 * MB })
     await scene.build('legacy/app:1', { bytes: MB })
     const dry = succeeded(await runAction({ refs: 'bk/app:1 legacy/app:1', 'dry-run': 'true' }))
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'bk/app:1 legacy/app:1' }))
     expect(out.deleted).toHaveLength(2)
-    expectLayerBytes(out.bytes, MB)
+    if (store === 'overlay2') expectLayerBytes(out.bytes, MB)
     expect(dry.bytes).toBe(out.bytes)
     expectReclaimed(out.bytes, before, await storage(scene), 2, { containerKeepsLayers: true })
   })
 
-  exactStore('two BuildKit images of the same size: each is matched to its own cache record', async () => {
+  withBuildKit('two BuildKit images of the same size: each is matched to its own cache record', async () => {
     await scene.build('bk/one:1', { builder: 'buildkit', bytes: MB })
     await scene.build('bk/two:1', { builder: 'buildkit', bytes: MB })
     await scene.pruneBuildCache()
@@ -51,9 +59,27 @@ describe('an image BuildKit built, while its build cache holds its layers', () =
     const before = await storage(scene)
     const out = succeeded(await runAction({ refs: 'bk/*' }))
     expect(out.deleted).toHaveLength(3)
-    // one and two lost their records to the prune: their layers go; three's record keeps its own.
-    expectLayerBytes(out.bytes, MB, MB)
+    // one and two lost their records to the prune: their layers go; three's record keeps its own
+    // (on the containerd store its blob: three's snapshot goes).
+    if (store === 'overlay2') expectLayerBytes(out.bytes, MB, MB)
     expect(dry.bytes).toBe(out.bytes)
     expectReclaimed(out.bytes, before, await storage(scene), 3, { containerKeepsLayers: true })
+  })
+
+  withBuildKit('prune: all, then the build cache in the same step: each share is what left the disk', async () => {
+    await scene.build('bk/app:1', { builder: 'buildkit', bytes: 2 * MB })
+    await scene.build('bk/lib:1', { builder: 'buildkit', bytes: MB })
+    const inputs = { prune: 'all', keep: BUSYBOX, 'build-cache': 'all' }
+    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
+    const records = (await scene.buildCache()).length
+    const before = await storage(scene)
+    const run = await runAction(inputs)
+    const out = succeeded(run)
+    const after = await storage(scene)
+    expect(out.deleted).toHaveLength(2)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expect(dry.outputs['build-cache-reclaimed-bytes']).toBe(run.outputs['build-cache-reclaimed-bytes'])
+    // Each removed record leaves metadata behind, as each image does.
+    expectReclaimed(out.bytes, before, after, 2 + records, { containerKeepsLayers: true })
   })
 })

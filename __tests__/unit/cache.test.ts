@@ -117,3 +117,22 @@ describe('freedBytes: the sizes of removed records no image shares', () => {
     expect(freedBytes(listing, removed)).toEqual(expected)
   })
 })
+
+describe('freedBytes with what images hold of each shared record', () => {
+  // The containerd store: a record of blob 1,000,499 and snapshot 1,007,616 (docker26-containerd, 1 MB COPY).
+  const listing = [record('shared', { size: 2_008_115, shared: true }), record('context', { size: 1_007_616 })]
+
+  test('a shared record counts what the image does not hold of it: its own snapshot', () => {
+    const held = new Map([['shared', 1_000_499]])
+    expect(freedBytes(listing, ['shared', 'context'], held)).toEqual({ bytes: 1_007_616 + 1_007_616, held: 1 })
+  })
+
+  test('a shared record the image holds whole (overlay2) or that no hold names counts 0', () => {
+    expect(freedBytes(listing, ['shared'], new Map([['shared', 2_008_115]]))).toEqual({ bytes: 0, held: 1 })
+    expect(freedBytes(listing, ['shared'], new Map())).toEqual({ bytes: 0, held: 1 })
+  })
+
+  test('an unshared record counts its whole size, whatever a hold says', () => {
+    expect(freedBytes(listing, ['context'], new Map([['context', 5]]))).toEqual({ bytes: 1_007_616, held: 0 })
+  })
+})

@@ -9,7 +9,7 @@ import {
   type ConnectionOptions
 } from './connection'
 import { shown, type Endpoint } from './endpoint'
-import { chainIds, sizeLayers, type HistoryEntry } from './layers'
+import { chainIds, historySizes, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
 import type { EngineEvent } from '../plan/last-use-ledger'
 import { decodeEvents } from './events'
@@ -295,6 +295,15 @@ class DockerEngine implements Engine {
     })
     const layers = await sizeLayers(stacks, async id => (await this.unlessGone(() => this.history(id))) ?? [])
     return { layers, lastTagged, createdAt }
+  }
+
+  async historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> {
+    const sizes = new Map<string, number>()
+    await inBatches(stacks, PARALLEL_INSPECTS, async stack => {
+      const entries = await this.unlessGone(() => this.history(stack.id))
+      if (entries) historySizes(stack.chain.length, entries).forEach((size, i) => sizes.set(stack.chain[i], size))
+    })
+    return sizes
   }
 
   async dataRoot(): Promise<string> {

@@ -18,6 +18,11 @@ export interface Engine {
   containers(): Promise<Container[]>
   /** One inspect per image: its layer chain, and when it was last tagged. */
   details(images: Image[]): Promise<Details>
+  /**
+   * Each layer's size as its image's history gives it, by ChainID, one history per image: on the
+   * containerd store the layer's unpacked snapshot, which tells it from the layer's blob.
+   */
+  historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>>
   /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
   remove(target: string, force: boolean): Promise<RemovedItem[]>
   /** Whether an image with this ID is still there. */

@@ -65,17 +65,23 @@ function deduce(stack: Stack, known: Map<string, number>): boolean {
  * layer gets the size of its neighbour.
  */
 function alignHistory(stack: Stack, entries: HistoryEntry[], known: Map<string, number>): void {
-  let layers = entries
-  if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0 || !e.createdBy.includes('#(nop)'))
-  if (layers.length !== stack.chain.length) layers = entries.filter(e => e.size > 0)
-  const offset = stack.chain.length - layers.length
+  const history = historySizes(stack.chain.length, entries)
   const unknown = stack.chain.map((chainId, i) => ({ chainId, i })).filter(({ chainId }) => !known.has(chainId))
   const rest = stack.size - stack.chain.reduce((sum, c) => sum + (known.get(c) ?? 0), 0)
   const sizes = fit(
-    unknown.map(({ i }) => (i >= offset ? layers[i - offset].size : 0)),
+    unknown.map(({ i }) => history[i]),
     rest
   )
   unknown.forEach(({ chainId }, n) => known.set(chainId, sizes[n]))
+}
+
+/** Each layer's size as the history gives it, bottom first, by the matching alignHistory describes. */
+export function historySizes(layerCount: number, entries: HistoryEntry[]): number[] {
+  let layers = entries
+  if (layers.length !== layerCount) layers = entries.filter(e => e.size > 0 || !e.createdBy.includes('#(nop)'))
+  if (layers.length !== layerCount) layers = entries.filter(e => e.size > 0)
+  const offset = layerCount - layers.length
+  return Array.from({ length: layerCount }, (_, i) => (i >= offset ? layers[i - offset].size : 0))
 }
 
 /**

@@ -145,7 +145,7 @@ export class CacheBudget {
  * while other jobs run on the engine, whose records cannot be told from the job's.
  */
 export function cacheBudget(
-  state: Pick<EngineState, 'buildCache' | 'cacheHeld' | 'images' | 'layers' | 'createdAt'>,
+  state: Pick<EngineState, 'buildCache' | 'cacheHeld' | 'cacheHolds' | 'images' | 'layers' | 'createdAt'>,
   settings: CacheBudgetSettings,
   layers: LayerHolds,
   now: number

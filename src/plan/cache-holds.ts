@@ -1,44 +1,148 @@
-import type { CacheRecord, EngineState } from './model'
+import type { CacheHold, CacheRecord, EngineState, Layer } from './model'
 
 /**
- * Which image layers the build cache holds too, on overlay2: there BuildKit registers the
- * directory of each layer it built as the image's layer, and keeps its own hold on it, so the
- * layer stays on disk until both the images and the record are gone. The engine marks such a
- * record `shared` but names no layer, so each shared record is matched to a layer of its size;
- * among several, to the layer of the image made closest in time to the record. Where this guesses
- * wrong, the dry run is off, but a real run still counts what the engine says it removed.
+ * How far a layer's size may stand from its record's size on the containerd store: the image's
+ * manifest and config, which its size counts and the record's does not (a few hundred bytes each).
  */
+export const CONTAINERD_METADATA = 64 * 1024
+
+type Candidate = { chainId: string; size: number; made: number }
+
+/**
+ * Matches each shared record to the layer whose data it holds. The engine marks such a record
+ * `shared` but names no layer. On overlay2 the record's size is the layer's own; among several of
+ * that size, the layer of the image made closest in time to the record is taken. On the containerd
+ * store (`snapshots`: each layer's unpacked snapshot, from its image's history) the record holds
+ * its blob and a snapshot the size of the image's, so it matches a layer of its size give or take
+ * the image's metadata, and holds that size less the snapshot. Where this guesses wrong, the dry
+ * run is off, but a real run on overlay2 still counts what the engine says it removed.
+ */
+export function matchCacheRecords(
+  records: CacheRecord[],
+  state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>,
+  snapshots?: Map<string, number>
+): CacheHold[] {
+  const candidates: Candidate[] = []
+  const seen = new Set<string>()
+  for (const image of state.images) {
+    const made = state.createdAt?.get(image.id) ?? image.created
+    for (const layer of state.layers.get(image.id) ?? []) {
+      if (seen.has(layer.chainId)) continue
+      seen.add(layer.chainId)
+      candidates.push({ ...layer, made })
+    }
+  }
+  const taken = new Set<string>()
+  const holds: CacheHold[] = []
+  for (const record of records.filter(r => r.shared && r.size > 0)) {
+    // A layer is one record's: two records of one size hold two layers.
+    const fits = candidates.filter(c => !taken.has(c.chainId) && heldBytes(record, c, snapshots) !== undefined)
+    const apart = (c: Candidate): number => Math.abs(c.made - record.createdAt)
+    const closer = (c: Candidate, a: Candidate): boolean =>
+      apart(c) < apart(a) || (apart(c) === apart(a) && Math.abs(c.size - record.size) < Math.abs(a.size - record.size))
+    const best = fits.reduce<Candidate | undefined>((a, c) => (!a || closer(c, a) ? c : a), undefined)
+    if (!best) continue
+    taken.add(best.chainId)
+    holds.push({ recordId: record.id, chainId: best.chainId, bytes: heldBytes(record, best, snapshots) ?? 0 })
+  }
+  return holds
+}
+
+/** The layers the shared records hold on overlay2, where a record holds a whole layer. */
 export function cacheHeldLayers(
   records: CacheRecord[],
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>
 ): Set<string> {
-  return new Set(cacheHolds(records, state).values())
+  return new Set(matchCacheRecords(records, state).map(hold => hold.chainId))
 }
 
-/** The layer each shared record holds, by record ID, matched as cacheHeldLayers says. */
+/** What the record holds of this layer, if it can be the layer's record at all. */
+function heldBytes(record: CacheRecord, layer: Candidate, snapshots?: Map<string, number>): number | undefined {
+  if (!snapshots) return layer.size === record.size ? record.size : undefined
+  const snapshot = snapshots.get(layer.chainId)
+  if (snapshot === undefined || snapshot >= record.size) return undefined
+  if (Math.abs(layer.size - record.size) > CONTAINERD_METADATA) return undefined
+  return Math.min(record.size - snapshot, layer.size)
+}
+
+/**
+ * The layers, and the parts of layers, the build cache holds as one more holder, for the ledger.
+ * On overlay2 a hold is the whole layer. On the containerd store it is the layer's blob, which
+ * becomes a layer of its own (`<ChainID> blob`) in every image that has the layer, so that removing
+ * the images frees the rest of it (the image's snapshot, manifest and config) and leaves the blob.
+ */
+export function applyCacheHolds(
+  layers: Map<string, Layer[]>,
+  holds: CacheHold[]
+): { layers: Map<string, Layer[]>; cacheHeld: Set<string> } {
+  const cacheHeld = new Set<string>()
+  const blobs = new Map<string, number>()
+  for (const hold of holds) {
+    const whole = [...layers.values()].flat().find(layer => layer.chainId === hold.chainId)
+    if (!whole) continue
+    if (hold.bytes >= whole.size) cacheHeld.add(hold.chainId)
+    else {
+      blobs.set(hold.chainId, hold.bytes)
+      cacheHeld.add(blobOf(hold.chainId))
+    }
+  }
+  if (blobs.size === 0) return { layers, cacheHeld }
+  const split = new Map<string, Layer[]>()
+  for (const [imageId, chain] of layers) {
+    split.set(
+      imageId,
+      chain.flatMap(layer => {
+        const blob = blobs.get(layer.chainId)
+        if (blob === undefined) return [layer]
+        return [
+          { chainId: layer.chainId, size: layer.size - blob },
+          { chainId: blobOf(layer.chainId), size: blob }
+        ]
+      })
+    )
+  }
+  return { layers: split, cacheHeld }
+}
+
+const blobOf = (chainId: string): string => `${chainId} blob`
+
+/**
+ * The listing as it will stand once these images are gone, for a dry run: a shared record whose
+ * layer no other image and no container holds is no longer shared. Records the match left alone
+ * stay as they are.
+ */
+export function unsharedBy(
+  records: CacheRecord[],
+  holds: CacheHold[],
+  state: Pick<EngineState, 'images' | 'containers' | 'layers'>,
+  deleted: Set<string>
+): CacheRecord[] {
+  if (deleted.size === 0) return records
+  const holders = [
+    ...state.images.filter(image => !deleted.has(image.id)).map(image => image.id),
+    ...state.containers.map(container => container.imageId)
+  ]
+  const kept = new Set(holders.flatMap(id => (state.layers.get(id) ?? []).map(layer => layer.chainId)))
+  const layerOf = new Map(holds.map(hold => [hold.recordId, hold.chainId]))
+  return records.map(record => {
+    const chainId = layerOf.get(record.id)
+    return record.shared && chainId !== undefined && !kept.has(chainId) ? { ...record, shared: false } : record
+  })
+}
+
+/**
+ * The layer each shared record holds, by record ID, as the ledger knows it (cache-budget.ts): the
+ * holds the run matched, or matched here; on the containerd store the blob the cache holds.
+ */
 export function cacheHolds(
   records: CacheRecord[],
-  state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>
+  state: Pick<EngineState, 'images' | 'layers' | 'createdAt' | 'cacheHolds' | 'cacheHeld'>
 ): Map<string, string> {
-  const bySize = new Map<number, { chainId: string; made: number }[]>()
-  for (const image of state.images) {
-    const made = state.createdAt?.get(image.id) ?? image.created
-    for (const layer of state.layers.get(image.id) ?? []) {
-      const list = bySize.get(layer.size) ?? []
-      list.push({ chainId: layer.chainId, made })
-      bySize.set(layer.size, list)
-    }
-  }
-  const held = new Map<string, string>()
-  for (const record of records) {
-    if (!record.shared || record.size <= 0) continue
-    const candidates = bySize.get(record.size) ?? []
-    let best: { chainId: string; made: number } | undefined
-    for (const candidate of candidates) {
-      const gap = Math.abs(candidate.made - record.createdAt)
-      if (!best || gap < Math.abs(best.made - record.createdAt)) best = candidate
-    }
-    if (best) held.set(record.id, best.chainId)
-  }
-  return held
+  const holds = state.cacheHolds ?? matchCacheRecords(records, state)
+  return new Map(
+    holds.map(hold => {
+      const blob = blobOf(hold.chainId)
+      return [hold.recordId, state.cacheHeld?.has(blob) ? blob : hold.chainId]
+    })
+  )
 }

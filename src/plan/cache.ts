@@ -69,26 +69,33 @@ export function predictPrune(records: CacheRecord[], rules: CacheRules, among?: 
 /** What a set of removed records gave back, and how many of them an image still held. */
 export interface CacheBytes {
   bytes: number
-  /** Removed records an image still held: their data stays on disk, so they count 0. */
+  /** Removed records an image still held: what the image holds of them stays on disk and is not counted. */
   held: number
 }
 
 /**
  * The bytes the removal of these records frees, by the listing taken right before it: the sizes
- * of the records no image shares. A shared record's data stays while an image holds it (overlay2:
- * the very same layer; the containerd store: the blob, while the record's own snapshot goes, which
- * this does not count). The engine's SpaceReclaimed adds up every record's size instead. A removed
+ * of the records no image shares, and of each shared record the part no image holds (`imageHeld`,
+ * by record ID: on overlay2 nothing, since the record's data is the image's very layer; on the
+ * containerd store its own snapshot, since the image holds only the blob). A shared record not in
+ * `imageHeld` counts 0. The engine's SpaceReclaimed adds up every record's size instead. A removed
  * record the listing does not know counts 0.
  */
-export function freedBytes(listing: CacheRecord[], removed: Iterable<string>): CacheBytes {
+export function freedBytes(
+  listing: CacheRecord[],
+  removed: Iterable<string>,
+  imageHeld: Map<string, number> = new Map()
+): CacheBytes {
   const byId = new Map(listing.map(record => [record.id, record]))
   let bytes = 0
   let held = 0
   for (const id of removed) {
     const record = byId.get(id)
     if (!record) continue
-    if (record.shared) held++
-    else bytes += record.size
+    if (record.shared) {
+      held++
+      bytes += Math.max(0, record.size - (imageHeld.get(id) ?? record.size))
+    } else bytes += record.size
   }
   return { bytes, held }
 }

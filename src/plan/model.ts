@@ -56,11 +56,22 @@ export interface EngineState {
   freeBytes?: number
   /**
    * Layers the build cache holds as well as an image (overlay2, where BuildKit's records and the
-   * images share one directory per layer): removing their images leaves them on disk.
+   * images share one directory per layer; on the containerd store a layer's blob, as a layer of
+   * its own): removing their images leaves them on disk.
    */
   cacheHeld?: Set<string>
   /** The daemon's build cache: read only when `build-cache` is set with a storage target (cache-budget.ts). */
   buildCache?: CacheRecord[]
+  /** The shared build cache records matched to the layers they hold (plan/cache-holds.ts). */
+  cacheHolds?: CacheHold[]
+}
+
+/** A shared build cache record, the image layer whose data it holds too, and how many of its bytes that is. */
+export interface CacheHold {
+  recordId: string
+  chainId: string
+  /** On overlay2 the whole record (one directory); on the containerd store the layer's compressed blob. */
+  bytes: number
 }
 
 /**

@@ -81,7 +81,7 @@ function cacheLine(cache: NonNullable<Result['cache']>, dryRun: boolean): string
   const bytes = `<b>${groupThousands(cache.bytes)} byte${cache.bytes === 1 ? '' : 's'}</b> ${dryRun ? 'would be freed' : 'freed'}`
   const held =
     cache.held > 0
-      ? ` ${cache.held} of ${dryRun ? 'them hold' : 'them held'} data an image still uses: that stays on disk, so they count 0.`
+      ? ` ${cache.held} of ${dryRun ? 'them hold' : 'them held'} data an image still uses: that stays on disk and is not counted.`
       : ''
   const why = cache.forTarget ? ' (storage target: least recently used first)' : ''
   return `<p>Build cache (<code>${cache.mode}</code>)${why}: ${records}, ${bytes}.${held}</p>`

@@ -29,7 +29,7 @@ export function textReport(result: Result): string {
 function cacheText(cache: NonNullable<Result['cache']>, dryRun: boolean): string {
   if (cache.absent) return 'Build cache: the engine keeps none (Podman), so there was nothing to remove.'
   if (cache.leftForOthers) return 'Build cache: left for the other jobs still running on this engine.'
-  const held = cache.held > 0 ? `; ${cache.held} held data an image still uses, counted 0` : ''
+  const held = cache.held > 0 ? `; ${cache.held} held data an image still uses, not counted` : ''
   return (
     `Build cache (${cache.mode})${cache.forTarget ? ' for the storage target' : ''}: ${cache.removed.length} records ${dryRun ? 'would be removed' : 'removed'}, ` +
     `${formatBytes(cache.bytes)} (${cache.bytes} bytes)${held}.`

@@ -5,6 +5,7 @@ import type { CacheRecord } from '../plan/model'
 import type { Settings } from '../settings/settings'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
+import { cacheShares, type CachePrior } from './cache-holds'
 
 /** What the build cache step did (or, in a dry run, would do). */
 export interface CacheResult {
@@ -45,22 +46,24 @@ export async function reclaimCache(
   engine: Engine,
   settings: CacheSettings,
   now: number,
-  log: Log
+  log: Log,
+  prior?: CachePrior
 ): Promise<CacheResult | undefined> {
   const mode = settings.buildCache
   if (mode === 'none') return undefined
-  const listing = await engine.buildCache()
-  if (!listing) {
+  const listed = await engine.buildCache()
+  if (!listed) {
     log.info('This engine keeps no build cache (Podman builds with Buildah): build-cache has nothing to remove.')
     return { mode, absent: true, removed: [], bytes: 0, held: 0 }
   }
   const rules = cacheRules(mode, settings, now)
   const alone = leftAlone(mode, settings, log)
   if (alone) return alone
+  const { listing, held } = await cacheShares(engine, listed, settings.dryRun, prior)
   const removed = settings.preexistingCache
     ? await pruneJobRecords(engine, listing, rules, new Set(settings.preexistingCache), settings.dryRun)
     : await pruneOnce(engine, listing, rules, settings.dryRun, now)
-  const result = { mode, removed, ...freedBytes(listing, removed) }
+  const result = { mode, removed, ...freedBytes(listing, removed, held) }
   log.info(cacheLine(result, listing.length, settings.dryRun))
   return result
 }
@@ -115,7 +118,8 @@ export async function evictCache(
       removed.push(...(await engine.pruneBuildCache({ all: mode === 'all', id: `^${id}$` })))
     }
     const unique = [...new Set(removed)]
-    result = { mode, removed: unique, ...freedBytes(listing, unique), forTarget: true }
+    const { held } = await cacheShares(engine, listing, false)
+    result = { mode, removed: unique, ...freedBytes(listing, unique, held), forTarget: true }
   }
   log.info(`${cacheLine(result, listed, settings.dryRun)}, for the storage target, least recently used first`)
   return result
@@ -167,7 +171,9 @@ export async function recordCache(engine: Engine, log: Log): Promise<string[]> {
 function cacheLine(result: CacheResult, listed: number, dryRun: boolean): string {
   const verb = dryRun ? 'would remove' : 'removed'
   const held =
-    result.held > 0 ? `; ${result.held} of them hold data an image still uses, which stays on disk and counts 0` : ''
+    result.held > 0
+      ? `; ${result.held} of them hold data an image still uses, which stays on disk and is not counted`
+      : ''
   return (
     `Build cache (${result.mode}): ${listed} records, ${verb} ${result.removed.length}, ` +
     `${formatBytes(result.bytes)} (${result.bytes} bytes)${held}`

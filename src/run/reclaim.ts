@@ -5,7 +5,7 @@ import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, t
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
 import { unsharedLayers } from '../engine/layers'
-import { cacheHeldLayers } from '../plan/cache-holds'
+import { holdInState, readCacheHolds } from './cache-holds'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { recordedUse } from './recorded-use'
@@ -117,7 +117,10 @@ export async function reclaim(
       : await log.group('Build cache', () =>
           evictions
             ? evictCache(engine, evictions, state.buildCache ?? [], settings, log)
-            : reclaimCache(engine, settings, now, log)
+            : reclaimCache(engine, settings, now, log, {
+                state,
+                deleted: execution.done.flatMap(done => done.deletedImages)
+              })
         )
   const freed = execution.bytes + (evictions ? (cache?.bytes ?? 0) : 0)
   const cacheChanged = (cache?.removed.length ?? 0) > 0 && !settings.dryRun
@@ -335,9 +338,7 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
  */
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
   const cache =
-    engine.store !== 'graphdriver'
-      ? undefined
-      : (state.buildCache ?? (await engine.buildCache(true).catch(() => undefined)))
+    engine.store === 'podman' ? undefined : (state.buildCache ?? (await engine.buildCache(true).catch(() => undefined)))
   const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
   // Disk usage counts only what images share with each other: where the build cache shares an
   // image's layers too, every image is inspected, so that each layer is known by its chain ID.
@@ -345,7 +346,7 @@ async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage |
     usage && shared.length === 0 ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
   const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
   Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
-  if (shared.length > 0) state.cacheHeld = cacheHeldLayers(shared, state)
+  if (shared.length > 0) holdInState(state, await readCacheHolds(engine, shared, state))
   log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
 }
 
