@@ -360,6 +360,37 @@ describe('watch with storage targets', () => {
     expect(checked).toEqual([1, 21])
   })
 
+  test('--build-cache counts the cache in the target: an old record goes before a newer image', async () => {
+    const engine = engineAt()
+    const ids = await fourImages(engine)
+    engine.cache.push({
+      id: 'stale',
+      type: 'regular',
+      description: 'COPY . /',
+      inUse: false,
+      shared: false,
+      size: MB,
+      createdAt: clock - 10 * 86_400_000,
+      lastUsedAt: clock - 9 * 86_400_000,
+      parents: []
+    })
+    const watcher = await started(engine, ['--max-storage', String(4.5 * MB), '--build-cache', 'all'])
+    await until(() => /Build cache/.test(watcher.stdout()), watcher.stderr)
+    expect(await watcher.stop()).toBe(0)
+    expect(engine.cache).toEqual([])
+    expect(engine.idsNow()).toHaveLength(Object.keys(ids).length)
+    expect(watcher.stdout()).toMatch(/^Reclaimed 1MB \(1000000 bytes\)/m)
+  })
+
+  test('--build-cache without a target is refused, naming it', async () => {
+    const engine = engineAt()
+    const stderr = sink()
+    const code = await runWatch(['--build-cache', 'all'], { stdout: sink().stream, stderr: stderr.stream }, engine.open)
+    expect(code).toBe(2)
+    expect(stderr.text()).toMatch(/--build-cache needs --max-storage or --min-free in watch mode/)
+    expect(engine.opened).toBe(0)
+  })
+
   test('--dry-run removes nothing and says at each check what would go', async () => {
     const engine = engineAt()
     const ids = await fourImages(engine)

@@ -40,6 +40,9 @@ Options:
   --keep-last N         keep the N most recent images of every repository
   --keep-duration D     keep images used less than D ago (90m, 24h, 7d)
   --filter KEY=VALUE    only images that match may go (repeatable; as for the one-shot command)
+  --build-cache MODE    count the build cache in the targets and evict its records with the
+                        images, least recently used first: dangling (records no image
+                        shares) or all (any record no build uses); needs a target
   --dry-run             remove nothing; report at each check what would go
   --timeout D           how long the engine may take to answer one request (default 60s)
   --verbose             log every use recorded, and every check, on stderr
@@ -61,6 +64,7 @@ const OPTIONS = {
   'keep-last': { type: 'string' },
   'keep-duration': { type: 'string' },
   filter: { type: 'string', multiple: true },
+  'build-cache': { type: 'string' },
   'dry-run': { type: 'boolean' },
   timeout: { type: 'string' },
   verbose: { type: 'boolean' },
@@ -96,6 +100,8 @@ export async function runWatch(
   try {
     settings = { ...parseSettings(inputsOf({ ...flags, 'age-basis': 'last-used' }), Date.now()), stateDir: dir }
     everyMs = interval(flags.interval)
+    if (settings.buildCache !== 'none' && !settings.targets)
+      throw new InputError('build-cache', 'needs --max-storage or --min-free in watch mode: the cache counts in them.')
   } catch (error) {
     if (error instanceof InputError) return usage(`--${error.input} ${error.problem}`, io.stderr)
     throw error
@@ -133,7 +139,8 @@ export async function runWatch(
  */
 async function check(engine: Engine, settings: Settings, log: Log, stdout: NodeJS.WritableStream): Promise<void> {
   const result = await reclaim(engine, { ...settings, prune: 'none', untagAdded: false }, log)
-  if (result.rows.length > 0 || result.interrupted) stdout.write(textReport(result))
+  const touched = result.rows.length > 0 || (result.cache?.removed.length ?? 0) > 0
+  if (touched || result.interrupted) stdout.write(textReport(result))
   else log.info(`Checked the targets on ${result.endpoint}: they hold, nothing to remove.`)
 }
 
