@@ -161,27 +161,32 @@ test('a name moved by a tag counts for its new image, and an image that loses on
   const x = await scene.build('moved:1', { bytes: 10_000 })
   const y = await scene.build('moved:other', { bytes: 10_000 })
   await scene.tag('moved:other', 'moved:two')
-  const watcher = await startWatcher()
-  await scene.removeContainer(await scene.createContainer('moved:1'))
-  await until(
-    async () => (await recorded(x)) !== undefined,
-    () => `the ledger lacks the first container: ${watcher.stderr()}`
-  )
-  await scene.tag('moved:other', 'moved:1')
-  await scene.removeContainer(await scene.createContainer('moved:1'))
-  await until(
-    async () => (await recorded(y)) !== undefined,
-    () => `the container after the tag was not counted for the image the name moved to: ${watcher.stderr()}`
-  )
-  const usedY = await recorded(y)
-  // Podman reports this untag as a deletion of the image, which is still there.
-  await scene.rmi('moved:two')
-  await scene.removeContainer(await scene.createContainer(BUSYBOX))
   const busybox = await scene.imageId(BUSYBOX)
-  await until(
-    async () => ((await recorded(busybox)) ?? 0) >= (usedY ?? 0),
-    () => `the ledger did not catch up: ${watcher.stderr()}`
-  )
+  const watcher = await startWatcher()
+  /** Runs `change`, then a container of busybox, and waits until the ledger has read that far. */
+  const settled = async (change: () => Promise<void>): Promise<void> => {
+    await change()
+    const before = (await recorded(busybox)) ?? 0
+    await new Promise(resolve => setTimeout(resolve, 10))
+    await scene.removeContainer(await scene.createContainer(BUSYBOX))
+    await until(
+      async () => ((await recorded(busybox)) ?? 0) > before,
+      () => `the ledger did not catch up: ${watcher.stderr()}`
+    )
+  }
+  await settled(async () => scene.removeContainer(await scene.createContainer('moved:1')))
+  const usedX = await recorded(x)
+  expect(usedX).toBeDefined()
+  await settled(async () => {
+    await scene.tag('moved:other', 'moved:1')
+    await scene.removeContainer(await scene.createContainer('moved:1'))
+  })
+  // The container made by the moved name is the new image's use, not the old one's.
+  expect(await recorded(x)).toBe(usedX)
+  const usedY = await recorded(y)
+  expect(usedY).toBeGreaterThan(usedX as number)
+  // Podman reports this untag as a deletion of the image, which is still there.
+  await settled(() => scene.rmi('moved:two'))
   expect(await scene.exists('moved:other')).toBe(true)
   expect(await recorded(y)).toBe(usedY)
   expect(await stop(watcher)).toBe(0)
