@@ -153,6 +153,10 @@ export class Bed {
   get pid(): number {
     return this.current.pid
   }
+  /** Flavour, version and image store, as testbed/engine.ts found them. */
+  get info(): Engine['info'] {
+    return this.current.info
+  }
 
   /** DOCKER_HOST and a private DOCKER_CONFIG for /usr/bin/docker; no inherited DOCKER_* (context, TLS). */
   cliEnv(): NodeJS.ProcessEnv {

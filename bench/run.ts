@@ -39,12 +39,24 @@ import {
   type Machine,
   type Sample
 } from './lib'
-import { REPO, Scenes, BIG, BIG_BYTES, SMALL_BYTES, type SetupCosts } from './scenes'
+import {
+  REPO,
+  Scenes,
+  BIG,
+  BIG_BYTES,
+  SMALL_BYTES,
+  CACHE_BIG,
+  CACHE_BUILDS,
+  CACHE_REPO,
+  buildCacheRecords,
+  type CacheScene,
+  type SetupCosts
+} from './scenes'
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
 const REPS_OVERRIDE = Number(process.env.BENCH_REPS || 0)
 
-type ScenarioName = 'remove' | 'prune' | 'nothing' | 'dryrun'
+type ScenarioName = 'remove' | 'prune' | 'nothing' | 'dryrun' | 'cache'
 
 interface Scenario {
   name: ScenarioName
@@ -76,12 +88,30 @@ const SCENARIOS: Record<ScenarioName, Scenario> = {
     cli: '/usr/bin/docker image prune -f',
     destructive: false
   },
-  dryrun: { name: 'dryrun', title: '(4) dry run', inputs: { refs: `${REPO}:*`, 'dry-run': 'true' }, destructive: false }
+  dryrun: {
+    name: 'dryrun',
+    title: '(4) dry run',
+    inputs: { refs: `${REPO}:*`, 'dry-run': 'true' },
+    destructive: false
+  },
+  // On the build-cache scene, whose N is its number of records; build-cache alone touches no image.
+  cache: {
+    name: 'cache',
+    title: '(6) build cache, all',
+    inputs: { 'build-cache': 'all' },
+    cli: '/usr/bin/docker builder prune -af',
+    destructive: true
+  }
 }
+
+/** Target of (6), from issue #17: the action's build-cache prune at most this many times the CLI's time. */
+const CACHE_TARGET = 1.1
 
 interface Plan {
   sizes: number[]
   runs: Array<{ n: number; scenario: ScenarioName; reps: number }>
+  /** Repetitions of (6), on the build-cache scene. */
+  cacheReps: number
 }
 
 function plan(): Plan {
@@ -96,7 +126,8 @@ function plan(): Plan {
         { n: 300, scenario: 'dryrun', reps: d(5) },
         { n: 300, scenario: 'remove', reps: d(2) },
         { n: 300, scenario: 'prune', reps: d(2) }
-      ]
+      ],
+      cacheReps: d(3)
     }
   }
   return {
@@ -114,7 +145,8 @@ function plan(): Plan {
       { n: 3000, scenario: 'dryrun', reps: d(9) },
       { n: 3000, scenario: 'remove', reps: d(3) },
       { n: 3000, scenario: 'prune', reps: d(3) }
-    ]
+    ],
+    cacheReps: d(9)
   }
 }
 
@@ -254,8 +286,11 @@ class Bench {
     if (count !== n) throw new Error(`expected the scene of ${n} images, the engine holds ${count}`)
   }
 
-  private async restore(n: number): Promise<number> {
-    return this.bed.restore(this.scenes.snapshotDir(n))
+  /** Set once the build-cache scene is ready: (6) runs on it. */
+  cacheScene: CacheScene | undefined
+
+  private async restore(s: Scenario, n: number): Promise<number> {
+    return this.bed.restore(s.name === 'cache' ? this.scenes.cacheSnapshotDir() : this.scenes.snapshotDir(n))
   }
 
   private async action(s: Scenario, n: number): Promise<Run> {
@@ -266,10 +301,13 @@ class Bench {
     const sample = await runAction(s.inputs, this.on(n).host, { extraEnv: probe })
     const deletedCount = sample.outputs['deleted-count']
     const reclaimedBytes = sample.outputs['reclaimed-bytes']
-    const expected = s.name === 'nothing' ? 0 : n
+    const expected = s.name === 'nothing' || s.name === 'cache' ? 0 : n
     let problem: string | undefined
     if (sample.code === 0 && deletedCount !== String(expected))
       problem = `deleted-count ${deletedCount}, expected ${expected}`
+    const cacheBytes = sample.outputs['build-cache-reclaimed-bytes']
+    if (!problem && sample.code === 0 && s.name === 'cache' && !/^[1-9]\d*$/.test(cacheBytes ?? ''))
+      problem = `build-cache-reclaimed-bytes ${cacheBytes}, expected a positive count`
     if (!problem && sample.code === 0) problem = await this.after(s, n)
     return asRun(sample, problem, {
       outputs: { deletedCount, reclaimedBytes },
@@ -282,8 +320,19 @@ class Bench {
     return asRun(sample, sample.code === 0 ? await this.after(s, n) : undefined)
   }
 
-  /** What the engine must hold after a run: nothing of the scene after (1) and (2), all of it otherwise. */
+  /**
+   * What the engine must hold after a run: nothing of the scene after (1) and (2), all of it
+   * otherwise; after (6), no build cache record and every image of its scene.
+   */
   private async after(s: Scenario, n: number): Promise<string | undefined> {
+    if (s.name === 'cache') {
+      const records = (await buildCacheRecords(this.bed.socket)).length
+      const images = await this.bed.imageCount(CACHE_REPO)
+      if (records > 0) return `${records} build cache records left afterwards, expected none`
+      return images === CACHE_BUILDS
+        ? undefined
+        : `${images} images of ${CACHE_REPO} afterwards, expected ${CACHE_BUILDS}`
+    }
     const left = await this.on(n).imageCount()
     const want = s.destructive ? 0 : n
     return left === want ? undefined : `the engine holds ${left} images afterwards, expected ${want}`
@@ -304,7 +353,7 @@ class Bench {
       const entry: Partial<Rep> = { rep, first: first as Rep['first'] }
       for (const side of order) {
         let restoreMs: number | undefined
-        if (s.destructive) restoreMs = await this.restore(n)
+        if (s.destructive) restoreMs = await this.restore(s, n)
         else await this.sceneCheck(n)
         const load = loadAverage()
         const r =
@@ -508,6 +557,18 @@ function targets(bench: Bench, sizes: number[]): Target[] {
       })
     }
   }
+  const cache = bench.results.find(r => r.scenario === 'cache')
+  const cacheLabel = `${SCENARIOS.cache.title}: action/CLI ratio <= ${CACHE_TARGET} on ${bench.cacheScene?.records ?? 'its'} records`
+  if (cache?.ratio) {
+    const bad = cache.problems.length > 0 ? ` (INVALID: ${cache.problems[0]})` : ''
+    out.push({
+      target: cacheLabel,
+      measured: `median ratio ${cache.ratio.median.toFixed(2)} (range ${cache.ratio.min.toFixed(2)}-${cache.ratio.max.toFixed(2)}); ${fmtMs(cache.action.medianMs)} vs ${fmtMs(cache.cli?.medianMs ?? NaN)}${bad}`,
+      met: cache.problems.length === 0 && cache.ratio.median <= CACHE_TARGET
+    })
+  } else {
+    out.push({ target: cacheLabel, measured: 'not measured', met: null })
+  }
   const nothing = bench.results.filter(r => r.scenario === 'nothing')
   for (const r of nothing) {
     out.push({
@@ -539,7 +600,7 @@ function targets(bench: Bench, sizes: number[]): Target[] {
   } else {
     out.push({
       target: '(4) dry-run cost grows no worse than N log N over 300, 1,000, 3,000',
-      measured: 'not measured (quick mode)',
+      measured: QUICK ? 'not measured (quick mode)' : 'not measured (needs an overlay2 engine)',
       met: null
     })
   }
@@ -619,7 +680,8 @@ function markdown(
   m: Machine,
   ts: Target[],
   setup: SetupCosts,
-  restoreMs: Record<number, number>
+  restoreMs: Record<number, number>,
+  cacheRestoreMs: number | undefined
 ): string {
   const lines: string[] = []
   lines.push(
@@ -691,6 +753,15 @@ function markdown(
         .map(([n, ms]) => `${fmtMs(ms)} at ${n}`)
         .join(', ')}).`
   )
+  const c6 = bench.cacheScene
+  if (c6) {
+    lines.push(
+      '',
+      `Build-cache scene: ${CACHE_BUILDS} BuildKit builds FROM scratch (\`docker buildx build --load\`, the engine's own BuildKit), ${CACHE_BIG} of them with a ${BIG_BYTES / 1e6} MB layer, the rest ${SMALL_BYTES / 1e3} kB; ` +
+        `the engine keeps ${c6.records} records of ${c6.bytes.toLocaleString('en')} bytes and the ${c6.images} images; ` +
+        `N of (6) is its records. Restore + restart: ${fmtMs(cacheRestoreMs ?? NaN)}.`
+    )
+  }
   return lines.join('\n')
 }
 
@@ -735,7 +806,8 @@ async function main(): Promise<void> {
       ;(restoreMs[n] ??= []).push(await bed.restore(scenes.snapshotDir(n)))
     }
     for (const r of p.runs.filter(r => r.n === n)) await bench.scenario(r.n, r.scenario, r.reps)
-    if (n > 0) {
+    // bench/planning.ts prices from disk usage, which only overlay2 gives per image.
+    if (n > 0 && bed.info.imageStore === 'overlay2') {
       await bed.restore(scenes.snapshotDir(n))
       await bench.planningCurve(n)
     }
@@ -743,12 +815,20 @@ async function main(): Promise<void> {
       for (const rep of r.reps)
         for (const side of [rep.action, rep.cli]) if (side?.restoreMs) restoreMs[n].push(side.restoreMs)
   }
+  bench.cacheScene = await scenes.ensureCache()
+  await bench.scenario(bench.cacheScene.records, 'cache', p.cacheReps)
+  const cacheRun = bench.results.find(r => r.scenario === 'cache')
+  const cacheRestoreMs = median(
+    (cacheRun?.reps ?? [])
+      .flatMap(rep => [rep.action.restoreMs, rep.cli?.restoreMs])
+      .filter((ms): ms is number => ms !== undefined)
+  )
   await bench.dispose()
   await bed.stop()
   bed = undefined
   await empty.stop()
   empty = undefined
-  const snapshotProblems = await scenes.verify(p.sizes)
+  const snapshotProblems = [...(await scenes.verify(p.sizes)), ...(await scenes.verifyCache())]
   for (const problem of snapshotProblems) log(`WARNING ${problem}`)
 
   const ts = targets(bench, p.sizes)
@@ -757,7 +837,7 @@ async function main(): Promise<void> {
       .filter(([n]) => n !== '0')
       .map(([n, v]) => [n, median(v)])
   )
-  const md = markdown(bench, m, ts, setup, restoreMedian)
+  const md = markdown(bench, m, ts, setup, restoreMedian, cacheRestoreMs)
   const elapsed = (Date.now() - started) / 1000
   const out = {
     mode: QUICK ? 'quick' : 'full',
@@ -767,6 +847,8 @@ async function main(): Promise<void> {
     scene: { repo: REPO, big: BIG, bigBytes: BIG_BYTES, smallBytes: SMALL_BYTES },
     setup,
     restoreMsMedian: restoreMedian,
+    cacheScene: bench.cacheScene ?? null,
+    cacheRestoreMsMedian: cacheRestoreMs,
     snapshotProblems,
     results: bench.results,
     dryRunCurve: curve(bench),

@@ -1,6 +1,7 @@
 /**
  * The benchmark's scenes: N images in repository `bench`, of which BIG have a real 5 MB layer
- * (Scene.build) and the rest a distinct 1 kB layer each (Scene.many, one docker-save archive).
+ * (Scene.build) and the rest a distinct 1 kB layer each (Scene.many, one docker-save archive);
+ * and the build-cache scene: CACHE_BUILDS BuildKit builds, whose cache records the engine keeps.
  *
  * Making them is the slow part (docker load applies every layer through a helper process of its
  * own), so it happens once: the images are saved as one archive (docker save, which any engine
@@ -26,6 +27,40 @@ export const SMALL_BYTES = 1_000
 const CHUNK = 150
 /** Bump when the scene's recipe changes, so old caches are not taken for new ones. */
 const LAYOUT = 1
+
+/** The build-cache scene: BuildKit builds FROM scratch, CACHE_BIG of them with a 5 MB layer. */
+export const CACHE_REPO = 'cache'
+export const CACHE_BUILDS = 75
+export const CACHE_BIG = 5
+/** Bump when the build-cache scene's recipe changes. */
+const CACHE_LAYOUT = 1
+
+export interface CacheSpec {
+  layout: number
+  builds: number
+  big: number
+  smallBytes: number
+  bigBytes: number
+}
+
+/** What the build-cache snapshot holds, as the engine listed it when it was made. */
+export interface CacheScene {
+  records: number
+  images: number
+  /** Sum of the records' sizes in /system/df. */
+  bytes: number
+  /** How long the builds took, when this run made the scene (ms). */
+  buildMs?: number
+  date: string
+}
+
+const cacheSpec = (): CacheSpec => ({
+  layout: CACHE_LAYOUT,
+  builds: CACHE_BUILDS,
+  big: CACHE_BIG,
+  smallBytes: SMALL_BYTES,
+  bigBytes: BIG_BYTES
+})
 
 export interface SceneSpec {
   layout: number
@@ -80,6 +115,58 @@ export class Scenes {
 
   snapshotDir(total: number): string {
     return join(this.engineDir, `scene-${total}`)
+  }
+
+  cacheSnapshotDir(): string {
+    return join(this.engineDir, `cache-${CACHE_BUILDS}`)
+  }
+
+  private async validCache(): Promise<CacheScene | undefined> {
+    const dir = this.cacheSnapshotDir()
+    const meta = await readJson<{ spec: CacheSpec; scene: CacheScene; fingerprint: string }>(join(dir, 'meta.json'))
+    if (meta === undefined || JSON.stringify(meta.spec) !== JSON.stringify(cacheSpec())) return undefined
+    if (!existsSync(join(dir, 'data')) || meta.fingerprint !== (await snapshotFingerprint(dir))) return undefined
+    return meta.scene
+  }
+
+  /**
+   * The build-cache scene, made once per engine: a build cache cannot be saved and loaded as
+   * images can, so its builds run again on an empty engine of each version and store.
+   */
+  async ensureCache(): Promise<CacheScene> {
+    const cached = await this.validCache()
+    if (cached) {
+      log(`build-cache scene: cached under ${this.cacheSnapshotDir()} (${cached.records} records)`)
+      return cached
+    }
+    await this.bed.reset()
+    const scene = new Scene({ host: this.bed.host, dataRoot: this.bed.dataRoot, workDir: join(this.bed.root, 'scene') })
+    log(`build-cache scene: ${CACHE_BUILDS} BuildKit builds, ${CACHE_BIG} of them with a 5 MB layer`)
+    const { ms: buildMs } = await timeIt(async () => {
+      for (let i = 0; i < CACHE_BUILDS; i++) {
+        const bytes = i < CACHE_BIG ? BIG_BYTES : SMALL_BYTES
+        await scene.build(`${CACHE_REPO}:${i}`, { bytes, builder: 'buildkit' })
+      }
+    })
+    const records = await buildCacheRecords(this.bed.socket)
+    const made: CacheScene = {
+      records: records.length,
+      images: await this.bed.imageCount(CACHE_REPO),
+      bytes: records.reduce((sum, r) => sum + r.Size, 0),
+      buildMs,
+      date: new Date().toISOString()
+    }
+    if (made.images !== CACHE_BUILDS) throw new Error(`build-cache scene: ${made.images} images, not ${CACHE_BUILDS}`)
+    log(`build-cache scene: ${made.records} records in ${(buildMs / 1000).toFixed(1)} s -> ${this.cacheSnapshotDir()}`)
+    await this.bed.snapshot(this.cacheSnapshotDir(), { spec: cacheSpec(), scene: made, engine: this.engineKey })
+    return made
+  }
+
+  /** After the runs, as verify() does for the image scenes. */
+  async verifyCache(): Promise<string[]> {
+    if (!existsSync(this.cacheSnapshotDir()) || (await this.validCache())) return []
+    await rm(this.cacheSnapshotDir(), { recursive: true, force: true })
+    return ['build-cache scene: its snapshot changed during the runs; results may be off, and it will be made again']
   }
 
   private archivePath(total: number): string {
@@ -238,6 +325,20 @@ export class Scenes {
     const bench = await this.bed.imageCount(REPO)
     if (count !== total || bench !== total)
       throw new Error(`scene ${total}: the engine holds ${count} images, ${bench} of ${REPO}`)
+  }
+}
+
+/**
+ * The engine's build cache records (GET /system/df; the bench engines hold no container). Docker
+ * 28's containerd store answers 404 while a view of a build that just ended goes: asked again.
+ */
+export async function buildCacheRecords(socket: string): Promise<{ ID: string; Size: number }[]> {
+  for (let attempt = 1; ; attempt++) {
+    const res = await api(socket, 'GET', '/system/df')
+    if (res.status === 200)
+      return (JSON.parse(res.body) as { BuildCache: { ID: string; Size: number }[] | null }).BuildCache ?? []
+    if (res.status !== 404 || attempt === 5)
+      throw new Error(`GET /system/df answered ${res.status}: ${res.body.trim()}`)
   }
 }
 

@@ -112,6 +112,7 @@ describe('build-cache in the main step', () => {
     expect(run.summary).toContain('<b>2</b> records removed, <b>300,000 bytes</b> freed.')
     expect(run.summary).toContain('1 of them held data an image still uses')
     expect(run.log).toMatch(/Build cache \(all\): 3 records, removed 2, 300kB \(300000 bytes\); 1 of them hold/)
+    expect(run.log).toContain('build-cache alone: no image is read or removed.')
   })
 
   test('after the images: a record whose data only a removed image held counts, and reclaimed-bytes adds both', async () => {

@@ -95,13 +95,9 @@ export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: 
   }
   const apiVersion = olderVersion(pong.apiVersion, NEWEST_API)
   const docker = openDocker({ ...withTimeout(options, timeoutMs), version: `v${apiVersion}` })
-  // Every run reads the lists, so they are requested now, before waiting for /info (which tells the
-  // image store): the engine takes longer to answer /info than a small list.
-  const images =
-    firstList === 'dangling' && !pong.podman
-      ? { dangling: listDangling(docker) }
-      : { images: docker.listImages({ all: true }) }
-  const listed: Listed = { ...images, containers: docker.listContainers({ all: true }) }
+  // What the run reads first is requested now, before waiting for /info (which tells the image
+  // store): the engine takes longer to answer /info than a small list.
+  const listed = firstRequests(docker, firstList, pong.podman, apiVersion)
   for (const list of Object.values(listed)) list.catch(() => undefined)
   const info = await (docker.info() as Promise<Info>).catch((): Info => ({}))
   return new DockerEngine(where, apiVersion, imageStore(pong.podman, info), docker, listed)
@@ -109,6 +105,17 @@ export async function connect(endpoint: Endpoint, timeoutMs: number, firstList: 
 
 const listDangling = (docker: Docker): Promise<Docker.ImageInfo[]> =>
   docker.listImages({ filters: { dangling: ['true'] } })
+
+function firstRequests(docker: Docker, firstList: FirstList, podman: boolean, apiVersion: string): Listed {
+  // Before API 1.42 the build cache comes only with the whole disk usage, which buildCache() asks for itself.
+  if (firstList === 'cache')
+    return podman || !atLeast(apiVersion, '1.42') ? {} : { cache: diskUsage(docker, true, 'build-cache') }
+  const images =
+    firstList === 'dangling' && !podman
+      ? { dangling: listDangling(docker) }
+      : { images: docker.listImages({ all: true }) }
+  return { ...images, containers: docker.listContainers({ all: true }) }
+}
 
 interface Pong {
   apiVersion: string
@@ -221,6 +228,8 @@ interface Listed {
   images?: Promise<Docker.ImageInfo[]>
   dangling?: Promise<Docker.ImageInfo[]>
   containers?: Promise<Docker.ContainerInfo[]>
+  /** The build cache, for a run that removes no image; a removal or a prune drops it. */
+  cache?: Promise<DiskUsageAnswer>
 }
 
 class DockerEngine implements Engine {
@@ -321,7 +330,9 @@ class DockerEngine implements Engine {
     const earlier = this.imagesOnlyUsage ? undefined : this.wholeUsage
     this.wholeUsage = undefined
     if (!earlier && cheapOnly && !this.imagesOnlyUsage && (await this.hasContainers())) return undefined
-    const df = earlier ?? (await this.read(() => this.diskUsage(undefined, 'build-cache')))
+    const df =
+      earlier ??
+      (await this.read(() => this.takeOr('cache', () => diskUsage(this.docker, this.imagesOnlyUsage, 'build-cache'))))
     return (df.BuildCache ?? []).map(record => ({
       id: record.ID,
       type: record.Type ?? '',
@@ -336,6 +347,7 @@ class DockerEngine implements Engine {
   }
 
   async pruneBuildCache(options: { all: boolean; until?: number; id?: string }): Promise<string[]> {
+    delete this.listed.cache
     const wanted = {
       ...(options.until === undefined ? {} : { until: [`${options.until / 1000}s`] }),
       ...(options.id === undefined ? {} : { id: [options.id] })
@@ -434,6 +446,8 @@ class DockerEngine implements Engine {
     // a crafted name such as ../containers/x would reach another endpoint.
     if (!FULL_ID.test(target) && !parseNamed(target))
       throw new EngineError(`refusing to send "${target}" to the engine`)
+    // A removal may unshare cache records, which a listing from before it would count as shared.
+    delete this.listed.cache
     const items = (await this.call(() => this.docker.getImage(target).remove({ force, noprune: true }))) as {
       Untagged?: string
       Deleted?: string
@@ -455,7 +469,7 @@ class DockerEngine implements Engine {
   async usage(signal?: AbortSignal): Promise<DiskUsage | undefined> {
     if (this.store !== 'graphdriver') return undefined
     if (!this.imagesOnlyUsage && (await this.hasContainers(signal))) return undefined
-    const df = await this.read(() => this.diskUsage(signal))
+    const df = await this.read(() => diskUsage(this.docker, this.imagesOnlyUsage, 'image', signal))
     if (!this.imagesOnlyUsage) this.wholeUsage = df
     const shares = new Map(
       (df.Images ?? []).map(image => [imageId(image.Id), { size: image.Size, shared: image.SharedSize }])
@@ -471,22 +485,6 @@ class DockerEngine implements Engine {
   private async hasContainers(signal?: AbortSignal): Promise<boolean> {
     const some = await this.call(() => this.docker.listContainers({ all: true, limit: 1, abortSignal: signal }))
     return some.length > 0
-  }
-
-  private async diskUsage(signal?: AbortSignal, type = 'image'): Promise<DiskUsageAnswer> {
-    const query = this.imagesOnlyUsage ? { type: [type] } : {}
-    return new Promise<DiskUsageAnswer>((resolve, reject) =>
-      this.docker.modem.dial(
-        {
-          path: '/system/df?',
-          method: 'GET',
-          options: query,
-          abortSignal: signal,
-          statusCodes: { 200: true, 500: 'server error' }
-        },
-        (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as DiskUsageAnswer))
-      )
-    )
   }
 
   private async read<T>(request: () => Promise<T>): Promise<T> {
@@ -510,6 +508,22 @@ class DockerEngine implements Engine {
       throw new EngineError(describe(error), statusCode, transient, unreachable)
     }
   }
+}
+
+/** `GET /system/df`, of one kind where the API has `type` (1.42), else of everything. */
+function diskUsage(docker: Docker, byType: boolean, type = 'image', signal?: AbortSignal): Promise<DiskUsageAnswer> {
+  return new Promise<DiskUsageAnswer>((resolve, reject) =>
+    docker.modem.dial(
+      {
+        path: '/system/df?',
+        method: 'GET',
+        options: byType ? { type: [type] } : {},
+        abortSignal: signal,
+        statusCodes: { 200: true, 500: 'server error' }
+      },
+      (err: unknown, data: unknown) => (err ? reject(err) : resolve(data as DiskUsageAnswer))
+    )
+  )
 }
 
 async function inBatches<T, R>(items: T[], width: number, work: (item: T) => Promise<R>): Promise<R[]> {

@@ -102,5 +102,8 @@ export class EngineError extends Error {
   }
 }
 
-/** The image list a run reads first: the whole list, or the dangling images. */
-export type FirstList = 'all' | 'dangling'
+/**
+ * What a run reads first: the whole image list, or the dangling images, each with the containers;
+ * or, for a run that can remove no image, the build cache alone.
+ */
+export type FirstList = 'all' | 'dangling' | 'cache'

@@ -7,6 +7,17 @@ import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { cacheShares, type CachePrior } from './cache-holds'
 
+/**
+ * build-cache with nothing that removes an image (no refs, prune, storage target or job scope):
+ * such a run reads no image, and the cache's listing before the prune can be asked at once.
+ */
+export const cacheAlone = (settings: Settings): boolean =>
+  settings.buildCache !== 'none' &&
+  settings.scope === 'all' &&
+  settings.refs.length === 0 &&
+  settings.prune === 'none' &&
+  !settings.targets
+
 /** What the build cache step did (or, in a dry run, would do). */
 export interface CacheResult {
   mode: CacheMode

@@ -4,6 +4,7 @@ import { resolveEndpoint, shown } from '../engine/endpoint'
 import { prunesDanglingOnly } from '../plan/plan'
 import { measuresDisk, requireLocal, type Settings } from '../settings/settings'
 import type { Log } from './log'
+import { cacheAlone } from './cache'
 
 /** How an entry reaches the engine its settings name; the unit tests hand in an engine of their own. */
 export type OpenEngine = (settings: Settings, log: Log) => Promise<Engine>
@@ -23,6 +24,10 @@ export const openEngine: OpenEngine = async (settings, log) => {
       `TLS to ${shown(endpoint.host)} does not check the engine's certificate (${why}): anyone on the path could pose as the engine.`
     )
   }
-  const firstList = settings.scope === 'all' && prunesDanglingOnly(settings) ? 'dangling' : 'all'
+  const firstList = cacheAlone(settings)
+    ? 'cache'
+    : settings.scope === 'all' && prunesDanglingOnly(settings)
+      ? 'dangling'
+      : 'all'
   return connect(endpoint, settings.timeout, firstList)
 }

@@ -10,7 +10,7 @@ import { formatBytes } from '../common/units'
 import type { Log } from './log'
 import { recordedUse } from './recorded-use'
 import type { EngineState, Image, Layer, Skip, SkipReason, Snapshot } from '../plan/model'
-import { evictCache, reclaimCache, type CacheResult } from './cache'
+import { cacheAlone, evictCache, reclaimCache, type CacheResult } from './cache'
 
 /** One line of the report: a removal that happened (or would), or a skip. */
 export interface Row {
@@ -237,8 +237,11 @@ function missed(target: TargetResult): string {
  * when "use" matters (a target, or last-used ages), every layer and tag time is read first.
  */
 async function planAgainst(engine: Engine, settings: Settings, now: number, log: Log): Promise<Planning> {
+  if (cacheAlone(settings))
+    return noImages(engine, settings, now, log, 'build-cache alone: no image is read or removed.')
   const dangling = danglingFirst(engine, settings) ? await engine.hasDangling() : undefined
-  if (dangling === false) return nothingDangling(engine, settings, now, log)
+  if (dangling === false)
+    return noImages(engine, settings, now, log, 'The engine lists no dangling image: nothing to remove.')
   const usageMatters =
     settings.targets !== undefined ||
     (settings.ageBasis === 'last-used' && (settings.keepLast || settings.keepDuration !== undefined))
@@ -298,8 +301,9 @@ async function readAppearances(engine: Engine, state: EngineState, preexisting: 
 const danglingFirst = (engine: Engine, settings: Settings): boolean =>
   prunesDanglingOnly(settings) && engine.store === 'graphdriver'
 
-function nothingDangling(engine: Engine, settings: Settings, now: number, log: Log): Planning {
-  log.info('The engine lists no dangling image: nothing to remove.')
+/** A plan over no image, where the run needs none read. */
+function noImages(engine: Engine, settings: Settings, now: number, log: Log, why: string): Planning {
+  log.info(why)
   const state: EngineState = { images: [], containers: [], layers: new Map(), store: engine.store }
   return { state, planned: plan(state, settings, now) }
 }
