@@ -11,7 +11,7 @@ import {
 import { shown, type Endpoint } from './endpoint'
 import { chainIds, historySizes, sizeLayers, type HistoryEntry } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
-import type { EngineEvent } from '../plan/last-use-ledger'
+import { FOLLOWED_ACTIONS, type EngineEvent } from '../plan/last-use-ledger'
 import { decodeEvents } from './events'
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
 import type { CacheRecord, Container, Image, ImageStore } from '../plan/model'
@@ -409,10 +409,12 @@ class DockerEngine implements Engine {
   }
 
   async *events(since: number | undefined, signal: AbortSignal): AsyncIterable<EngineEvent> {
+    const byAction = { event: FOLLOWED_ACTIONS }
     const options = {
       // Whole seconds: Podman drops a fraction. Events of that second come again, which changes nothing.
       ...(since === undefined ? {} : { since: Math.floor(since / 1000) }),
-      filters: { type: ['image' as const, 'container' as const] },
+      // Podman 4.3 filtered by action loses events the daemon needs (a name moved by a tag went unseen).
+      filters: { type: ['image' as const, 'container' as const], ...(this.store === 'podman' ? {} : byAction) },
       abortSignal: signal
     }
     const stream = (await this.call(() => this.docker.getEvents(options))) as IncomingMessage

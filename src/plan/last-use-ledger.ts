@@ -48,6 +48,12 @@ const USES: Record<string, ReadonlySet<string>> = {
 /** Events that change which name means which image, or end an image: the name cache and the ledger follow them. */
 const RENAMES = new Set(['tag', 'untag', 'delete', 'pull', 'load', 'import'])
 
+/**
+ * Every action the daemon reads, for the engine to filter its stream by: the rest (a container's
+ * destroy, die, exec, health checks ...) is then never sent, which halves what a CI host streams.
+ */
+export const FOLLOWED_ACTIONS = [...new Set([...Object.values(USES).flatMap(set => [...set]), ...RENAMES, 'remove'])]
+
 /** What the daemon does with an event: nothing for most (health checks, exec_*, attach, die ...). */
 export type EventMeaning = 'use' | 'rename' | 'gone' | 'ignore'
 
