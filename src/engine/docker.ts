@@ -409,12 +409,10 @@ class DockerEngine implements Engine {
   }
 
   async *events(since: number | undefined, signal: AbortSignal): AsyncIterable<EngineEvent> {
-    const byAction = { event: FOLLOWED_ACTIONS }
     const options = {
       // Whole seconds: Podman drops a fraction. Events of that second come again, which changes nothing.
       ...(since === undefined ? {} : { since: Math.floor(since / 1000) }),
-      // Podman 4.3 filtered by action loses events the daemon needs (a name moved by a tag went unseen).
-      filters: { type: ['image' as const, 'container' as const], ...(this.store === 'podman' ? {} : byAction) },
+      filters: { type: ['image' as const, 'container' as const], event: FOLLOWED_ACTIONS },
       abortSignal: signal
     }
     const stream = (await this.call(() => this.docker.getEvents(options))) as IncomingMessage
