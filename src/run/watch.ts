@@ -214,7 +214,7 @@ class ImageNames {
     if (event.action === 'tag' && id && key) {
       this.byName.set(key, id)
       if (!this.ids.includes(id)) this.ids.push(id)
-    } else if ((event.action === 'delete' || event.action === 'remove') && id) {
+    } else if (meaningOf(event) === 'gone' && id) {
       for (const [name, named] of this.byName) if (named === id) this.byName.delete(name)
       this.ids = this.ids.filter(known => known !== id)
     } else if (event.action !== 'untag') {
