@@ -3,16 +3,16 @@ import { InputError } from '../common/errors'
 import { stateDir, STATE_DIR_VARIABLE } from '../host/ledger-file'
 import { openEngine, type OpenEngine } from '../run/open'
 import { watch } from '../run/watch'
-import { parseDuration } from '../common/duration'
 import type { Engine } from '../engine/engine'
 import { textReport } from '../report/text'
 import { reclaim } from '../run/reclaim'
 import type { Log } from '../run/log'
-import { parseSettings, type Settings } from '../settings/settings'
+import { parseSettings, positiveDuration, type Settings } from '../settings/settings'
 import { terminalLog } from './log'
 import { inputsOf, type Io } from './run'
 
 const DEFAULT_INTERVAL = '10m'
+const DEFAULT_INTERVAL_MS = 600_000
 const QUIET_SECONDS = 10
 
 export const WATCH_USAGE = `Usage: docker-image-reclaim watch [options]
@@ -99,7 +99,10 @@ export async function runWatch(
   let everyMs: number
   try {
     settings = { ...parseSettings(inputsOf({ ...flags, 'age-basis': 'last-used' }), Date.now()), stateDir: dir }
-    everyMs = interval(flags.interval)
+    everyMs = positiveDuration(flags.interval ?? '', 'interval', DEFAULT_INTERVAL_MS, '30s, 10m or 1h', {
+      ms: 1000,
+      words: 'a second'
+    })
     if (settings.buildCache !== 'none' && !settings.targets)
       throw new InputError('build-cache', 'needs --max-storage or --min-free in watch mode: the cache counts in them.')
   } catch (error) {
@@ -142,13 +145,6 @@ async function check(engine: Engine, settings: Settings, log: Log, stdout: NodeJ
   const touched = result.rows.length > 0 || (result.cache?.removed.length ?? 0) > 0
   if (touched || result.interrupted) stdout.write(textReport(result))
   else log.info(`Checked the targets on ${result.endpoint}: they hold, nothing to remove.`)
-}
-
-function interval(value: string | undefined): number {
-  const ms = parseDuration(value ?? DEFAULT_INTERVAL)
-  if (ms === undefined || ms < 1000)
-    throw new InputError('interval', `must be a duration of a second or more such as 30s, 10m or 1h, not "${value}".`)
-  return ms
 }
 
 function usage(sentence: string, stderr: NodeJS.WritableStream): number {

@@ -232,13 +232,24 @@ const DEFAULT_TIMEOUT_MS = 60_000
 /** GitHub's default `timeout-minutes` for a job: no job runs longer unless its workflow says so. */
 const DEFAULT_JOB_TIMEOUT_MS = 6 * 3_600_000
 
-/** A duration above zero, or `fallback` when the input is empty; `examples` are shown when it is neither. */
-function positiveDuration(value: string, input: string, fallback: number, examples: string): number {
+/**
+ * A duration above zero and at least `least` when given, or `fallback` when the input is empty;
+ * `examples` are shown when it is neither.
+ */
+export function positiveDuration(
+  value: string,
+  input: string,
+  fallback: number,
+  examples: string,
+  least?: { ms: number; words: string }
+): number {
   const text = value.trim()
   if (text === '') return fallback
   const ms = parseDuration(text)
-  if (ms === undefined || ms <= 0)
-    return fail(input, `must be a positive duration such as ${examples}, not "${printable(text)}".`)
+  if (ms === undefined || ms <= 0 || ms < (least?.ms ?? 0)) {
+    const kind = least ? `duration of ${least.words} or more` : 'positive duration'
+    return fail(input, `must be a ${kind} such as ${examples}, not "${printable(text)}".`)
+  }
   return ms
 }
 
