@@ -1,6 +1,6 @@
 import { execFile } from 'node:child_process'
 import { createHash, randomBytes } from 'node:crypto'
-import { mkdir, mkdtemp, readFile, rm, symlink, writeFile } from 'node:fs/promises'
+import { mkdir, mkdtemp, open, readdir, readFile, rm, symlink, writeFile } from 'node:fs/promises'
 import { dirname, join } from 'node:path'
 import { api, apiJson, upgradesToGrpc } from './api'
 import { buildxPlugin, type EngineInfo } from './engine'
@@ -15,6 +15,8 @@ const SETTLE_STEP_MS = 200
 // How often a disk measurement is taken again when files vanished under it before giving up.
 const DU_ATTEMPTS = 25
 const SETTLE_WINDOW_MS = 4_000
+// BuildKit writes a build's trace 3 s after the build ends, unless a client asks for it sooner.
+const TRACE_WAIT_MS = 15_000
 const LIST_ATTEMPTS = 5
 
 export interface SceneTarget {
@@ -180,6 +182,8 @@ export class Scene {
   private readonly env: NodeJS.ProcessEnv
   /** When the last build ended; see settled(). */
   private lastBuild = 0
+  /** BuildKit builds whose trace was not seen yet, and the content blobs before the first; see tracesWritten(). */
+  private pendingTraces: { count: number; known: Set<string> } | undefined
   private settling: Promise<number> | undefined
 
   constructor(target: SceneTarget) {
@@ -253,9 +257,11 @@ export class Scene {
       for (const [name, data] of Object.entries(files)) await writeFile(join(ctx, name), data, { mode: 0o755 })
       const tagArgs = tags.length > 0 ? ['-t', tags[0]] : []
       const command = builder === 'buildkit' ? ['buildx', 'build', '--load'] : ['build']
+      const known = builder === 'buildkit' ? await this.knownBlobs() : undefined
       const out = await this.docker([...command, '-q', '--network=none', ...tagArgs, ctx])
       // Only the legacy builder leaves snapshots for containerd's collector; BuildKit's stay as its cache.
       if (builder === 'legacy') this.lastBuild = Date.now()
+      if (known) this.pendingTraces = { count: (this.pendingTraces?.count ?? 0) + 1, known }
       // Podman prints the bare hex; the engine's inspect answers the ID in its own canonical form.
       const printed = out.match(/(?:sha256:)?[0-9a-f]{64}/g)?.pop()
       if (printed === undefined) throw new Error(`docker build printed no image ID: ${out}`)
@@ -552,6 +558,42 @@ export class Scene {
     return last
   }
 
+  /** Where the containerd store keeps content, BuildKit's build history included. */
+  private get contentBlobs(): string {
+    return join(this.dataRoot, 'containerd', 'daemon', 'io.containerd.content.v1.content', 'blobs', 'sha256')
+  }
+
+  /** The content blobs before a BuildKit build, on the containerd store, where its trace arrives late. */
+  private async knownBlobs(): Promise<Set<string> | undefined> {
+    if (this.info?.imageStore !== 'containerd') return undefined
+    if (this.pendingTraces) return this.pendingTraces.known
+    return new Set(await readdir(this.contentBlobs).catch(() => []))
+  }
+
+  /**
+   * BuildKit keeps each build's trace, about 100 kB of JSON spans, as content of its build history,
+   * and writes it some seconds after `docker buildx build` returned: a measurement taken before it
+   * would count it as freed or kept by whatever the test did next. So a disk measurement waits for
+   * the trace of every BuildKit build since the last one, up to TRACE_WAIT_MS.
+   */
+  private async tracesWritten(): Promise<void> {
+    const pending = this.pendingTraces
+    if (!pending) return
+    const deadline = Date.now() + TRACE_WAIT_MS
+    while ((await this.tracesSince(pending.known)) < pending.count && Date.now() < deadline) {
+      await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
+    }
+    this.pendingTraces = undefined
+  }
+
+  private async tracesSince(known: Set<string>): Promise<number> {
+    let traces = 0
+    for (const name of await readdir(this.contentBlobs).catch(() => [])) {
+      if (!known.has(name) && isTrace(await head(join(this.contentBlobs, name)))) traces++
+    }
+    return traces
+  }
+
   /** GET /system/df `BuildCache`: what BuildKit keeps (Podman answers an empty list). */
   async buildCache(): Promise<BuildCacheRecord[]> {
     // Docker refuses a second /system/df while one runs (see settled()).
@@ -561,6 +603,7 @@ export class Scene {
 
   async diskBytes(): Promise<number> {
     if (this.info?.imageStore === 'containerd') await this.settled()
+    await this.tracesWritten()
     // The engine may still be deleting (containerd's collector runs on its own time): a walk that met files
     // vanishing counted a disk in motion, so it is measured again once the walk comes back clean.
     for (let attempt = 1; ; attempt++) {
@@ -645,6 +688,21 @@ export class Scene {
     }
   }
 }
+
+/** The first bytes of a file, or nothing if it is gone (containerd's collector may take it meanwhile). */
+async function head(path: string): Promise<string> {
+  const file = await open(path).catch(() => undefined)
+  if (!file) return ''
+  try {
+    const { bytesRead, buffer } = await file.read(Buffer.alloc(512), 0, 512, 0)
+    return buffer.subarray(0, bytesRead).toString()
+  } finally {
+    await file.close()
+  }
+}
+
+/** BuildKit's trace blob: OpenTelemetry spans as indented JSON, each with its name and span context. */
+const isTrace = (text: string): boolean => /^\{\s*"Name":/.test(text) && text.includes('"SpanContext"')
 
 function oldConfig(created: string, diffId: string): object {
   return {

@@ -12,10 +12,7 @@ import { BUSYBOX } from '../../testbed/scene'
 
 const { scene, engine } = bed()
 const MB = 1_000_000
-// Quarantined on docker28-containerd: in whole-suite runs of 2026-12-03 the bytes there twice came
-// out wrong (once the blob the cache keeps counted as freed, once the disk falling 2 MB more than
-// reported), while this file passed alone three times out of three. The cause is not known yet (#17).
-const withBuildKit = engine.buildkit && engine.flavour !== 'docker28-containerd' ? test : test.skip
+const withBuildKit = engine.buildkit ? test : test.skip
 
 // The first BuildKit build on a fresh engine leaves a blob of about 135 kB and a page of BuildKit's
 // history.db that arrive after the build returned (seen on docker26-containerd): one build first,
