@@ -2,7 +2,7 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { EngineError, type Details, type DiskUsage, type Engine, type RemovedItem } from '../../src/engine/engine'
 import { Ledger } from '../../src/plan/ledger'
-import type { CacheRecord, Container, EngineState, Image, ImageStore, Layer, Share } from '../../src/plan/model'
+import type { CacheRecord, Container, EngineState, HistoryEntry, Image, ImageStore, Layer, Share } from '../../src/plan/model'
 import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
 import { Simulation, type Outcome } from '../../src/plan/simulation'
 import type { JobIdentity, JobRecord, Leftovers } from '../../src/plan/jobs'
@@ -199,14 +199,14 @@ export class FakeEngine implements Engine {
   }
 
   /** The layers' own sizes, as overlay2's history gives them: the fake keeps no blobs apart from snapshots. */
-  async historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> {
+  async layerHistory(stacks: { id: string; chain: string[] }[]): Promise<Map<string, HistoryEntry>> {
     this.answer()
-    const sizes = new Map<string, number>()
+    const steps = new Map<string, HistoryEntry>()
     for (const stack of stacks) {
       for (const layer of this.layers.get(stack.id) ?? [])
-        if (stack.chain.includes(layer.chainId)) sizes.set(layer.chainId, layer.size)
+        if (stack.chain.includes(layer.chainId)) steps.set(layer.chainId, { size: layer.size, createdBy: '' })
     }
-    return sizes
+    return steps
   }
 
   async remove(target: string, force: boolean): Promise<RemovedItem[]> {

@@ -83,3 +83,56 @@ describe('an image BuildKit built, while its build cache holds its layers', () =
     expectReclaimed(out.bytes, before, after, 2 + records, { containerKeepsLayers: true })
   })
 })
+
+/**
+ * BuildKit lists a layer's record unshared, for the daemon's life, when its disk usage was read
+ * during the build (testbed/ENGINES.md): its own garbage collector does so on real hosts, and so
+ * does anyone's `docker system df`. The image still holds the record's blob.
+ */
+describe('the containerd store, where BuildKit lists the layer’s record unshared although the image holds its blob', () => {
+  const onContainerd = engine.buildkit && store === 'containerd' ? test : test.skip
+
+  /** Builds while reading the build cache over and over, as a collector or `docker system df` may. */
+  async function buildWhileReading(tag: string, bytes: number): Promise<void> {
+    let building = true
+    const reads = (async () => {
+      while (building) await scene.buildCache()
+    })()
+    try {
+      await scene.build(tag, { builder: 'buildkit', bytes })
+    } finally {
+      building = false
+      await reads
+    }
+    const layerRecord = (await scene.buildCache()).find(r => r.Type === 'regular' && r.Size > bytes)
+    // The case these tests are about: should an engine list it shared, they would prove nothing.
+    expect(layerRecord).toEqual(expect.objectContaining({ Shared: false }))
+  }
+
+  onContainerd('removing the image reports its snapshot, not the blob the record keeps', async () => {
+    await buildWhileReading('bk/misread:1', 2 * MB)
+    const dry = succeeded(await runAction({ refs: 'bk/misread:1', 'dry-run': 'true' }))
+    const before = await storage(scene)
+    const out = succeeded(await runAction({ refs: 'bk/misread:1' }))
+    expect(out.deleted).toHaveLength(1)
+    expect(out.bytes).toBeLessThan(2 * MB + 64 * 1024)
+    expect(dry.bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, await storage(scene), 1, { containerKeepsLayers: true })
+  })
+
+  onContainerd(
+    'build-cache: dangling removes the record and reports its snapshot, the image keeping the blob',
+    async () => {
+      await buildWhileReading('bk/misread:1', 2 * MB)
+      const records = (await scene.buildCache()).length
+      const dry = await runAction({ 'build-cache': 'dangling', 'dry-run': 'true' })
+      const before = await storage(scene)
+      const run = await runAction({ 'build-cache': 'dangling' })
+      const out = succeeded(run)
+      expect(await scene.exists('bk/misread:1')).toBe(true)
+      expect((await scene.buildCache()).filter(r => r.Type === 'regular' && r.Size > 2 * MB)).toEqual([])
+      expect(dry.outputs['build-cache-reclaimed-bytes']).toBe(run.outputs['build-cache-reclaimed-bytes'])
+      expectReclaimed(out.bytes, before, await storage(scene), records, { containerKeepsLayers: true })
+    }
+  )
+})

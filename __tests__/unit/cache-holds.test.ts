@@ -2,8 +2,8 @@ import { describe, expect, test } from '@jest/globals'
 import { applyCacheHolds, cacheHeldLayers, matchCacheRecords, unsharedBy } from '../../src/plan/cache-holds'
 import type { Engine } from '../../src/engine/engine'
 import { Ledger } from '../../src/plan/ledger'
-import { readCacheHolds } from '../../src/run/cache-holds'
-import type { CacheRecord, EngineState, Image } from '../../src/plan/model'
+import { cacheShares, readCacheHolds } from '../../src/run/cache-holds'
+import type { CacheRecord, EngineState, HistoryEntry, Image } from '../../src/plan/model'
 
 const T0 = Date.UTC(2026, 11, 3, 9, 0, 0)
 
@@ -13,6 +13,11 @@ function image(id: string, created: number): Image {
 
 function record(id: string, size: number, createdAt: number, shared = true): CacheRecord {
   return { id, type: 'regular', description: `[1/1] COPY ${id} /`, inUse: false, shared, size, createdAt, parents: [] }
+}
+
+/** Layers' history entries by ChainID: their snapshots' sizes, each made by `createdBy`. */
+function stepsOf(sizes: [string, number][], createdBy = 'COPY a.bin / # buildkit'): Map<string, HistoryEntry> {
+  return new Map(sizes.map(([chainId, size]) => [chainId, { size, createdBy }]))
 }
 
 function state(layers: Record<string, [string, number][]>, created: Record<string, number>): EngineState {
@@ -74,7 +79,7 @@ describe('cacheHeldLayers: the layers a shared build cache record holds too', ()
  * and config) and a shared record of 2,008,115 (the same blob, a snapshot of its own).
  */
 describe("the containerd store: a shared record holds the layer's blob, not the image's snapshot", () => {
-  const snapshots = new Map([
+  const snapshots = stepsOf([
     ['l1', 1_007_616],
     ['l2', 2_007_040]
   ])
@@ -90,7 +95,7 @@ describe("the containerd store: a shared record holds the layer's blob, not the 
 
   test("without the layer's snapshot, or far from its size, a record holds nothing", () => {
     const s = state({ app: [['l1', 2_009_053]], other: [['l3', 2_009_053]] }, { app: T0, other: T0 })
-    expect(matchCacheRecords([record('r', 2_008_115, T0)], s, new Map([['l3', 1_007_616]]))).toEqual([
+    expect(matchCacheRecords([record('r', 2_008_115, T0)], s, stepsOf([['l3', 1_007_616]]))).toEqual([
       { recordId: 'r', chainId: 'l3', bytes: 1_000_499 }
     ])
     expect(matchCacheRecords([record('r', 3_008_115, T0)], s, snapshots)).toEqual([])
@@ -98,7 +103,7 @@ describe("the containerd store: a shared record holds the layer's blob, not the 
 
   test('two records of one size hold two layers, each that of the image made closest to it', () => {
     const s = state({ one: [['l1', 2_009_053]], two: [['l3', 2_009_060]] }, { one: T0, two: T0 + 60_000 })
-    const both = new Map([...snapshots, ['l3', 1_007_616]])
+    const both = new Map([...snapshots, ...stepsOf([['l3', 1_007_616]])])
     const holds = matchCacheRecords([record('r2', 2_008_120, T0 + 60_500), record('r1', 2_008_115, T0 + 500)], s, both)
     expect(holds.map(hold => [hold.recordId, hold.chainId])).toEqual([
       ['r2', 'l3'],
@@ -127,6 +132,28 @@ describe("the containerd store: a shared record holds the layer's blob, not the 
     expect(ledger.bytes(ledger.release('child'))).toBe(500)
     expect(ledger.bytes(ledger.release('app'))).toBe(1_008_554)
     expect(ledger.held()).toBe(1_000_499)
+  })
+
+  test('an unshared layer record holds the blob of a layer BuildKit made that no shared record holds', () => {
+    // A disk usage read during the build leaves BuildKit listing the layer's record unshared (docker28-containerd).
+    const s = state({ app: [['l1', 2_009_053]] }, { app: T0 })
+    expect(matchCacheRecords([record('r', 2_008_115, T0, false)], s, snapshots)).toEqual([
+      { recordId: 'r', chainId: 'l1', bytes: 1_000_499 }
+    ])
+  })
+
+  test("an unshared record takes no legacy build's layer, none a shared record holds, and none without the history", () => {
+    const s = state({ app: [['l1', 2_009_053]], legacy: [['l3', 2_009_053]] }, { app: T0, legacy: T0 })
+    const legacy = stepsOf([['l3', 1_007_616]], '/bin/sh -c #(nop) COPY file:0f3c in / ')
+    expect(matchCacheRecords([record('u', 2_008_115, T0, false)], s, legacy)).toEqual([])
+    const both = new Map([...snapshots, ...legacy])
+    expect(
+      matchCacheRecords([record('u', 2_008_115, T0, false), record('r', 2_008_115, T0)], s, both).map(hold => [
+        hold.recordId,
+        hold.chainId
+      ])
+    ).toEqual([['r', 'l1']])
+    expect(matchCacheRecords([record('u', 2_009_053, T0, false)], s)).toEqual([])
   })
 
   test('a hold of the whole layer (overlay2) holds the layer itself', () => {
@@ -162,6 +189,21 @@ describe('unsharedBy: the listing as the real run will see it, once the planned 
   test('nothing deleted: the listing as it is', () => {
     expect(unsharedBy(records, holds, s, new Set())).toBe(records)
   })
+
+  test('cacheShares: a record whose image the run deleted holds its data alone again, whatever the listing says', async () => {
+    const prior = { state: { ...s, cacheHolds: holds }, deleted: ['a'] }
+    const engine = { store: 'containerd' } as unknown as Engine
+    const real = await cacheShares(engine, records, false, prior)
+    expect(real.listing).toBe(records)
+    expect(real.held).toEqual(new Map([['rb', 200]]))
+    const dry = await cacheShares(engine, records, true, prior)
+    expect(dry.listing.map(r => [r.id, r.shared])).toEqual([
+      ['ra', false],
+      ['rb', true],
+      ['rx', true]
+    ])
+    expect(dry.held).toEqual(new Map([['rb', 200]]))
+  })
 })
 
 describe('readCacheHolds: the history is read only where it can tell a blob from a snapshot', () => {
@@ -169,14 +211,14 @@ describe('readCacheHolds: the history is read only where it can tell a blob from
 
   function engineOf(store: Engine['store']): { engine: Engine; asked: string[][] } {
     const asked: string[][] = []
-    const historySizes = async (stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> => {
+    const layerHistory = async (stacks: { id: string; chain: string[] }[]): Promise<Map<string, HistoryEntry>> => {
       asked.push(stacks.map(stack => stack.id))
-      return new Map([
+      return stepsOf([
         ['l1', 1_007_616],
         ['l7', 4_500_000]
       ])
     }
-    return { engine: { store, historySizes } as unknown as Engine, asked }
+    return { engine: { store, layerHistory } as unknown as Engine, asked }
   }
 
   test('the containerd store: one history, of the image with a layer near a shared record', async () => {
@@ -184,6 +226,14 @@ describe('readCacheHolds: the history is read only where it can tell a blob from
     const holds = await readCacheHolds(engine, [record('r', 2_008_115, T0), record('x', 50, T0, false)], s)
     expect(asked).toEqual([['app']])
     expect(holds).toEqual([{ recordId: 'r', chainId: 'l1', bytes: 1_000_499 }])
+  })
+
+  test('the containerd store: an unshared layer record near a layer has its image read too', async () => {
+    const { engine, asked } = engineOf('containerd')
+    expect(await readCacheHolds(engine, [record('u', 2_008_115, T0, false)], s)).toEqual([
+      { recordId: 'u', chainId: 'l1', bytes: 1_000_499 }
+    ])
+    expect(asked).toEqual([['app']])
   })
 
   test('overlay2: no history, a record holds the layer of its size', async () => {

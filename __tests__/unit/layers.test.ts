@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto'
 import { jest } from '@jest/globals'
-import { chainIds, sizeLayers, unsharedLayers, type HistoryEntry, type Stack } from '../../src/engine/layers'
+import { chainIds, sizeLayers, unsharedLayers, type Stack } from '../../src/engine/layers'
+import type { HistoryEntry } from '../../src/plan/model'
 import type { Image, Share } from '../../src/plan/model'
 
 const diff = (n: number): string => `sha256:${n.toString(16).padStart(64, '0')}`

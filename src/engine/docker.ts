@@ -9,12 +9,12 @@ import {
   type ConnectionOptions
 } from './connection'
 import { shown, type Endpoint } from './endpoint'
-import { chainIds, historySizes, sizeLayers, type HistoryEntry } from './layers'
+import { chainIds, layerSteps, sizeLayers } from './layers'
 import { familiarString, parseNamed } from '../plan/reference'
 import { FOLLOWED_ACTIONS, type EngineEvent } from '../plan/last-use-ledger'
 import { decodeEvents } from './events'
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
-import type { CacheRecord, Container, Image, ImageStore } from '../plan/model'
+import type { CacheRecord, Container, HistoryEntry, Image, ImageStore } from '../plan/model'
 import { JOB_LABEL, recordLabels, recordOf, RECORD_PREFIX, type Volume } from './records'
 import { EngineError, type Details, type DiskUsage, type Engine, type FirstList, type RemovedItem } from './engine'
 
@@ -306,13 +306,16 @@ class DockerEngine implements Engine {
     return { layers, lastTagged, createdAt }
   }
 
-  async historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>> {
-    const sizes = new Map<string, number>()
+  async layerHistory(stacks: { id: string; chain: string[] }[]): Promise<Map<string, HistoryEntry>> {
+    const steps = new Map<string, HistoryEntry>()
     await inBatches(stacks, PARALLEL_INSPECTS, async stack => {
       const entries = await this.unlessGone(() => this.history(stack.id))
-      if (entries) historySizes(stack.chain.length, entries).forEach((size, i) => sizes.set(stack.chain[i], size))
+      if (!entries) return
+      layerSteps(stack.chain.length, entries).forEach((step, i) => {
+        if (step) steps.set(stack.chain[i], step)
+      })
     })
-    return sizes
+    return steps
   }
 
   async dataRoot(): Promise<string> {

@@ -1,6 +1,6 @@
 import type { JobIdentity, JobRecord, Leftovers } from '../plan/jobs'
 import type { EngineEvent } from '../plan/last-use-ledger'
-import type { CacheRecord, Container, Image, ImageStore, Layer, Share } from '../plan/model'
+import type { CacheRecord, Container, HistoryEntry, Image, ImageStore, Layer, Share } from '../plan/model'
 
 /** The only part of the Engine API the action uses. */
 export interface Engine {
@@ -19,10 +19,10 @@ export interface Engine {
   /** One inspect per image: its layer chain, and when it was last tagged. */
   details(images: Image[]): Promise<Details>
   /**
-   * Each layer's size as its image's history gives it, by ChainID, one history per image: on the
-   * containerd store the layer's unpacked snapshot, which tells it from the layer's blob.
+   * Each layer's step in its image's history, by ChainID, one history per image: on the containerd
+   * store its size is the layer's unpacked snapshot, which tells it from the layer's blob.
    */
-  historySizes(stacks: { id: string; chain: string[] }[]): Promise<Map<string, number>>
+  layerHistory(stacks: { id: string; chain: string[] }[]): Promise<Map<string, HistoryEntry>>
   /** `DELETE /images/{target}`, always with noprune: the plan sends parents itself. */
   remove(target: string, force: boolean): Promise<RemovedItem[]>
   /** Whether an image with this ID is still there. */

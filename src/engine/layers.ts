@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto'
-import { compareIds, type Image, type Layer, type Share } from '../plan/model'
+import { compareIds, type HistoryEntry, type Image, type Layer, type Share } from '../plan/model'
 
 /** The layer store's ChainID: each layer named by its whole stack below. */
 export function chainIds(diffIds: string[]): string[] {
@@ -18,11 +18,6 @@ export interface Stack {
   chain: string[]
 }
 
-/** One entry of `GET /images/{id}/history`, bottom first. */
-export interface HistoryEntry {
-  size: number
-  createdBy: string
-}
 
 /**
  * Gives every layer its size. An image adds most often one layer over the
@@ -77,11 +72,16 @@ function alignHistory(stack: Stack, entries: HistoryEntry[], known: Map<string, 
 
 /** Each layer's size as the history gives it, bottom first, by the matching alignHistory describes. */
 export function historySizes(layerCount: number, entries: HistoryEntry[]): number[] {
+  return layerSteps(layerCount, entries).map(entry => entry?.size ?? 0)
+}
+
+/** Each layer's history entry, bottom first, by the matching alignHistory describes; none where it finds none. */
+export function layerSteps(layerCount: number, entries: HistoryEntry[]): (HistoryEntry | undefined)[] {
   let layers = entries
   if (layers.length !== layerCount) layers = entries.filter(e => e.size > 0 || !e.createdBy.includes('#(nop)'))
   if (layers.length !== layerCount) layers = entries.filter(e => e.size > 0)
   const offset = layerCount - layers.length
-  return Array.from({ length: layerCount }, (_, i) => (i >= offset ? layers[i - offset].size : 0))
+  return Array.from({ length: layerCount }, (_, i) => (i >= offset ? layers[i - offset] : undefined))
 }
 
 /**

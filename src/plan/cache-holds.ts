@@ -1,4 +1,4 @@
-import type { CacheHold, CacheRecord, EngineState, Layer } from './model'
+import type { CacheHold, CacheRecord, EngineState, HistoryEntry, Layer } from './model'
 
 /**
  * How far a layer's size may stand from its record's size on the containerd store: the image's
@@ -6,21 +6,36 @@ import type { CacheHold, CacheRecord, EngineState, Layer } from './model'
  */
 export const CONTAINERD_METADATA = 64 * 1024
 
+/** How BuildKit ends the history entry of a layer it made. */
+const BUILDKIT_STEP = '# buildkit'
+
 type Candidate = { chainId: string; size: number; made: number }
+
+/**
+ * Whether a record may hold an image's layer. The engine marks such a record `shared`, but on the
+ * containerd store BuildKit lists a layer's record unshared for the daemon's life when its disk
+ * usage was read during the build (its garbage collector does so), while the image holds the
+ * record's blob all the same: there an unshared record of a layer counts too.
+ */
+export function mayHoldLayer(record: CacheRecord, containerd: boolean): boolean {
+  return record.size > 0 && (record.shared || (containerd && record.type === 'regular'))
+}
 
 /**
  * Matches each shared record to the layer whose data it holds. The engine marks such a record
  * `shared` but names no layer. On overlay2 the record's size is the layer's own; among several of
  * that size, the layer of the image made closest in time to the record is taken. On the containerd
- * store (`snapshots`: each layer's unpacked snapshot, from its image's history) the record holds
+ * store (`steps`: each layer's history entry, whose size is its unpacked snapshot) the record holds
  * its blob and a snapshot the size of the image's, so it matches a layer of its size give or take
- * the image's metadata, and holds that size less the snapshot. Where this guesses wrong, the dry
- * run is off, but a real run on overlay2 still counts what the engine says it removed.
+ * the image's metadata, and holds that size less the snapshot; an unshared layer record
+ * (mayHoldLayer) then matches a layer BuildKit made that no shared record holds. Where this
+ * guesses wrong, the dry run is off, but a real run on overlay2 still counts what the engine says
+ * it removed.
  */
 export function matchCacheRecords(
   records: CacheRecord[],
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>,
-  snapshots?: Map<string, number>
+  steps?: Map<string, HistoryEntry>
 ): CacheHold[] {
   const candidates: Candidate[] = []
   const seen = new Set<string>()
@@ -34,16 +49,21 @@ export function matchCacheRecords(
   }
   const taken = new Set<string>()
   const holds: CacheHold[] = []
-  for (const record of records.filter(r => r.shared && r.size > 0)) {
+  const unshared = steps ? records.filter(r => !r.shared && mayHoldLayer(r, true)) : []
+  // A legacy build's layer of the same size is no BuildKit record's.
+  const byBuildKit = (c: Candidate): boolean => steps?.get(c.chainId)?.createdBy.endsWith(BUILDKIT_STEP) === true
+  for (const record of [...records.filter(r => r.shared && r.size > 0), ...unshared]) {
     // A layer is one record's: two records of one size hold two layers.
-    const fits = candidates.filter(c => !taken.has(c.chainId) && heldBytes(record, c, snapshots) !== undefined)
+    const fits = candidates.filter(
+      c => !taken.has(c.chainId) && (record.shared || byBuildKit(c)) && heldBytes(record, c, steps) !== undefined
+    )
     const apart = (c: Candidate): number => Math.abs(c.made - record.createdAt)
     const closer = (c: Candidate, a: Candidate): boolean =>
       apart(c) < apart(a) || (apart(c) === apart(a) && Math.abs(c.size - record.size) < Math.abs(a.size - record.size))
     const best = fits.reduce<Candidate | undefined>((a, c) => (!a || closer(c, a) ? c : a), undefined)
     if (!best) continue
     taken.add(best.chainId)
-    holds.push({ recordId: record.id, chainId: best.chainId, bytes: heldBytes(record, best, snapshots) ?? 0 })
+    holds.push({ recordId: record.id, chainId: best.chainId, bytes: heldBytes(record, best, steps) ?? 0 })
   }
   return holds
 }
@@ -57,9 +77,9 @@ export function cacheHeldLayers(
 }
 
 /** What the record holds of this layer, if it can be the layer's record at all. */
-function heldBytes(record: CacheRecord, layer: Candidate, snapshots?: Map<string, number>): number | undefined {
-  if (!snapshots) return layer.size === record.size ? record.size : undefined
-  const snapshot = snapshots.get(layer.chainId)
+function heldBytes(record: CacheRecord, layer: Candidate, steps?: Map<string, HistoryEntry>): number | undefined {
+  if (!steps) return layer.size === record.size ? record.size : undefined
+  const snapshot = steps.get(layer.chainId)?.size
   if (snapshot === undefined || snapshot >= record.size) return undefined
   if (Math.abs(layer.size - record.size) > CONTAINERD_METADATA) return undefined
   return Math.min(record.size - snapshot, layer.size)
@@ -118,16 +138,24 @@ export function unsharedBy(
   deleted: Set<string>
 ): CacheRecord[] {
   if (deleted.size === 0) return records
-  const holders = [
-    ...state.images.filter(image => !deleted.has(image.id)).map(image => image.id),
-    ...state.containers.map(container => container.imageId)
-  ]
-  const kept = new Set(holders.flatMap(id => (state.layers.get(id) ?? []).map(layer => layer.chainId)))
+  const kept = keptLayers(state, deleted)
   const layerOf = new Map(holds.map(hold => [hold.recordId, hold.chainId]))
   return records.map(record => {
     const chainId = layerOf.get(record.id)
     return record.shared && chainId !== undefined && !kept.has(chainId) ? { ...record, shared: false } : record
   })
+}
+
+/** The layers the images left once these are deleted, and the containers, still hold. */
+export function keptLayers(
+  state: Pick<EngineState, 'images' | 'containers' | 'layers'>,
+  deleted: Set<string>
+): Set<string> {
+  const holders = [
+    ...state.images.filter(image => !deleted.has(image.id)).map(image => image.id),
+    ...state.containers.map(container => container.imageId)
+  ]
+  return new Set(holders.flatMap(id => (state.layers.get(id) ?? []).map(layer => layer.chainId)))
 }
 
 /**

@@ -77,8 +77,9 @@ export interface CacheBytes {
  * The bytes the removal of these records frees, by the listing taken right before it: the sizes
  * of the records no image shares, and of each shared record the part no image holds (`imageHeld`,
  * by record ID: on overlay2 nothing, since the record's data is the image's very layer; on the
- * containerd store its own snapshot, since the image holds only the blob). A shared record not in
- * `imageHeld` counts 0. The engine's SpaceReclaimed adds up every record's size instead. A removed
+ * containerd store its own snapshot, since the image holds only the blob), also where the engine
+ * lists that record unshared (cache-holds.ts mayHoldLayer). A shared record not in `imageHeld`
+ * counts 0. The engine's SpaceReclaimed adds up every record's size instead. A removed
  * record the listing does not know counts 0.
  */
 export function freedBytes(
@@ -92,7 +93,7 @@ export function freedBytes(
   for (const id of removed) {
     const record = byId.get(id)
     if (!record) continue
-    if (record.shared) {
+    if (record.shared || imageHeld.has(id)) {
       held++
       bytes += Math.max(0, record.size - (imageHeld.get(id) ?? record.size))
     } else bytes += record.size

@@ -110,6 +110,13 @@ export interface Skip extends Refusal {
  * One record of the daemon's build cache (BuildKit's, `GET /system/df` BuildCache). Its data may be
  * an image's layer too: then `shared`, and removing either alone frees nothing of it on overlay2.
  */
+/** One step of an image's history (`GET /images/{id}/history`), bottom first. */
+export interface HistoryEntry {
+  /** On the containerd store the layer's unpacked snapshot, without its blob. */
+  size: number
+  createdBy: string
+}
+
 export interface CacheRecord {
   id: string
   /** regular, source.local, exec.cachemount, internal, frontend, source.git.checkout, ... */

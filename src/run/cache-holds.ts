@@ -1,6 +1,13 @@
 import type { Engine } from '../engine/engine'
-import { applyCacheHolds, CONTAINERD_METADATA, matchCacheRecords, unsharedBy } from '../plan/cache-holds'
-import type { CacheHold, CacheRecord, EngineState } from '../plan/model'
+import {
+  applyCacheHolds,
+  CONTAINERD_METADATA,
+  keptLayers,
+  matchCacheRecords,
+  mayHoldLayer,
+  unsharedBy
+} from '../plan/cache-holds'
+import type { CacheHold, CacheRecord, EngineState, HistoryEntry } from '../plan/model'
 
 /**
  * Matches the shared build cache records to the image layers they hold (plan/cache-holds.ts).
@@ -12,10 +19,11 @@ export async function readCacheHolds(
   records: CacheRecord[],
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>
 ): Promise<CacheHold[]> {
-  const shared = records.filter(record => record.shared && record.size > 0)
-  if (shared.length === 0) return []
-  if (engine.store !== 'containerd') return matchCacheRecords(shared, state)
-  const near = (size: number): boolean => shared.some(record => Math.abs(size - record.size) <= CONTAINERD_METADATA)
+  const containerd = engine.store === 'containerd'
+  const holding = records.filter(record => mayHoldLayer(record, containerd))
+  if (holding.length === 0) return []
+  if (!containerd) return matchCacheRecords(holding, state)
+  const near = (size: number): boolean => holding.some(record => Math.abs(size - record.size) <= CONTAINERD_METADATA)
   const asked = new Set<string>()
   const stacks: { id: string; chain: string[] }[] = []
   for (const image of state.images) {
@@ -25,8 +33,8 @@ export async function readCacheHolds(
     for (const layer of wanted) asked.add(layer.chainId)
     stacks.push({ id: image.id, chain: chain.map(layer => layer.chainId) })
   }
-  const snapshots = stacks.length > 0 ? await engine.historySizes(stacks) : new Map<string, number>()
-  return matchCacheRecords(shared, state, snapshots)
+  const steps = stacks.length > 0 ? await engine.layerHistory(stacks) : new Map<string, HistoryEntry>()
+  return matchCacheRecords(holding, state, steps)
 }
 
 /** Records the holds in the state: the ledger then counts the cache as one more holder of what it holds. */
@@ -54,13 +62,20 @@ export async function cacheShares(
   dryRun: boolean,
   prior?: CachePrior
 ): Promise<{ listing: CacheRecord[]; held: Map<string, number> }> {
-  let holds = prior?.state.cacheHolds
-  if (!holds && engine.store === 'containerd' && listing.some(record => record.shared && record.size > 0)) {
-    holds = await readCacheHolds(engine, listing, await freshState(engine))
+  const planned = prior?.state.cacheHolds
+  if (!planned) {
+    const fresh =
+      engine.store === 'containerd' && listing.some(record => mayHoldLayer(record, true))
+        ? await readCacheHolds(engine, listing, await freshState(engine))
+        : []
+    return { listing, held: new Map(fresh.map(hold => [hold.recordId, hold.bytes])) }
   }
-  holds ??= []
-  const priced = dryRun && prior ? unsharedBy(listing, holds, prior.state, new Set(prior.deleted)) : listing
-  return { listing: priced, held: new Map(holds.map(hold => [hold.recordId, hold.bytes])) }
+  const deleted = new Set(prior.deleted)
+  const priced = dryRun ? unsharedBy(listing, planned, prior.state, deleted) : listing
+  // A record whose image the run deleted holds its data alone again, whatever the listing says.
+  const kept = keptLayers(prior.state, deleted)
+  const held = new Map(planned.filter(hold => kept.has(hold.chainId)).map(hold => [hold.recordId, hold.bytes]))
+  return { listing: priced, held }
 }
 
 async function freshState(engine: Engine): Promise<Pick<EngineState, 'images' | 'layers' | 'createdAt'>> {

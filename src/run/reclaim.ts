@@ -5,6 +5,7 @@ import { namedRef, plan, price, prunesDanglingOnly, type Plan, type Selection, t
 import { execute, type Execution } from './remove'
 import { shortId } from '../common/ids'
 import { unsharedLayers } from '../engine/layers'
+import { mayHoldLayer } from '../plan/cache-holds'
 import { holdInState, readCacheHolds } from './cache-holds'
 import { formatBytes } from '../common/units'
 import type { Log } from './log'
@@ -343,14 +344,14 @@ function logPlan(state: EngineState, planned: Plan, log: Log): void {
 async function readLayers(engine: Engine, state: EngineState, usage: DiskUsage | undefined, log: Log): Promise<void> {
   const cache =
     engine.store === 'podman' ? undefined : (state.buildCache ?? (await engine.buildCache(true).catch(() => undefined)))
-  const shared = (cache ?? []).filter(record => record.shared && record.size > 0)
-  // Disk usage counts only what images share with each other: where the build cache shares an
+  const holding = (cache ?? []).filter(record => mayHoldLayer(record, engine.store === 'containerd'))
+  // Disk usage counts only what images share with each other: where the build cache may hold an
   // image's layers too, every image is inspected, so that each layer is known by its chain ID.
   const unshared =
-    usage && shared.length === 0 ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
+    usage && holding.length === 0 ? unsharedLayers(state.images, usage.shares) : new Map<string, Layer[]>()
   const details = await engine.details(state.images.filter(image => !unshared.has(image.id)))
   Object.assign(state, details, { layers: new Map([...unshared, ...details.layers]) })
-  if (shared.length > 0) holdInState(state, await readCacheHolds(engine, shared, state))
+  if (holding.length > 0) holdInState(state, await readCacheHolds(engine, holding, state))
   log.info(`Sized ${unshared.size} images from the engine's disk usage and inspected ${details.layers.size}`)
 }
 
