@@ -2,7 +2,16 @@ import { createHash } from 'node:crypto'
 import { tmpdir } from 'node:os'
 import { EngineError, type Details, type DiskUsage, type Engine, type RemovedItem } from '../../src/engine/engine'
 import { Ledger } from '../../src/plan/ledger'
-import type { CacheRecord, Container, EngineState, HistoryEntry, Image, ImageStore, Layer, Share } from '../../src/plan/model'
+import type {
+  CacheRecord,
+  Container,
+  EngineState,
+  HistoryEntry,
+  Image,
+  ImageStore,
+  Layer,
+  Share
+} from '../../src/plan/model'
 import { familiarString, parseNamed, referenceKey } from '../../src/plan/reference'
 import { Simulation, type Outcome } from '../../src/plan/simulation'
 import type { JobIdentity, JobRecord, Leftovers } from '../../src/plan/jobs'

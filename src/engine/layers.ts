@@ -18,7 +18,6 @@ export interface Stack {
   chain: string[]
 }
 
-
 /**
  * Gives every layer its size. An image adds most often one layer over the
  * ones already sized, whose size is then its own size minus theirs; only
