@@ -158,4 +158,37 @@ describe('max-storage with build-cache: all (needs BuildKit: skipped on Podman)'
       expect(run.outputs['target-met']).toBe('false')
     }
   )
+
+  withBuildKit(
+    'an image kept and the record that shares its layer evicted: what leaves is what the store frees of the record',
+    async () => {
+      await scene.build('cb/shares:1', { bytes: MB, builder: 'buildkit' })
+      const records = await listed()
+      const shared = records.filter(r => r.Shared)
+      expect(shared).toHaveLength(1)
+      const unshared = records.filter(r => !r.Shared).reduce((sum, r) => sum + r.Size, 0)
+      const keep = `${BUSYBOX}\ncb/shares:1`
+      const survey = await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep, 'dry-run': 'true' })
+      // One byte more than the records no image shares: the shared one must go too.
+      const inputs = { 'build-cache': 'all', 'max-storage': String(storageBefore(survey) - unshared - 1), keep }
+      const dry = await runAction({ ...inputs, 'dry-run': 'true' })
+      const before = await storage(scene)
+      const run = await runAction(inputs)
+      const out = succeeded(run)
+      const after = await storage(scene)
+      expect(out.deleted).toEqual([])
+      expect(await scene.exists('cb/shares:1')).toBe(true)
+      expect(ids(await listed())).not.toContain(shared[0].ID)
+      expect(succeeded(dry).bytes).toBe(out.bytes)
+      for (const step of [dry, run]) expect(step.stdout).toMatch(/1 of them hold data an image still uses/)
+      expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(records.length))
+      const left = storageBefore(
+        await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep, 'dry-run': 'true' })
+      )
+      expect(storageAfter(run)).toBe(left)
+      // overlay2: the record is the kept image's layer, and nothing of it leaves. The containerd
+      // store: its own snapshot leaves, and the blob stays with the image.
+      expect(run.outputs['target-met']).toBe(store === 'overlay2' ? 'false' : 'true')
+    }
+  )
 })
