@@ -38,7 +38,10 @@ export type Builder = 'legacy' | 'buildkit'
 
 export interface BuildOptions {
   from?: string
+  /** Random bytes of the one COPY step; 100,000 unless given. */
   bytes?: number
+  /** Several COPY steps instead of one, of these numbers of random bytes in order: one layer each. */
+  layers?: number[]
   labels?: Record<string, string>
   /** `legacy` unless given. */
   builder?: Builder
@@ -236,9 +239,11 @@ export class Scene {
   async build(tags: string[] | string, opts: BuildOptions = {}): Promise<string> {
     const from = opts.from ?? 'scratch'
     if (from === BUSYBOX) await this.busybox()
-    const blob = blobName()
-    const steps = [`COPY ${blob} /${blob}`, ...labelLine(opts.labels)]
-    return this.buildContext(asList(tags), from, steps, { [blob]: randomBytes(opts.bytes ?? 100_000) }, opts.builder)
+    const files = Object.fromEntries(
+      (opts.layers ?? [opts.bytes ?? 100_000]).map(size => [blobName(), randomBytes(size)])
+    )
+    const steps = [...Object.keys(files).map(blob => `COPY ${blob} /${blob}`), ...labelLine(opts.labels)]
+    return this.buildContext(asList(tags), from, steps, files, opts.builder)
   }
 
   private async buildContext(

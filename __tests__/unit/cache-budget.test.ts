@@ -2,6 +2,7 @@ import { describe, expect, test } from '@jest/globals'
 import { NO_FILTERS } from '../../src/plan/filters'
 import { plan, type Plan, type Selection } from '../../src/plan/plan'
 import { CacheBudget, cacheBudget, recordFirst, type LayerHolds } from '../../src/plan/cache-budget'
+import { applyCacheHolds } from '../../src/plan/cache-holds'
 import { parseRefSpec } from '../../src/plan/reference'
 import type { CacheRecord, EngineState, Image } from '../../src/plan/model'
 
@@ -109,7 +110,7 @@ describe('CacheBudget', () => {
       record('int', 7, { type: 'internal' })
     ]
     const budget = new CacheBudget(records, { mode: 'dangling' }, undefined, new Map(), free)
-    expect(budget.unsharedBytes()).toBe(2 * MB)
+    expect(budget.ownBytes()).toBe(2 * MB)
     expect(budget.next()?.id).toBe('own')
     budget.evict('own')
     expect(budget.next()).toBeUndefined()
@@ -174,7 +175,7 @@ describe('max-storage and min-free with build-cache: images and records, least r
     expect(deleted(p)).toEqual([id('a')])
     expect(evicted(p)).toEqual(['old'])
     expect(p.bytes).toBe(MB)
-    expect(p.cache).toEqual([{ id: 'old', bytes: MB, shared: false, used: NOW - 20 * DAY }])
+    expect(p.cache).toEqual([{ id: 'old', bytes: MB, shared: false, held: false, used: NOW - 20 * DAY }])
     expect(p.storage).toMatchObject({ after: 2 * MB, met: true })
   })
 
@@ -236,8 +237,51 @@ describe('max-storage and min-free with build-cache: images and records, least r
     // Neither frees anything alone: s, used first, goes first, and then the record frees the layer.
     expect(deleted(p)).toEqual([id('s')])
     expect(p.steps[0].bytes).toBe(0)
-    expect(p.cache).toEqual([{ id: 'step', bytes: 3 * MB, shared: true, used: NOW - 20 * DAY }])
+    expect(p.cache).toEqual([{ id: 'step', bytes: 3 * MB, shared: true, held: false, used: NOW - 20 * DAY }])
     expect(p.storage).toMatchObject({ after: MB, met: true })
+  })
+
+  /**
+   * The containerd store: image s's layer is its blob and its snapshot, 1 MB each; the record of
+   * the step that made it holds the same blob and a snapshot of its own, which no image holds.
+   */
+  function containerd(images: [string, number, number][], step: CacheRecord): EngineState {
+    const at = state(images, [step])
+    const cacheHolds = [{ recordId: step.id, chainId: 'Ls', bytes: MB }]
+    return { ...at, ...applyCacheHolds(at.layers, cacheHolds), cacheHolds }
+  }
+  const step = (daysAgo: number): CacheRecord => record('step', daysAgo, { shared: true, size: 2 * MB })
+
+  test("containerd store: the measure counts a shared record's own snapshot, and its removal frees it and then the blob", () => {
+    const keep = [parseRefSpec('k:1')].filter(s => s !== undefined)
+    const at = containerd(
+      [
+        ['s', 30, 2 * MB],
+        ['k', 10, MB]
+      ],
+      step(20)
+    )
+    const p = plan(at, selection({ buildCache: 'all', keep, targets: { maxStorage: 0 } }), NOW)
+    expect(p.storage.before).toBe(4 * MB)
+    expect(deleted(p)).toEqual([id('s')])
+    // s frees its snapshot; the record its own snapshot and the blob no image holds any more.
+    expect(p.bytes).toBe(MB)
+    expect(p.cache).toEqual([{ id: 'step', bytes: 2 * MB, shared: true, held: false, used: NOW - 20 * DAY }])
+    expect(p.storage).toMatchObject({ after: MB, met: false })
+  })
+
+  test('containerd store: an old shared record frees its own snapshot while its image stays, so it goes first', () => {
+    const at = containerd(
+      [
+        ['s', 10, 2 * MB],
+        ['k', 5, MB]
+      ],
+      step(20)
+    )
+    const p = plan(at, selection({ buildCache: 'all', targets: { maxStorage: 4 * MB - 1 } }), NOW)
+    expect(deleted(p)).toEqual([])
+    expect(p.cache).toEqual([{ id: 'step', bytes: MB, shared: true, held: true, used: NOW - 20 * DAY }])
+    expect(p.storage).toMatchObject({ before: 4 * MB, after: 3 * MB, met: true })
   })
 
   test('dangling leaves a shared record alone: its image then frees nothing', () => {

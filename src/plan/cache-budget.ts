@@ -1,15 +1,20 @@
 import { cacheRules, eligible, type CacheMode, type CacheRules } from './cache'
 import { cacheHolds } from './cache-holds'
 import type { Filters } from './filters'
-import type { CacheRecord, EngineState } from './model'
+import type { CacheHold, CacheRecord, EngineState } from './model'
 
 /** One build cache record a storage target evicts, as the plan priced it. */
 export interface CacheEviction {
   id: string
-  /** What its removal frees by the plan: its size when no image shares it, else the layer it alone still holds. */
+  /**
+   * What its removal frees by the plan: its size when no image shares it; else what of it no image
+   * holds (on the containerd store its own snapshot) and the layer it alone still holds.
+   */
   bytes: number
   /** An image shared its data when the cache was listed. */
   shared: boolean
+  /** An image still holds some of its data when it goes, which stays on disk, as the real run's listing will show. */
+  held: boolean
   /** Its last use (its creation when it has none), milliseconds since the epoch. */
   used: number
 }
@@ -58,17 +63,17 @@ export function recordFirst(record: Head, image: Head | undefined): boolean {
 }
 
 /**
- * The build cache's part in the storage targets, when `build-cache` is set with one: its records
- * no image shares count in the measure, and the records `build-cache` lets go are candidates beside
- * the images, least recently used first. A record goes only once no record built on it is left,
- * as BuildKit removes children before their parents (cache.ts predictPrune).
+ * The build cache's part in the storage targets, when `build-cache` is set with one: the bytes of
+ * its records no image holds count in the measure, and the records `build-cache` lets go are
+ * candidates beside the images, least recently used first. A record goes only once no record built
+ * on it is left, as BuildKit removes children before their parents (cache.ts predictPrune).
  */
 export class CacheBudget {
   private readonly left: Map<string, CacheRecord>
   /** How many records still left are built on each record. */
   private readonly children = new Map<string, number>()
   private readonly order: CacheRecord[]
-  private readonly holds: Map<string, string>
+  private readonly holds: Map<string, CacheHold>
   private readonly evicted: CacheEviction[] = []
 
   constructor(
@@ -77,7 +82,7 @@ export class CacheBudget {
     /** Only these may go (job scope: the records the job made); all eligible ones when absent. */
     among: Set<string> | undefined,
     /** Shared records by the image layer they hold too (cache-holds.ts), where the ledger knows them. */
-    holds: Map<string, string>,
+    holds: Map<string, CacheHold>,
     private readonly layers?: LayerHolds
   ) {
     this.left = new Map(records.map(record => [record.id, record]))
@@ -92,18 +97,28 @@ export class CacheBudget {
     this.children.set(parent, (this.children.get(parent) ?? 0) + change)
   }
 
-  /** Bytes of the records left that no image shares: the build cache's part of the targets' measure. */
-  unsharedBytes(): number {
+  /** Bytes of the records left that no image holds: the build cache's part of the targets' measure. */
+  ownBytes(): number {
     let bytes = 0
-    for (const record of this.left.values()) if (!record.shared) bytes += record.size
+    for (const record of this.left.values()) bytes += this.own(record)
     return bytes
+  }
+
+  /**
+   * What of the record no image holds, which its removal frees whatever the images: all of an
+   * unshared one; of a shared one, on the containerd store, its own snapshot beside the blob an
+   * image holds too, and on overlay2 nothing. A shared record matched to no layer counts nothing.
+   */
+  private own(record: CacheRecord): number {
+    if (!record.shared) return record.size
+    const hold = this.holds.get(record.id)
+    return hold ? Math.max(0, record.size - hold.bytes) : 0
   }
 
   /** What removing this record would free now. */
   private price(record: CacheRecord): number {
-    if (!record.shared) return record.size
-    const chainId = this.holds.get(record.id)
-    return chainId && this.layers ? this.layers.heldAlone(chainId) : 0
+    const hold = record.shared ? this.holds.get(record.id) : undefined
+    return this.own(record) + (hold && this.layers ? this.layers.heldAlone(hold.chainId) : 0)
   }
 
   /**
@@ -127,9 +142,16 @@ export class CacheBudget {
     if (!record) return 0
     this.left.delete(id)
     for (const parent of record.parents) this.adopt(parent, -1)
-    const chainId = this.holds.get(id)
-    const bytes = record.shared ? (chainId && this.layers ? this.layers.releaseHold(chainId) : 0) : record.size
-    this.evicted.push({ id, bytes, shared: record.shared, used: recordUse(record) })
+    const hold = record.shared ? this.holds.get(id) : undefined
+    const released = hold && this.layers ? this.layers.releaseHold(hold.chainId) : 0
+    const bytes = this.own(record) + released
+    this.evicted.push({
+      id,
+      bytes,
+      shared: record.shared,
+      held: record.shared && released === 0,
+      used: recordUse(record)
+    })
     return bytes
   }
 
@@ -161,6 +183,6 @@ export function cacheBudget(
     among = new Set(before ? records.filter(record => !known.has(record.id)).map(record => record.id) : [])
   }
   // The ledger counts the cache's hold on a layer only where the run matched records to layers.
-  const holds = state.cacheHeld ? cacheHolds(records, state) : new Map<string, string>()
+  const holds = state.cacheHeld ? cacheHolds(records, state) : new Map<string, CacheHold>()
   return new CacheBudget(records, cacheRules(mode, settings, now), among, holds, state.cacheHeld && layers)
 }

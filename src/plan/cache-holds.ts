@@ -160,17 +160,18 @@ export function keptLayers(
 
 /**
  * The layer each shared record holds, by record ID, as the ledger knows it (cache-budget.ts): the
- * holds the run matched, or matched here; on the containerd store the blob the cache holds.
+ * holds the run matched, or matched here; on the containerd store the blob the cache holds, and
+ * `bytes` what an image holds of the record (the rest is the record's own snapshot).
  */
 export function cacheHolds(
   records: CacheRecord[],
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt' | 'cacheHolds' | 'cacheHeld'>
-): Map<string, string> {
+): Map<string, CacheHold> {
   const holds = state.cacheHolds ?? matchCacheRecords(records, state)
   return new Map(
     holds.map(hold => {
       const blob = blobOf(hold.chainId)
-      return [hold.recordId, state.cacheHeld?.has(blob) ? blob : hold.chainId]
+      return [hold.recordId, { ...hold, chainId: state.cacheHeld?.has(blob) ? blob : hold.chainId }]
     })
   )
 }

@@ -201,7 +201,7 @@ class Planner {
   private readonly steps: Step[] = []
   private readonly skipped: Skip[] = []
   private readonly filteredOut: { ref: string; id: string }[] = []
-  /** Image storage before the first step, and the build cache's unshared bytes when they count. */
+  /** Image storage before the first step, and the build cache's bytes no image holds when they count. */
   private readonly storedBefore: number
   private freed = 0
   /** Bytes the build cache records evicted for a target free. */
@@ -217,7 +217,7 @@ class Planner {
     private readonly protection: Protection,
     private readonly cache?: CacheBudget
   ) {
-    this.storedBefore = sim.storedBytes() + (cache?.unsharedBytes() ?? 0)
+    this.storedBefore = sim.storedBytes() + (cache?.ownBytes() ?? 0)
   }
 
   run(): Omit<Plan, 'leftForOthers'> {

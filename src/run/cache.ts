@@ -117,7 +117,7 @@ export async function evictCache(
   // Nothing to remove needs no second listing: before API 1.42 it would size every container.
   if (settings.dryRun || evictions.length === 0) {
     const bytes = evictions.reduce((sum, eviction) => sum + eviction.bytes, 0)
-    const held = evictions.filter(eviction => eviction.shared && eviction.bytes === 0).length
+    const held = evictions.filter(eviction => eviction.held).length
     result = { mode, removed: evictions.map(eviction => eviction.id), bytes, held, forTarget: true }
     listed = planned.length
   } else {

@@ -54,7 +54,7 @@ export interface Result {
 export interface TargetResult extends Targets {
   /** Image storage at the end, in the plan's measure. */
   storageAfter: number
-  /** The measure counts the build cache's unshared bytes too (`build-cache` with a target). */
+  /** The measure counts the build cache's bytes that no image holds too (`build-cache` with a target). */
   withCache?: boolean
   freeBefore?: number
   freeAfter?: number
