@@ -284,6 +284,21 @@ describe('max-storage and min-free with build-cache: images and records, least r
     expect(p.storage).toMatchObject({ before: 4 * MB, after: 3 * MB, met: true })
   })
 
+  test('containerd store: a record BuildKit lists unshared while the image holds its blob counts as held', () => {
+    const misread = (daysAgo: number): CacheRecord => record('step', daysAgo, { shared: false, size: 2 * MB })
+    const at = containerd(
+      [
+        ['s', 10, 2 * MB],
+        ['k', 5, MB]
+      ],
+      misread(20)
+    )
+    const p = plan(at, selection({ buildCache: 'all', targets: { maxStorage: 4 * MB - 1 } }), NOW)
+    expect(deleted(p)).toEqual([])
+    expect(p.cache).toEqual([{ id: 'step', bytes: MB, shared: false, held: true, used: NOW - 20 * DAY }])
+    expect(p.storage).toMatchObject({ before: 4 * MB, after: 3 * MB, met: true })
+  })
+
   test('dangling leaves a shared record alone: its image then frees nothing', () => {
     const shared = [record('step', 20, { shared: true, size: 3 * MB })]
     const at = state([['s', 30, 3 * MB]], shared, { cacheHeld: new Set(['Ls']) })

@@ -106,18 +106,18 @@ export class CacheBudget {
 
   /**
    * What of the record no image holds, which its removal frees whatever the images: all of an
-   * unshared one; of a shared one, on the containerd store, its own snapshot beside the blob an
-   * image holds too, and on overlay2 nothing. A shared record matched to no layer counts nothing.
+   * unshared one; of one an image holds too (cache-holds.ts), on the containerd store its own
+   * snapshot beside the blob, and on overlay2 nothing. A shared record matched to no layer counts nothing.
    */
   private own(record: CacheRecord): number {
-    if (!record.shared) return record.size
     const hold = this.holds.get(record.id)
-    return hold ? Math.max(0, record.size - hold.bytes) : 0
+    if (!hold) return record.shared ? 0 : record.size
+    return Math.max(0, record.size - hold.bytes)
   }
 
   /** What removing this record would free now. */
   private price(record: CacheRecord): number {
-    const hold = record.shared ? this.holds.get(record.id) : undefined
+    const hold = this.holds.get(record.id)
     return this.own(record) + (hold && this.layers ? this.layers.heldAlone(hold.chainId) : 0)
   }
 
@@ -142,14 +142,14 @@ export class CacheBudget {
     if (!record) return 0
     this.left.delete(id)
     for (const parent of record.parents) this.adopt(parent, -1)
-    const hold = record.shared ? this.holds.get(id) : undefined
+    const hold = this.holds.get(id)
     const released = hold && this.layers ? this.layers.releaseHold(hold.chainId) : 0
     const bytes = this.own(record) + released
     this.evicted.push({
       id,
       bytes,
       shared: record.shared,
-      held: record.shared && released === 0,
+      held: (record.shared || hold !== undefined) && released === 0,
       used: recordUse(record)
     })
     return bytes
