@@ -55,6 +55,10 @@ import {
 
 const QUICK = process.env.BENCH_QUICK === '1' || process.argv.includes('--quick')
 const REPS_OVERRIDE = Number(process.env.BENCH_REPS || 0)
+/** `BENCH_ONLY=cache`: (6) alone, on the build-cache scene, with no scene of N images made or restored. */
+const CACHE_ONLY = process.env.BENCH_ONLY === 'cache'
+if (process.env.BENCH_ONLY && !CACHE_ONLY)
+  throw new Error(`BENCH_ONLY=${process.env.BENCH_ONLY}: only "cache" is known`)
 
 type ScenarioName = 'remove' | 'prune' | 'nothing' | 'dryrun' | 'cache'
 
@@ -116,6 +120,7 @@ interface Plan {
 
 function plan(): Plan {
   const d = (n: number): number => REPS_OVERRIDE || n
+  if (CACHE_ONLY) return { sizes: [], runs: [], cacheReps: d(QUICK ? 3 : 9) }
   if (QUICK) {
     return {
       sizes: [300],
@@ -544,7 +549,9 @@ function targets(bench: Bench, sizes: number[]): Target[] {
       if (!r || !r.ratio) {
         out.push({
           target: label,
-          measured: sizes.includes(n) ? 'not measured' : 'not measured (quick mode)',
+          measured: sizes.includes(n)
+            ? 'not measured'
+            : `not measured (${CACHE_ONLY ? 'BENCH_ONLY=cache' : 'quick mode'})`,
           met: null
         })
         continue
