@@ -81,7 +81,7 @@ export class CacheBudget {
     rules: CacheRules,
     /** Only these may go (job scope: the records the job made); all eligible ones when absent. */
     among: Set<string> | undefined,
-    /** Shared records by the image layer they hold too (cache-holds.ts), where the ledger knows them. */
+    /** Records by the image layer they hold too (cache-holds.ts), where the ledger knows them. */
     holds: Map<string, CacheHold>,
     private readonly layers?: LayerHolds
   ) {
