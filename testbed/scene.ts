@@ -172,6 +172,8 @@ export function foreignPlatform(): Platform {
 }
 
 const OCI_INDEX = 'application/vnd.oci.image.index.v1+json'
+/** The file, in the Scene's work directory, of the BuildKit traces still to come; see tracesWritten(). */
+const PENDING_TRACES = 'pending-traces.json'
 const OCI_MANIFEST = 'application/vnd.oci.image.manifest.v1+json'
 const OCI_CONFIG = 'application/vnd.oci.image.config.v1+json'
 const OCI_LAYER_TAR = 'application/vnd.oci.image.layer.v1.tar'
@@ -185,8 +187,6 @@ export class Scene {
   private readonly env: NodeJS.ProcessEnv
   /** When the last build ended; see settled(). */
   private lastBuild = 0
-  /** BuildKit builds whose trace was not seen yet, and the content blobs before the first; see tracesWritten(). */
-  private pendingTraces: { count: number; known: Set<string> } | undefined
   private settling: Promise<number> | undefined
 
   constructor(target: SceneTarget) {
@@ -266,7 +266,7 @@ export class Scene {
       const out = await this.docker([...command, '-q', '--network=none', ...tagArgs, ctx])
       // Only the legacy builder leaves snapshots for containerd's collector; BuildKit's stay as its cache.
       if (builder === 'legacy') this.lastBuild = Date.now()
-      if (known) this.pendingTraces = { count: (this.pendingTraces?.count ?? 0) + 1, known }
+      if (known) await this.setPendingTraces({ count: ((await this.pendingTraces())?.count ?? 0) + 1, known })
       // Podman prints the bare hex; the engine's inspect answers the ID in its own canonical form.
       const printed = out.match(/(?:sha256:)?[0-9a-f]{64}/g)?.pop()
       if (printed === undefined) throw new Error(`docker build printed no image ID: ${out}`)
@@ -571,7 +571,8 @@ export class Scene {
   /** The content blobs before a BuildKit build, on the containerd store, where its trace arrives late. */
   private async knownBlobs(): Promise<Set<string> | undefined> {
     if (this.info?.imageStore !== 'containerd') return undefined
-    if (this.pendingTraces) return this.pendingTraces.known
+    const pending = await this.pendingTraces()
+    if (pending) return pending.known
     return new Set(await readdir(this.contentBlobs).catch(() => []))
   }
 
@@ -582,13 +583,32 @@ export class Scene {
    * the trace of every BuildKit build since the last one, up to TRACE_WAIT_MS.
    */
   private async tracesWritten(): Promise<void> {
-    const pending = this.pendingTraces
+    const pending = await this.pendingTraces()
     if (!pending) return
     const deadline = Date.now() + TRACE_WAIT_MS
     while ((await this.tracesSince(pending.known)) < pending.count && Date.now() < deadline) {
       await new Promise(resolve => setTimeout(resolve, SETTLE_STEP_MS))
     }
-    this.pendingTraces = undefined
+    await this.setPendingTraces(undefined)
+  }
+
+  /**
+   * BuildKit builds whose trace was not seen yet, and the content blobs before the first. Kept in
+   * a file beside the data root, not in memory: a test file's last build may leave its trace to
+   * land while the next file, with a Scene of its own on the same engine, measures the disk.
+   */
+  private async pendingTraces(): Promise<{ count: number; known: Set<string> } | undefined> {
+    const text = await readFile(join(this.workDir, PENDING_TRACES), 'utf8').catch(() => undefined)
+    if (text === undefined) return undefined
+    const saved = JSON.parse(text) as { count: number; known: string[] }
+    return { count: saved.count, known: new Set(saved.known) }
+  }
+
+  private async setPendingTraces(pending: { count: number; known: Set<string> } | undefined): Promise<void> {
+    const file = join(this.workDir, PENDING_TRACES)
+    if (!pending) return rm(file, { force: true })
+    await mkdir(this.workDir, { recursive: true })
+    await writeFile(file, JSON.stringify({ count: pending.count, known: [...pending.known] }))
   }
 
   private async tracesSince(known: Set<string>): Promise<number> {
