@@ -1,5 +1,5 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
-import { expectLayerBytes, expectReclaimed, storage, store, succeeded } from './checks'
+import { expectLayerBytes, expectReclaimed, firstBuildKitBuild, storage, store, succeeded } from './checks'
 import { bed, runAction } from './harness'
 import { BUSYBOX } from '../../testbed/scene'
 
@@ -14,12 +14,7 @@ const { scene, engine } = bed()
 const MB = 1_000_000
 const withBuildKit = engine.buildkit ? test : test.skip
 
-// The first BuildKit build on a fresh engine leaves a blob of about 135 kB and a page of BuildKit's
-// history.db that arrive after the build returned (seen on docker26-containerd): one build first,
-// so that no test measures them.
-beforeAll(async () => {
-  if (engine.buildkit) await scene.build('bk/first:1', { builder: 'buildkit', bytes: 1000 })
-})
+beforeAll(firstBuildKitBuild)
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })

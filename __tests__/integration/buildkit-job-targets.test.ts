@@ -1,6 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, layerBytes, storage, store, succeeded } from './checks'
+import { expectReclaimed, firstBuildKitBuild, layerBytes, storage, store, succeeded } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -21,11 +21,7 @@ function retention(run: ActionRun): { before: number; after: number; met: string
   }
 }
 
-// The first BuildKit build on a fresh engine leaves files that arrive after it returned: one build
-// first, so that no test measures them.
-beforeAll(async () => {
-  if (engine.buildkit) await scene.build('bk/first:1', { builder: 'buildkit', bytes: 1000 })
-})
+beforeAll(firstBuildKitBuild)
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })

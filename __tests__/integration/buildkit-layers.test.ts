@@ -1,7 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { apiJson } from '../../testbed/api'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, storage, store, succeeded } from './checks'
+import { expectReclaimed, firstBuildKitBuild, storage, store, succeeded } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -20,11 +20,7 @@ const LAYERS = [MB, 500_000, 250_000]
 const slack = (removed: number): number => 64 * 1024 * (removed + 1)
 const cacheBytes = (run: ActionRun): number => Number(run.outputs['build-cache-reclaimed-bytes'])
 
-// The first BuildKit build on a fresh engine leaves a blob and a page of BuildKit's history.db that
-// arrive after the build returned (buildkit-images.test.ts): one build first, so that no test measures them.
-beforeAll(async () => {
-  if (engine.buildkit) await scene.build('bl/first:1', { builder: 'buildkit', bytes: 1000 })
-})
+beforeAll(firstBuildKitBuild)
 
 beforeEach(async () => {
   await scene.wipe({ keepBusybox: true })
