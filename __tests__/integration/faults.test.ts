@@ -149,6 +149,26 @@ describe('transient failures are retried, and one image failing never stops the 
     expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
   })
 
+  test('an image list that met an image removed meanwhile is asked again', async () => {
+    await scene.build('listed:1', { bytes: MB })
+    let lists = 0
+    // Podman 4.3 answers so when another process removes an image while it builds the list.
+    const gone = 'a'.repeat(64)
+    const { host } = await throughProxy(r => {
+      if (r.method !== 'GET' || !/\/images\/json/.test(r.url)) return 'forward'
+      lists++
+      return lists === 1
+        ? {
+            status: 500,
+            message: `retrieving parent of image "${gone}": you may need to remove the image to resolve the error: locating image with ID "${gone}": image not known`
+          }
+        : 'forward'
+    })
+    const out = succeeded(await runAction({ refs: 'listed:1' }, { env: { DOCKER_HOST: host } }))
+    expect(out.deleted).toHaveLength(1)
+    expect(lists).toBeGreaterThanOrEqual(2)
+  })
+
   test('an image that keeps failing is skipped with reason error after bounded retries', async () => {
     await scene.build('broken:1', { bytes: MB })
     await scene.build('fine:1', { bytes: MB })

@@ -189,14 +189,14 @@ function describe(error: unknown): string {
  * The engine fails a list, inspect or /system/df when an image it is sizing loses its layers to a
  * removal meanwhile (by another copy of the action, say): "layer does not exist", "layer sha256:...
  * was not found (corruption?)"; the containerd store says "content digest sha256:...: not found",
- * Podman "retrieving label for image" or "failed to convert ImageData to ImageInspect"; Docker 28's
- * containerd store, sizing a view BuildKit made for a build that has just ended, "snapshot
- * <id>-view does not exist". Engines before 23.0 also refuse a /system/df while another one runs,
- * instead of sharing its answer (moby
+ * Podman "retrieving label for image", "retrieving parent of image" (its image list) or "failed to
+ * convert ImageData to ImageInspect"; Docker 28's containerd store, sizing a view BuildKit made for
+ * a build that has just ended, "snapshot <id>-view does not exist". Engines before 23.0 also refuse
+ * a /system/df while another one runs, instead of sharing its answer (moby
  * docs/api/version-history.md, v1.42).
  */
 const RACED =
-  /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|failed to convert ImageData to ImageInspect|snapshot \S+ does not exist|disk usage operation is already running/
+  /layer does not exist|layer \S+ was not found|content digest \S+ not found|retrieving label for image|retrieving parent of image|failed to convert ImageData to ImageInspect|snapshot \S+ does not exist|disk usage operation is already running/
 
 function raced(error: unknown): boolean {
   return error instanceof EngineError && RACED.test(error.message)
