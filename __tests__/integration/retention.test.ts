@@ -215,6 +215,58 @@ describe('min-free, on a filesystem of its own', () => {
     }
   }, 300_000)
 
+  test('with build-cache: the cache counts, least recently used first, before the images and no more than needed', async () => {
+    if (unavailable || !bed().engine.buildkit) {
+      process.stdout.write(`min-free with build-cache skipped: ${unavailable ?? 'no BuildKit on this engine'}\n`)
+      return
+    }
+    const root = await makeRoot()
+    const fs = await smallFilesystem(root, 256 * 1024 * 1024)
+    const engine = await startEngine(root)
+    try {
+      const own = new Scene(engine)
+      const free = async (): Promise<number> => {
+        const s = await statfs(fs.path)
+        return s.bavail * s.bsize
+      }
+      // The records of a build whose image is gone, held by the cache alone: the oldest use here.
+      await own.build('old:1', { bytes: 10 * MB, builder: 'buildkit' })
+      await own.rmi('old:1')
+      await own.build('newer:1', { bytes: 10 * MB })
+      const newer = await own.imageId('newer:1')
+      await own.diskBytes()
+      // 5 MB: one of the old build's 10 MB records is enough (on overlay2 the context's and the
+      // COPY step's), and the newer image stays.
+      const floor = (await free()) + 5 * MB
+      const inputs = { 'min-free': String(floor), 'build-cache': 'all' }
+      const dry = await runBundle({ ...inputs, 'dry-run': 'true' }, { host: engine.host })
+      const run = await runBundle(inputs, { host: engine.host })
+      const out = succeeded(run)
+      expect(out.deleted).toEqual([])
+      expect(await own.exists('newer:1')).toBe(true)
+      expect(Number(run.outputs['build-cache-reclaimed-bytes'])).toBe(out.bytes)
+      expect(out.bytes).toBeGreaterThanOrEqual(5 * MB)
+      expect(succeeded(dry).bytes).toBe(out.bytes)
+      expect(run.outputs['target-met']).toBe('true')
+      expect(await free()).toBeGreaterThanOrEqual(floor)
+      // No more than needed: some of the cache is left.
+      const rest = (await own.buildCache()).reduce((sum, record) => sum + record.Size, 0)
+      expect(rest).toBeGreaterThan(0)
+      // A floor the rest of the cache cannot reach: the image goes too, after the records.
+      const higher = (await free()) + rest + layerBytes(5 * MB).min
+      const second = await runBundle({ 'min-free': String(higher), 'build-cache': 'all' }, { host: engine.host })
+      expect(succeeded(second).deleted).toEqual([newer])
+      // A record of 0 bytes frees nothing, and stays.
+      expect((await own.buildCache()).filter(record => record.Size > 0)).toEqual([])
+      expect(second.outputs['target-met']).toBe('true')
+      expect(await free()).toBeGreaterThanOrEqual(higher)
+    } finally {
+      await engine.stop()
+      await fs.unmount()
+      await removeRoot(root)
+    }
+  }, 300_000)
+
   test('a remote engine is refused in one sentence before anything is touched', async () => {
     const run = await runAction({ 'min-free': '1GB', 'docker-host': 'tcp://127.0.0.1:9' })
     expect(run.code).not.toBe(0)
