@@ -7,6 +7,7 @@ import { plan, type Plan, type Selection } from '../../src/plan/plan'
 import { parseRefSpec } from '../../src/plan/reference'
 import { parseSize } from '../../src/common/units'
 import { lastUse, newestPerRepository } from '../../src/plan/usage'
+import { missed, shortfall, type TargetResult } from '../../src/run/reclaim'
 import type { Container, EngineState, Image } from '../../src/plan/model'
 
 const NOW = Date.UTC(2026, 10, 23, 12, 0, 0)
@@ -485,5 +486,36 @@ describe('eviction on random engines (fast-check)', () => {
       }),
       { numRuns: 3000 }
     )
+  })
+})
+
+describe('min-free missed after a run', () => {
+  const target = (extra: Partial<TargetResult>): TargetResult => ({
+    minFree: 216_409_755,
+    storageAfter: 20_000_000,
+    freeAfter: 216_409_088,
+    met: false,
+    crossed: true,
+    ...extra
+  })
+
+  test('the run freed what the floor needed and the filesystem still fell short: the shortfall, not the keep rules', () => {
+    expect(shortfall(216_409_755, 216_409_782, 216_409_088)).toBe(667)
+    expect(missed(target({ shortBy: 667 }))).toBe(
+      'Storage target not met: 216.4MB free (min-free 216.4MB), 667B (667 bytes) short. The run freed what the plan ' +
+        "counted on, but something else wrote to that filesystem meanwhile (the engine's own records, or other work on " +
+        'the machine); input headroom frees more than the floor asks.'
+    )
+  })
+
+  test('a plan that could not reach the floor: what is kept is why', () => {
+    expect(shortfall(216_409_755, 216_000_000, 216_000_000)).toBeUndefined()
+    expect(shortfall(216_409_755, 216_409_782, 216_409_800)).toBeUndefined()
+    expect(shortfall(undefined, 1, 0)).toBeUndefined()
+    expect(missed(target({}))).toMatch(/216.4MB free \(min-free 216.4MB\)\. The rest is kept by keep, keep-last/)
+  })
+
+  test('max-storage missed too: the keep rules still explain it', () => {
+    expect(missed(target({ shortBy: 667, maxStorage: 10_000_000 }))).toMatch(/\. The rest is kept by keep/)
   })
 })

@@ -61,6 +61,8 @@ export interface TargetResult extends Targets {
   met: boolean
   /** Whether a target was crossed, so that eviction started (plan.ts Storage). */
   crossed: boolean
+  /** min-free: how far the filesystem came out short of the floor although the run freed all the plan counted on. */
+  shortBy?: number
 }
 
 interface Planning {
@@ -210,6 +212,7 @@ async function judge(
   const met =
     (targets.maxStorage === undefined || storageAfter <= targets.maxStorage) &&
     (targets.minFree === undefined || (freeAfter ?? 0) >= targets.minFree)
+  const shortBy = shortfall(targets.minFree, predictedFree, freeAfter)
   return {
     ...targets,
     storageAfter,
@@ -217,11 +220,26 @@ async function judge(
     freeAfter,
     met,
     crossed: storage.crossed,
-    ...(withCache ? { withCache } : {})
+    ...(withCache ? { withCache } : {}),
+    ...(shortBy === undefined ? {} : { shortBy })
   }
 }
 
-function missed(target: TargetResult): string {
+/**
+ * The bytes by which the free space measured after a run missed `min-free` when the bytes the run
+ * freed should have reached it: the filesystem is shared, and anything that wrote to it during the
+ * run (the engine's own records included) took some of them back.
+ */
+export function shortfall(
+  minFree: number | undefined,
+  predictedFree: number | undefined,
+  freeAfter: number | undefined
+): number | undefined {
+  if (minFree === undefined || predictedFree === undefined || freeAfter === undefined) return undefined
+  return predictedFree >= minFree && freeAfter < minFree ? minFree - freeAfter : undefined
+}
+
+export function missed(target: TargetResult): string {
   const parts = []
   if (target.maxStorage !== undefined)
     parts.push(
@@ -230,6 +248,13 @@ function missed(target: TargetResult): string {
     )
   if (target.minFree !== undefined)
     parts.push(`${formatBytes(target.freeAfter ?? 0)} free (min-free ${formatBytes(target.minFree)})`)
+  const storageHeld = target.maxStorage === undefined || target.storageAfter <= target.maxStorage
+  if (target.shortBy !== undefined && storageHeld)
+    return (
+      `Storage target not met: ${parts.join(', ')}, ${formatBytes(target.shortBy)} (${target.shortBy} bytes) short. ` +
+      'The run freed what the plan counted on, but something else wrote to that filesystem meanwhile (the ' +
+      "engine's own records, or other work on the machine); input headroom frees more than the floor asks."
+    )
   return `Storage target not met: ${parts.join(', ')}. The rest is kept by keep, keep-last, keep-duration, filters or containers, which a target never overrides.`
 }
 
