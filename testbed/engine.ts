@@ -129,15 +129,22 @@ export function makeRoot(): Promise<string> {
   return mkdtemp('/tmp/dirb-')
 }
 
-function enginePaths(root: string) {
-  return {
-    dataRoot: join(root, 'data'),
-    execRoot: join(root, 'x'),
-    socket: join(root, 'docker.sock'),
-    pidfile: join(root, 'docker.pid'),
-    config: join(root, 'daemon.json'),
-    log: join(root, 'dockerd.log')
+/** The given paths, each relative to root, under root. */
+function pathsUnder<T extends Record<string, string>>(root: string, relative: T): { [K in keyof T]: string } {
+  return Object.fromEntries(Object.entries(relative).map(([name, path]) => [name, join(root, path)])) as {
+    [K in keyof T]: string
   }
+}
+
+function enginePaths(root: string) {
+  return pathsUnder(root, {
+    dataRoot: 'data',
+    execRoot: 'x',
+    socket: 'docker.sock',
+    pidfile: 'docker.pid',
+    config: 'daemon.json',
+    log: 'dockerd.log'
+  })
 }
 
 type EnginePaths = ReturnType<typeof enginePaths>
@@ -362,46 +369,29 @@ async function startDockerd(dir: string, flavour: Flavour, tls?: TlsListener): P
     await stopChild(child, 'dockerd')
     await killLeftovers(p.execRoot)
   }
-  try {
-    await untilReady(child, 'dockerd', p)
-    const info = await engineInfo(p.socket, flavour)
-    const tlsHost = tcp ? `tcp://127.0.0.1:${tcp.port}` : undefined
-    return {
-      root: dir,
-      host: `unix://${p.socket}`,
-      tlsHost,
-      socket: p.socket,
-      dataRoot: p.dataRoot,
-      pid: child.pid as number,
-      info,
-      stop
-    }
-  } catch (err) {
-    await stop()
-    throw err
-  }
+  const tlsHost = tcp ? `tcp://127.0.0.1:${tcp.port}` : undefined
+  return engineOnceReady(child, 'dockerd', flavour, { ...p, root: dir, tlsHost, stop })
 }
 
 function podmanPaths(root: string) {
-  const run = join(root, 'run')
-  return {
-    dataRoot: join(root, 'data'),
-    runRoot: run,
+  return pathsUnder(root, {
+    dataRoot: 'data',
+    runRoot: 'run',
     // Bound over /var/lib/containers and /run/runc in the service's own mount namespace (see below).
-    shadowVarLib: join(root, 'shadow', 'var-lib-containers'),
-    runtimeRoot: join(root, 'shadow', 'run-runc'),
-    tmp: join(root, 'tmp'),
-    cni: join(root, 'cni'),
-    home: join(root, 'home'),
-    socket: join(root, 'podman.sock'),
-    pidfile: join(root, 'podman.pid'),
-    containersConf: join(root, 'containers.conf'),
-    storageConf: join(root, 'storage.conf'),
-    registriesConf: join(root, 'registries.conf'),
-    authFile: join(root, 'auth.json'),
-    events: join(root, 'events.log'),
-    log: join(root, 'podman.log')
-  }
+    shadowVarLib: 'shadow/var-lib-containers',
+    runtimeRoot: 'shadow/run-runc',
+    tmp: 'tmp',
+    cni: 'cni',
+    home: 'home',
+    socket: 'podman.sock',
+    pidfile: 'podman.pid',
+    containersConf: 'containers.conf',
+    storageConf: 'storage.conf',
+    registriesConf: 'registries.conf',
+    authFile: 'auth.json',
+    events: 'events.log',
+    log: 'podman.log'
+  })
 }
 
 type PodmanPaths = ReturnType<typeof podmanPaths>
@@ -528,6 +518,24 @@ function untilReady(
   return waitUntilReady(child, name, p.log, () => ready(p.pidfile, p.socket, child.pid as number), READY_TIMEOUT_MS)
 }
 
+/** The engine a started service is, once it answers; a service that never does is stopped. */
+async function engineOnceReady(
+  child: ChildProcess,
+  name: string,
+  flavour: Flavour,
+  e: Pick<Engine, 'root' | 'tlsHost' | 'dataRoot' | 'socket' | 'stop'> & { log: string; pidfile: string }
+): Promise<Engine> {
+  try {
+    await untilReady(child, name, e)
+    const info = await engineInfo(e.socket, flavour)
+    const { root, tlsHost, socket, dataRoot, stop } = e
+    return { root, host: `unix://${socket}`, tlsHost, socket, dataRoot, pid: child.pid as number, info, stop }
+  } catch (err) {
+    await e.stop()
+    throw err
+  }
+}
+
 async function startPodman(dir: string): Promise<Engine> {
   const p = podmanPaths(dir)
   await mkdir(dir, { recursive: true })
@@ -548,22 +556,7 @@ async function startPodman(dir: string): Promise<Engine> {
     await deleteRuncLeftovers(p.runtimeRoot)
     await unmountUnder(dir)
   }
-  try {
-    await untilReady(child, 'podman', p)
-    const info = await engineInfo(p.socket, 'podman')
-    return {
-      root: dir,
-      host: `unix://${p.socket}`,
-      socket: p.socket,
-      dataRoot: p.dataRoot,
-      pid: child.pid as number,
-      info,
-      stop
-    }
-  } catch (err) {
-    await stop()
-    throw err
-  }
+  return engineOnceReady(child, 'podman', 'podman', { ...p, root: dir, stop })
 }
 
 /**

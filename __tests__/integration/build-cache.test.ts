@@ -1,5 +1,5 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
-import { storage, store, succeeded, type Storage } from './checks'
+import { dryThenReal, storage, store, succeeded, type Storage } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -36,18 +36,14 @@ describe('build-cache (needs BuildKit: skipped on engines without it)', () => {
     async () => {
       await scene.build('bc/app:1', { bytes: MB, builder: 'buildkit' })
       const records = (await scene.buildCache()).length
-      const before = await storage(scene)
-      const dry = succeeded(await runAction({ 'build-cache': 'dangling', 'dry-run': 'true' }))
-      const run = await runAction({ 'build-cache': 'dangling' })
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal({ 'build-cache': 'dangling' }, { measureFirst: true })
       const left = await scene.buildCache()
       expect(left.filter(r => r.Type === 'regular')).toEqual([expect.objectContaining({ Shared: true })])
       expect(out.deleted).toEqual([])
       // The build context (a copy of the 1 MB file as the engine received it) is the bulk of it.
       expect(cacheBytes(run)).toBeGreaterThanOrEqual(MB)
       expect(out.bytes).toBe(cacheBytes(run))
-      expect(dry.bytes).toBe(out.bytes)
+      expect(succeeded(dry).bytes).toBe(out.bytes)
       expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(records))
     }
   )
@@ -55,14 +51,10 @@ describe('build-cache (needs BuildKit: skipped on engines without it)', () => {
   withBuildKit('all, with the image still there: a record the image shares counts what leaves of it', async () => {
     await scene.build('bc/app:1', { bytes: MB, builder: 'buildkit' })
     const records = (await scene.buildCache()).length
-    const before = await storage(scene)
-    const dryRun = await runAction({ 'build-cache': 'all', 'dry-run': 'true' })
-    const run = await runAction({ 'build-cache': 'all' })
-    const out = succeeded(run)
-    const after = await storage(scene)
+    const { dry, run, out, before, after } = await dryThenReal({ 'build-cache': 'all' }, { measureFirst: true })
     expect(await scene.buildCache()).toEqual([])
     expect(await scene.exists('bc/app:1')).toBe(true)
-    expect(cacheBytes(dryRun)).toBe(cacheBytes(run))
+    expect(cacheBytes(dry)).toBe(cacheBytes(run))
     expect(out.bytes).toBe(cacheBytes(run))
     expect(run.stdout).toMatch(/1 of them hold data an image still uses/)
     // overlay2: the shared record's data is the image's layer itself, nothing of it leaves. The
@@ -110,11 +102,7 @@ describe('build-cache (needs BuildKit: skipped on engines without it)', () => {
       await scene.build('bc/app:1', { bytes: MB, builder: 'buildkit' })
       await scene.build('bc/other:1', { bytes: 500_000, builder: 'buildkit' })
       const records = (await scene.buildCache()).length
-      const dry = await runAction({ refs: 'bc/app:1', 'build-cache': mode, 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction({ refs: 'bc/app:1', 'build-cache': mode })
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal({ refs: 'bc/app:1', 'build-cache': mode })
       expect(out.deleted).toHaveLength(1)
       expect(await scene.exists('bc/other:1')).toBe(true)
       expect(cacheBytes(dry)).toBe(cacheBytes(run))
@@ -131,11 +119,7 @@ describe('build-cache (needs BuildKit: skipped on engines without it)', () => {
       await scene.build('bc/app:1', { bytes: MB, builder: 'buildkit' })
       await scene.rmi('bc/app:1')
       const records = (await scene.buildCache()).length
-      const before = await storage(scene)
-      const dry = await runAction({ 'build-cache': 'all', 'dry-run': 'true' })
-      const run = await runAction({ 'build-cache': 'all' })
-      succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, before, after } = await dryThenReal({ 'build-cache': 'all' }, { measureFirst: true })
       expect(cacheBytes(dry)).toBe(cacheBytes(run))
       // The COPY step (its layer) and the build context, each about 1 MB; on the containerd store
       // the step holds blob and snapshot.

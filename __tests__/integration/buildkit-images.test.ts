@@ -1,6 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
-import { expectLayerBytes, expectReclaimed, firstBuildKitBuild, storage, store, succeeded } from './checks'
-import { bed, runAction } from './harness'
+import { dryThenReal, expectLayerBytes, expectReclaimed, firstBuildKitBuild, store, succeeded } from './checks'
+import { bed } from './harness'
 import { BUSYBOX } from '../../testbed/scene'
 
 /**
@@ -23,26 +23,22 @@ beforeEach(async () => {
 describe('an image BuildKit built, while its build cache holds its layers', () => {
   withBuildKit('removing it reports what left the disk, and the dry run predicted as much', async () => {
     await scene.build('bk/app:1', { builder: 'buildkit', bytes: 3 * MB })
-    const dry = succeeded(await runAction({ refs: 'bk/app:1', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'bk/app:1' }))
+    const { dry, out, before, after } = await dryThenReal({ refs: 'bk/app:1' })
     expect(out.deleted).toHaveLength(1)
     // overlay2: the image's metadata; the containerd store: its snapshot, not the blob the cache holds.
     expect(out.bytes).toBeLessThan(store === 'overlay2' ? MB : 3 * MB + 64 * 1024)
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 1, { containerKeepsLayers: true })
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 1, { containerKeepsLayers: true })
   })
 
   withBuildKit('beside an image of the legacy builder: only the legacy image’s layer counts', async () => {
     await scene.build('bk/app:1', { builder: 'buildkit', bytes: 2 * MB })
     await scene.build('legacy/app:1', { bytes: MB })
-    const dry = succeeded(await runAction({ refs: 'bk/app:1 legacy/app:1', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'bk/app:1 legacy/app:1' }))
+    const { dry, out, before, after } = await dryThenReal({ refs: 'bk/app:1 legacy/app:1' })
     expect(out.deleted).toHaveLength(2)
     if (store === 'overlay2') expectLayerBytes(out.bytes, MB)
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 2, { containerKeepsLayers: true })
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 2, { containerKeepsLayers: true })
   })
 
   withBuildKit('two BuildKit images of the same size: each is matched to its own cache record', async () => {
@@ -50,27 +46,20 @@ describe('an image BuildKit built, while its build cache holds its layers', () =
     await scene.build('bk/two:1', { builder: 'buildkit', bytes: MB })
     await scene.pruneBuildCache()
     await scene.build('bk/three:1', { builder: 'buildkit', bytes: MB })
-    const dry = succeeded(await runAction({ refs: 'bk/*', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'bk/*' }))
+    const { dry, out, before, after } = await dryThenReal({ refs: 'bk/*' })
     expect(out.deleted).toHaveLength(3)
     // one and two lost their records to the prune: their layers go; three's record keeps its own
     // (on the containerd store its blob: three's snapshot goes).
     if (store === 'overlay2') expectLayerBytes(out.bytes, MB, MB)
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 3, { containerKeepsLayers: true })
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 3, { containerKeepsLayers: true })
   })
 
   withBuildKit('prune: all, then the build cache in the same step: each share is what left the disk', async () => {
     await scene.build('bk/app:1', { builder: 'buildkit', bytes: 2 * MB })
     await scene.build('bk/lib:1', { builder: 'buildkit', bytes: MB })
-    const inputs = { prune: 'all', keep: BUSYBOX, 'build-cache': 'all' }
-    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
     const records = (await scene.buildCache()).length
-    const before = await storage(scene)
-    const run = await runAction(inputs)
-    const out = succeeded(run)
-    const after = await storage(scene)
+    const { dry, run, out, before, after } = await dryThenReal({ prune: 'all', keep: BUSYBOX, 'build-cache': 'all' })
     expect(out.deleted).toHaveLength(2)
     expect(succeeded(dry).bytes).toBe(out.bytes)
     expect(dry.outputs['build-cache-reclaimed-bytes']).toBe(run.outputs['build-cache-reclaimed-bytes'])
@@ -106,13 +95,11 @@ describe('the containerd store, where BuildKit lists the layer’s record unshar
 
   onContainerd('removing the image reports its snapshot, not the blob the record keeps', async () => {
     await buildWhileReading('bk/misread:1', 2 * MB)
-    const dry = succeeded(await runAction({ refs: 'bk/misread:1', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'bk/misread:1' }))
+    const { dry, out, before, after } = await dryThenReal({ refs: 'bk/misread:1' })
     expect(out.deleted).toHaveLength(1)
     expect(out.bytes).toBeLessThan(2 * MB + 64 * 1024)
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 1, { containerKeepsLayers: true })
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 1, { containerKeepsLayers: true })
   })
 
   onContainerd(
@@ -120,14 +107,11 @@ describe('the containerd store, where BuildKit lists the layer’s record unshar
     async () => {
       await buildWhileReading('bk/misread:1', 2 * MB)
       const records = (await scene.buildCache()).length
-      const dry = await runAction({ 'build-cache': 'dangling', 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction({ 'build-cache': 'dangling' })
-      const out = succeeded(run)
+      const { dry, run, out, before, after } = await dryThenReal({ 'build-cache': 'dangling' })
       expect(await scene.exists('bk/misread:1')).toBe(true)
       expect((await scene.buildCache()).filter(r => r.Type === 'regular' && r.Size > 2 * MB)).toEqual([])
       expect(dry.outputs['build-cache-reclaimed-bytes']).toBe(run.outputs['build-cache-reclaimed-bytes'])
-      expectReclaimed(out.bytes, before, await storage(scene), records, { containerKeepsLayers: true })
+      expectReclaimed(out.bytes, before, after, records, { containerKeepsLayers: true })
     }
   )
 })

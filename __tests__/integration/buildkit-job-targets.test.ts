@@ -1,6 +1,6 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, firstBuildKitBuild, layerBytes, storage, store, succeeded } from './checks'
+import { dryThenReal, expectReclaimed, firstBuildKitBuild, layerBytes, storage, store, succeeded } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -50,11 +50,7 @@ describe('images BuildKit built, while its build cache holds their layers', () =
     await scene.build('legacy/new:1', { bytes: MB })
     const survey = retention(await runAction({ 'max-storage': '1TB', keep: BUSYBOX, 'dry-run': 'true' }))
     const inputs = { 'max-storage': String(survey.before - MB / 2), keep: BUSYBOX }
-    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-    const before = await storage(scene)
-    const run = await runAction(inputs)
-    const out = succeeded(run)
-    const after = await storage(scene)
+    const { dry, run, out, before, after } = await dryThenReal(inputs)
     expect(succeeded(dry).deleted).toEqual(out.deleted)
     expect(succeeded(dry).bytes).toBe(out.bytes)
     expect(retention(dry)).toEqual(retention(run))

@@ -1,7 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { apiJson } from '../../testbed/api'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, firstBuildKitBuild, storage, store, succeeded } from './checks'
+import { dryThenReal, expectReclaimed, firstBuildKitBuild, store, succeeded } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -40,16 +40,13 @@ describe('an image of several layers BuildKit built (needs BuildKit: skipped on 
     const records = (await scene.buildCache()).filter(r => r.Type === 'regular')
     expect(records).toHaveLength(LAYERS.length)
     expect(records.every(r => r.Shared)).toBe(true)
-    const dry = succeeded(await runAction({ refs: 'bl/app:1', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'bl/app:1' }))
-    const after = await storage(scene)
+    const { dry, out, before, after } = await dryThenReal({ refs: 'bl/app:1' })
     expect(out.deleted).toHaveLength(1)
     // overlay2: the image's metadata; the containerd store: its snapshots, not the blobs the records hold.
     const total = LAYERS.reduce((a, b) => a + b, 0)
     expect(out.bytes).toBeLessThan(store === 'overlay2' ? 64 * 1024 : total + slack(LAYERS.length))
     if (store === 'containerd') expect(out.bytes).toBeGreaterThanOrEqual(total)
-    expect(dry.bytes).toBe(out.bytes)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
     expectReclaimed(out.bytes, before, after, 1, { containerKeepsLayers: true })
   })
 
@@ -59,12 +56,7 @@ describe('an image of several layers BuildKit built (needs BuildKit: skipped on 
       await layered('bl/app:1')
       await scene.build('bl/other:1', { builder: 'buildkit', bytes: 200_000 })
       const records = (await scene.buildCache()).length
-      const inputs = { refs: 'bl/app:1', 'build-cache': mode }
-      const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction(inputs)
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal({ refs: 'bl/app:1', 'build-cache': mode })
       expect(out.deleted).toHaveLength(1)
       expect(await scene.exists('bl/other:1')).toBe(true)
       // Every step of app's build: no image holds its layers any more.
@@ -80,13 +72,8 @@ describe('an image of several layers BuildKit built (needs BuildKit: skipped on 
   withBuildKit('prune: all, then build-cache: all in the same step: each share is what left the disk', async () => {
     await layered('bl/app:1')
     await scene.build('bl/lib:1', { builder: 'buildkit', layers: [300_000, 300_000] })
-    const inputs = { prune: 'all', keep: BUSYBOX, 'build-cache': 'all' }
-    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
     const records = (await scene.buildCache()).length
-    const before = await storage(scene)
-    const run = await runAction(inputs)
-    const out = succeeded(run)
-    const after = await storage(scene)
+    const { dry, run, out, before, after } = await dryThenReal({ prune: 'all', keep: BUSYBOX, 'build-cache': 'all' })
     expect(out.deleted).toHaveLength(2)
     expect(await scene.buildCache()).toEqual([])
     expect(succeeded(dry).bytes).toBe(out.bytes)
@@ -99,12 +86,9 @@ describe('an image of several layers BuildKit built (needs BuildKit: skipped on 
     async () => {
       await layered('bl/app:1')
       await scene.build('bl/lib:1', { builder: 'buildkit', layers: [300_000, 300_000] })
-      const dry = succeeded(await runAction({ prune: 'all', keep: BUSYBOX, 'dry-run': 'true' }))
-      const before = await storage(scene)
-      const out = succeeded(await runAction({ prune: 'all', keep: BUSYBOX }))
-      const after = await storage(scene)
+      const { dry, out, before, after } = await dryThenReal({ prune: 'all', keep: BUSYBOX })
       expect(out.deleted).toHaveLength(2)
-      expect(dry.bytes).toBe(out.bytes)
+      expect(succeeded(dry).bytes).toBe(out.bytes)
       expectReclaimed(out.bytes, before, after, 2, { containerKeepsLayers: true })
     }
   )
@@ -114,12 +98,11 @@ describe('an image of several layers BuildKit built (needs BuildKit: skipped on 
     async () => {
       await layered('bl/app:1')
       const records = (await scene.buildCache()).length
-      const inputs = { 'build-cache': 'all', 'max-storage': '0', keep: BUSYBOX }
-      const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction(inputs)
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal({
+        'build-cache': 'all',
+        'max-storage': '0',
+        keep: BUSYBOX
+      })
       expect(out.deleted).toHaveLength(1)
       expect(await scene.buildCache()).toEqual([])
       expect(succeeded(dry).bytes).toBe(out.bytes)

@@ -1,6 +1,6 @@
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectLayerBytes, storage, store, succeeded, type Storage } from './checks'
+import { dryThenReal, expectLayerBytes, storage, store, succeeded, type Storage } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -56,11 +56,7 @@ describe('max-storage with build-cache: all (needs BuildKit: skipped on Podman)'
     const recent = await cacheOnly('cb/recent:1')
     const survey = await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep: BUSYBOX, 'dry-run': 'true' })
     const inputs = { 'build-cache': 'all', 'max-storage': String(storageBefore(survey) - 1), keep: BUSYBOX }
-    const dry = succeeded(await runAction({ ...inputs, 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const run = await runAction(inputs)
-    const out = succeeded(run)
-    const after = await storage(scene)
+    const { dry, run, out, before, after } = await dryThenReal(inputs)
     const left = ids(await listed())
     expect(out.deleted).toEqual([])
     expect(await scene.imageId('cb/newer:1')).toBe(newer)
@@ -71,7 +67,7 @@ describe('max-storage with build-cache: all (needs BuildKit: skipped on Podman)'
     expect(run.outputs['target-met']).toBe('true')
     expect(cacheBytes(run)).toBe(out.bytes)
     expect(out.bytes).toBeGreaterThanOrEqual(1)
-    expect(dry.bytes).toBe(out.bytes)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
     expect(Number(run.outputs['storage-after'])).toBe(storageBefore(survey) - out.bytes)
     expect(Math.abs(diskFall(before, after) - out.bytes)).toBeLessThanOrEqual(slack(old.length + recent.length))
     expect(run.summary).toContain('(storage target: least recently used first)')
@@ -140,12 +136,11 @@ describe('max-storage with build-cache: all (needs BuildKit: skipped on Podman)'
       await scene.build('cb/shares:1', { bytes: MB, builder: 'buildkit' })
       const records = await listed()
       expect(records.some(r => r.Shared)).toBe(true)
-      const inputs = { 'build-cache': 'all', 'max-storage': '0', keep: BUSYBOX }
-      const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction(inputs)
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal({
+        'build-cache': 'all',
+        'max-storage': '0',
+        keep: BUSYBOX
+      })
       expect(out.deleted).toHaveLength(2)
       expect(await listed()).toEqual([])
       expect(succeeded(dry).bytes).toBe(out.bytes)
@@ -171,11 +166,7 @@ describe('max-storage with build-cache: all (needs BuildKit: skipped on Podman)'
       const survey = await runAction({ 'build-cache': 'all', 'max-storage': '1TB', keep, 'dry-run': 'true' })
       // One byte more than the records no image shares: the shared one must go too.
       const inputs = { 'build-cache': 'all', 'max-storage': String(storageBefore(survey) - unshared - 1), keep }
-      const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-      const before = await storage(scene)
-      const run = await runAction(inputs)
-      const out = succeeded(run)
-      const after = await storage(scene)
+      const { dry, run, out, before, after } = await dryThenReal(inputs)
       expect(out.deleted).toEqual([])
       expect(await scene.exists('cb/shares:1')).toBe(true)
       expect(ids(await listed())).not.toContain(shared[0].ID)

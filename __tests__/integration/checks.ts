@@ -1,7 +1,7 @@
 import { expect } from '@jest/globals'
 import { bed } from '../../testbed/bed'
 import type { Scene } from '../../testbed/scene'
-import type { ActionRun } from './harness'
+import { runAction, type ActionRun } from './harness'
 
 /** The image store of the engine under test: testbed/ENGINES.md says how each keeps and frees layers. */
 export const store = bed().engine.imageStore
@@ -58,6 +58,24 @@ export interface Storage {
 export async function storage(scene: Scene): Promise<Storage> {
   const [layers, disk] = await Promise.all([scene.layersSize(), scene.diskBytes()])
   return { layers, disk }
+}
+
+/**
+ * A dry run of the inputs, then the real run of the same inputs, with the storage measured before
+ * and after the real run; `measureFirst` measures before the dry run instead. Fails the test when
+ * the real run fails; the dry run is returned as it is, for the test to read.
+ */
+export async function dryThenReal(
+  inputs: Record<string, string>,
+  opts: { measureFirst?: boolean } = {}
+): Promise<{ dry: ActionRun; run: ActionRun; out: ReturnType<typeof succeeded>; before: Storage; after: Storage }> {
+  const { scene } = bed()
+  const early = opts.measureFirst ? await storage(scene) : undefined
+  const dry = await runAction({ ...inputs, 'dry-run': 'true' })
+  const before = early ?? (await storage(scene))
+  const run = await runAction(inputs)
+  const out = succeeded(run)
+  return { dry, run, out, before, after: await storage(scene) }
 }
 
 /** Per deleted image: its config, layer metadata files and directories (a few kB each), never a whole test layer. */

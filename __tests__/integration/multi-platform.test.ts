@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs'
 import { join } from 'node:path'
 import { beforeEach, describe, expect, test } from '@jest/globals'
 import { BUSYBOX, foreignPlatform, hostPlatform, type MultiPlatformImage } from '../../testbed/scene'
-import { expectLayerBytes, expectReclaimed, storage, store, succeeded, tagsOf } from './checks'
+import { dryThenReal, expectLayerBytes, expectReclaimed, storage, store, succeeded, tagsOf } from './checks'
 import { bed, runAction } from './harness'
 
 /**
@@ -52,28 +52,24 @@ describe('an image index of the host platform and another one', () => {
     expect(image.id).toBe(image.index)
     expect(inContent(foreign)).toBe(true)
     expect(inContent(platformLayer(image, hostPlatform().architecture))).toBe(true)
-    const dry = succeeded(await runAction({ refs: 'multi/app:1', 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ refs: 'multi/app:1' }))
+    const { dry, out, before, after } = await dryThenReal({ refs: 'multi/app:1' })
     expect(out.untagged).toEqual(['multi/app:1'])
     expect(out.deleted).toEqual([image.id])
     // At least the host's layer twice (blob and snapshot) and the other platform's blob.
     expect(out.bytes).toBeGreaterThanOrEqual(3 * MB)
     expect(inContent(foreign)).toBe(false)
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 1)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 1)
   })
 
   onContainerd('prune: all takes two of them, and counts what left the disk', async () => {
     const one = await scene.multiPlatform('multi/one:1', { bytes: MB })
     const two = await scene.multiPlatform('multi/two:1', { bytes: MB / 2 })
-    const dry = succeeded(await runAction({ prune: 'all', keep: BUSYBOX, 'dry-run': 'true' }))
-    const before = await storage(scene)
-    const out = succeeded(await runAction({ prune: 'all', keep: BUSYBOX }))
+    const { dry, out, before, after } = await dryThenReal({ prune: 'all', keep: BUSYBOX })
     expect(out.deleted.sort()).toEqual([one.id, two.id].sort())
     expect(await tagsOf(scene)).toEqual([BUSYBOX])
-    expect(dry.bytes).toBe(out.bytes)
-    expectReclaimed(out.bytes, before, await storage(scene), 2)
+    expect(succeeded(dry).bytes).toBe(out.bytes)
+    expectReclaimed(out.bytes, before, after, 2)
   })
 
   // Podman 4.3 takes the host platform out of the index and leaves the rest of the archive behind:

@@ -5,7 +5,7 @@ import { loopMountUnavailable, smallFilesystem } from '../../testbed/disk'
 import { makeRoot, startEngine } from '../../testbed/engine'
 import { runBundle } from '../../testbed/runner'
 import { BUSYBOX, Scene } from '../../testbed/scene'
-import { expectLayerBytes, expectReclaimed, layerBytes, storage, store, succeeded } from './checks'
+import { dryThenReal, expectLayerBytes, expectReclaimed, layerBytes, storage, store, succeeded } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 const { scene } = bed()
@@ -53,17 +53,14 @@ describe('max-storage', () => {
     // Freeing 5 MB of layers takes kid (1 MB), then base, whose layer kid no longer holds (3 MB), then
     // mid (2 MB). What a layer takes depends on the store (layerBytes): the target is in its terms.
     const inputs = { 'max-storage': String(survey.before - layerBytes(MB, 3 * MB, MB).min), keep: BUSYBOX }
-    const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-    const before = await storage(scene)
-    const run = await runAction(inputs)
-    const out = succeeded(run)
+    const { dry, run, out, before, after } = await dryThenReal(inputs)
     expect(out.deleted.sort()).toEqual(['kid:1', 'base:1', 'mid:1'].map(tag => ids.get(tag)).sort())
     expectLayerBytes(out.bytes, MB, 3 * MB, 2 * MB)
     expect(succeeded(dry).deleted.sort()).toEqual(out.deleted)
     expect(succeeded(dry).bytes).toBe(out.bytes)
     expect(retention(dry)).toEqual(retention(run))
     expect(retention(run)).toEqual({ before: survey.before, after: survey.before - out.bytes, met: 'true' })
-    expectReclaimed(out.bytes, before, await storage(scene), out.deleted.length)
+    expectReclaimed(out.bytes, before, after, out.deleted.length)
     for (const tag of ['first:1', 'late:1', 'served:1', BUSYBOX]) expect(await scene.exists(tag)).toBe(true)
     expect(run.summary).toMatch(/Target: image storage at most <b>[^<]+<\/b>: <b>met<\/b>/)
     expect(run.summary.match(/Deleted \(storage target: least recently used first\)/g)).toHaveLength(3)

@@ -129,6 +129,69 @@ const MID = id('c1')
 const APP = id('a1')
 const OTHER = id('e1')
 
+/** app:1 and app:2 on one image of two layers. */
+const twoTagged = (): ImageSpec => ({
+  id: APP,
+  tags: ['app:1', 'app:2'],
+  layers: [
+    ['L0', 100],
+    ['L1', 50]
+  ]
+})
+
+/** A tagged base of one layer and app on top of it, adding a layer of 50 bytes. */
+function baseAndApp({ baseTags = ['base:1'], appTags = ['app:1'], base = 1000 } = {}): ImageSpec[] {
+  return [
+    { id: BASE, tags: baseTags, layers: [['L0', base]] },
+    {
+      id: APP,
+      parent: BASE,
+      tags: appTags,
+      layers: [
+        ['L0', base],
+        ['L1', 50]
+      ]
+    }
+  ]
+}
+
+/** app:1 on top of an untagged parent, MID. */
+const appOnUntaggedParent = (): ImageSpec[] => [
+  { id: MID, layers: [['M', 100]] },
+  {
+    id: APP,
+    parent: MID,
+    tags: ['app:1'],
+    layers: [
+      ['M', 100],
+      ['A', 5]
+    ]
+  }
+]
+
+/** base:1, the untagged MID on it and app (with the given tags) on MID: three layers. */
+const baseMidApp = (appTags: string[]): ImageSpec[] => [
+  { id: BASE, tags: ['base:1'], layers: [['B', 1000]] },
+  {
+    id: MID,
+    parent: BASE,
+    layers: [
+      ['B', 1000],
+      ['M', 200]
+    ]
+  },
+  {
+    id: APP,
+    parent: MID,
+    tags: appTags,
+    layers: [
+      ['B', 1000],
+      ['M', 200],
+      ['A', 30]
+    ]
+  }
+]
+
 describe('isSingleReference (moby)', () => {
   test.each<[string[], boolean]>([
     [[], false],
@@ -147,16 +210,7 @@ describe('isSingleReference (moby)', () => {
 
 describe('removing by tag (DELETE /images/name:tag)', () => {
   test('a tag of a multi-tagged image only untags it and frees nothing', () => {
-    const state = engine([
-      {
-        id: APP,
-        tags: ['app:1', 'app:2'],
-        layers: [
-          ['L0', 100],
-          ['L1', 50]
-        ]
-      }
-    ])
+    const state = engine([twoTagged()])
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
       { target: 'app:1', imageId: APP, cause: named('app:1'), untagged: ['app:1'], deleted: false, freed: [], bytes: 0 }
@@ -167,18 +221,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
   })
 
   test('the last tag going deletes the image and frees only the layers no other image holds', () => {
-    const state = engine([
-      { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-      {
-        id: APP,
-        parent: BASE,
-        tags: ['app:1'],
-        layers: [
-          ['L0', 1000],
-          ['L1', 50]
-        ]
-      }
-    ])
+    const state = engine(baseAndApp())
     const result = run(state, { refs: ['app:1'] })
     expect(result.steps.map(brief)).toEqual([
       {
@@ -195,16 +238,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
   })
 
   test('both tags of an image, one after the other: the second request deletes it', () => {
-    const state = engine([
-      {
-        id: APP,
-        tags: ['app:1', 'app:2'],
-        layers: [
-          ['L0', 100],
-          ['L1', 50]
-        ]
-      }
-    ])
+    const state = engine([twoTagged()])
     const result = run(state, { refs: ['app:1', 'app:2'] })
     expect(result.steps.map(s => [s.target, s.deleted, s.bytes])).toEqual([
       ['app:1', false, 0],
@@ -307,18 +341,7 @@ describe('removing by tag (DELETE /images/name:tag)', () => {
   })
 
   test('a tag on an image that has children only untags it', () => {
-    const state = engine([
-      { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-      {
-        id: APP,
-        parent: BASE,
-        tags: ['app:1'],
-        layers: [
-          ['L0', 1000],
-          ['L1', 50]
-        ]
-      }
-    ])
+    const state = engine(baseAndApp())
     const result = run(state, { refs: ['base:1'] })
     expect(result.steps.map(brief)).toEqual([
       {
@@ -445,33 +468,11 @@ describe('removing by ID (DELETE /images/sha256:<id>)', () => {
   test.each([[false], [true]])(
     'a tagged parent named by ID is skipped has-children, checked before its tags (force %s)',
     force => {
-      const state = engine([
-        { id: BASE, tags: ['base:1', 'base:latest'], layers: [['L0', 100]] },
-        {
-          id: APP,
-          parent: BASE,
-          tags: ['app:1'],
-          layers: [
-            ['L0', 100],
-            ['L1', 50]
-          ]
-        }
-      ])
+      const state = engine(baseAndApp({ baseTags: ['base:1', 'base:latest'], base: 100 }))
       const result = run(state, { refs: [BASE], force })
       expect(result.steps).toEqual([])
       expect(result.skipped.map(s => s.reason)).toEqual(['has-children'])
-      const single = engine([
-        { id: BASE, tags: ['base:1'], layers: [['L0', 100]] },
-        {
-          id: APP,
-          parent: BASE,
-          tags: ['app:1'],
-          layers: [
-            ['L0', 100],
-            ['L1', 50]
-          ]
-        }
-      ])
+      const single = engine(baseAndApp({ base: 100 }))
       expect(run(single, { refs: [BASE], force }).skipped.map(s => s.reason)).toEqual(['has-children'])
     }
   )
@@ -532,21 +533,7 @@ describe('resolving what a ref names', () => {
 
 describe('containers', () => {
   const withContainer = (container: (imageId: string) => Container, tags = ['app:1']): EngineState =>
-    engine(
-      [
-        { id: BASE, tags: ['base:1'], layers: [['L0', 1000]] },
-        {
-          id: APP,
-          parent: BASE,
-          tags,
-          layers: [
-            ['L0', 1000],
-            ['L1', 50]
-          ]
-        }
-      ],
-      [container(APP)]
-    )
+    engine(baseAndApp({ appTags: tags }), [container(APP)])
 
   test.each([['app:1'], [APP]])(
     'an image used by a stopped container is skipped in-use-stopped without force (%s)',
@@ -901,16 +888,7 @@ describe('prune dangling', () => {
     const state = engine([
       { id: id('d1'), layers: [['D', 10]] },
       { id: id('e1'), digests: [`x@${digest('d')}`], layers: [['X', 20]] },
-      { id: MID, layers: [['M', 100]] },
-      {
-        id: APP,
-        parent: MID,
-        tags: ['app:1'],
-        layers: [
-          ['M', 100],
-          ['A', 5]
-        ]
-      },
+      ...appOnUntaggedParent(),
       { id: id('f1'), tags: ['t:1'], layers: [['T', 7]] }
     ])
     const result = run(state, { prune: 'dangling' })
@@ -965,16 +943,7 @@ describe('prune dangling', () => {
 describe('prunesDanglingOnly: the settings for which an engine with no dangling image has nothing to remove', () => {
   const noDangling = engine(
     [
-      { id: MID, layers: [['M', 100]] },
-      {
-        id: APP,
-        parent: MID,
-        tags: ['app:1'],
-        layers: [
-          ['M', 100],
-          ['A', 5]
-        ]
-      },
+      ...appOnUntaggedParent(),
       { id: OTHER, tags: ['other:1', 'other:2'], labels: { keep: 'no' }, layers: [['O', 7]] },
       { id: id('f1'), tags: ['stopped:1'], layers: [['F', 3]] }
     ],
@@ -1064,25 +1033,7 @@ describe('prune all', () => {
   test('takes children before their tagged parents so a tagged base goes too, and untagged intermediates only as parents', () => {
     const state = engine(
       [
-        { id: BASE, tags: ['base:1'], layers: [['B', 1000]] },
-        {
-          id: MID,
-          parent: BASE,
-          layers: [
-            ['B', 1000],
-            ['M', 200]
-          ]
-        },
-        {
-          id: APP,
-          parent: MID,
-          tags: ['app:1'],
-          layers: [
-            ['B', 1000],
-            ['M', 200],
-            ['A', 30]
-          ]
-        },
+        ...baseMidApp(['app:1']),
         { id: id('5a'), tags: ['stopped:1'], layers: [['S', 4]] },
         { id: id('6a'), tags: ['running:1'], layers: [['R', 5]] }
       ],
@@ -1204,25 +1155,7 @@ describe('accounting', () => {
   const busy = (): EngineState =>
     engine(
       [
-        { id: BASE, tags: ['base:1'], layers: [['B', 1000]] },
-        {
-          id: MID,
-          parent: BASE,
-          layers: [
-            ['B', 1000],
-            ['M', 200]
-          ]
-        },
-        {
-          id: APP,
-          parent: MID,
-          tags: ['app:1', 'app:2'],
-          layers: [
-            ['B', 1000],
-            ['M', 200],
-            ['A', 30]
-          ]
-        },
+        ...baseMidApp(['app:1', 'app:2']),
         {
           id: id('1a'),
           parent: MID,

@@ -1,5 +1,5 @@
 import { NO_FILTERS } from '../../src/plan/filters'
-import { plan, type Selection } from '../../src/plan/plan'
+import { plan, type Plan, type Selection } from '../../src/plan/plan'
 import { parseRefSpec, type RefSpec } from '../../src/plan/reference'
 import type { EngineState, Image, Layer, Snapshot } from '../../src/plan/model'
 
@@ -56,18 +56,22 @@ describe('job scope in the planner', () => {
     base.id
   )
   const older = image('d', ['old:1', 'old:job'], [['L3', 50]])
-
-  test('everything the job added goes, the older images stay, and only new layers are counted', () => {
-    const planned = plan(
+  /** The plan for base, child and older, where the main step saw base:1 and old:1 only. */
+  const planAfterMain = (extra: Partial<Selection> = {}): Plan =>
+    plan(
       state([base, child, older]),
       selection(
         snapshot([
           ['b', ['base:1']],
           ['d', ['old:1']]
-        ])
+        ]),
+        extra
       ),
       NOW
     )
+
+  test('everything the job added goes, the older images stay, and only new layers are counted', () => {
+    const planned = planAfterMain()
     expect(planned.steps.map(s => s.target)).toEqual(['old:job', child.id])
     expect(planned.steps.filter(s => s.deleted).map(s => s.imageId)).toEqual([child.id])
     expect(planned.bytes).toBe(30)
@@ -87,22 +91,12 @@ describe('job scope in the planner', () => {
   })
 
   test('a named ref to an older image is kept, even with force; a new tag on it may go', () => {
-    const planned = plan(
-      state([base, child, older]),
-      selection(
-        snapshot([
-          ['b', ['base:1']],
-          ['d', ['old:1']]
-        ]),
-        {
-          refs: [spec('old:1'), spec(older.id), spec('old:job')],
-          prune: 'none',
-          untagAdded: false,
-          force: true
-        }
-      ),
-      NOW
-    )
+    const planned = planAfterMain({
+      refs: [spec('old:1'), spec(older.id), spec('old:job')],
+      prune: 'none',
+      untagAdded: false,
+      force: true
+    })
     expect(planned.skipped.map(s => [s.ref, s.reason])).toEqual([
       ['old:1', 'kept'],
       [older.id, 'kept']
