@@ -76,12 +76,14 @@ async function measured(inputs: Record<string, string>): Promise<{
 }
 
 /**
- * On the containerd store, the base's snapshot stays after the base and every image built on it
- * went, while the lease of the builds FROM it lasts, unless the run pruned the build cache.
+ * On the containerd store the lease of the builds FROM the base may keep the base's snapshot after
+ * the base and every image built on it went, unless the run pruned the build cache: it keeps that
+ * snapshot or nothing (docker26-containerd does not always keep it; testbed/ENGINES.md).
  */
-function expectLeased(leased: number, baseSnapshot: number, kept: boolean): void {
-  const expected = store === 'containerd' && kept ? baseSnapshot : 0
-  expect(Math.abs(leased - expected)).toBeLessThanOrEqual(64 * 1024)
+function expectLeased(leased: number, baseSnapshot: number, mayKeep: boolean): void {
+  const expected = store === 'containerd' && mayKeep && leased > 64 * 1024 ? baseSnapshot : 0
+  expect(leased).toBeGreaterThanOrEqual(expected - 64 * 1024)
+  expect(leased).toBeLessThanOrEqual(expected + 64 * 1024)
 }
 
 /** The records of the COPY steps (docker20's BuildKit describes them as `fileop target`), not those of size 0. */
