@@ -31,12 +31,13 @@ export interface SceneTarget {
 /**
  * `legacy`: the classic builder (DOCKER_BUILDKIT=0), on every engine; each step is an image of its
  * own, so a LABEL after the COPY gives a child with a parent. `buildkit`: `docker buildx build
- * --load` with buildx's `docker` driver, the engine's own BuildKit (Docker only, FROM scratch
- * only); no step images, but a build cache the engine keeps beside the image.
+ * --load` with buildx's `docker` driver, the engine's own BuildKit (Docker only, FROM scratch or
+ * an image already on the engine); no step images, but a build cache the engine keeps beside the image.
  */
 export type Builder = 'legacy' | 'buildkit'
 
 export interface BuildOptions {
+  /** The base: scratch unless given, else an image already on the engine (the bed never pulls). */
   from?: string
   /** Random bytes of the one COPY step; 100,000 unless given. */
   bytes?: number
@@ -253,8 +254,7 @@ export class Scene {
     files: Record<string, Buffer>,
     builder: Builder = 'legacy'
   ): Promise<string> {
-    if (builder === 'buildkit') await this.requireBuildKit(from)
-    else await this.requireLocalBase(from)
+    await (builder === 'buildkit' ? this.requireBuildKit(from) : this.requireLocalBase(from))
     const ctx = await this.tempDir('ctx-')
     try {
       await writeFile(join(ctx, 'Dockerfile'), [`FROM ${from}`, ...steps, ''].join('\n'))
@@ -288,15 +288,19 @@ export class Scene {
   /**
    * buildx picks its `docker` driver only where the engine upgrades POST /grpc; elsewhere (Podman)
    * it takes the docker-container driver, which has the engine pull moby/buildkit. And BuildKit
-   * resolves a FROM image through its own image source, which may ask a registry. So a BuildKit
-   * build needs that upgrade and builds FROM scratch only. The plugin is linked into the Scene's
-   * private DOCKER_CONFIG, where buildx also keeps its state.
+   * resolves a FROM image through the engine's images first and a registry only when none is there
+   * (or none of its platform). So a BuildKit build needs that upgrade, and a base on the engine. The
+   * plugin is linked into the Scene's private DOCKER_CONFIG, where buildx also keeps its state.
    */
   private async requireBuildKit(from: string): Promise<void> {
-    if (from !== 'scratch')
-      throw new Error(
-        `BuildKit builds are FROM scratch only (asked for ${from}): the bed never lets a builder near a registry`
-      )
+    await this.requireLocalBase(from)
+    if (from !== 'scratch') {
+      const base = await apiJson<{ Architecture: string }>(this.socket, 'GET', `/images/${from}/json`)
+      if (base.Architecture !== dockerArch())
+        throw new Error(
+          `base image ${from} is for ${base.Architecture}: BuildKit would look for this machine's in a registry`
+        )
+    }
     if (!(await upgradesToGrpc(this.socket)))
       throw new Error(
         `the engine at ${this.host} has no BuildKit (POST /grpc is not upgraded to h2c): build with the legacy builder`
@@ -563,14 +567,16 @@ export class Scene {
     return last
   }
 
-  /** Where the containerd store keeps content, BuildKit's build history included. */
+  /** Where BuildKit's build history lands: the containerd store's content, or on overlay2 BuildKit's own. */
   private get contentBlobs(): string {
-    return join(this.dataRoot, 'containerd', 'daemon', 'io.containerd.content.v1.content', 'blobs', 'sha256')
+    return this.info?.imageStore === 'containerd'
+      ? join(this.dataRoot, 'containerd', 'daemon', 'io.containerd.content.v1.content', 'blobs', 'sha256')
+      : join(this.dataRoot, 'buildkit', 'content', 'blobs', 'sha256')
   }
 
-  /** The content blobs before a BuildKit build, on the containerd store, where its trace arrives late. */
+  /** The content blobs before a BuildKit build, where its trace arrives late. */
   private async knownBlobs(): Promise<Set<string> | undefined> {
-    if (this.info?.imageStore !== 'containerd') return undefined
+    if (this.info?.imageStore === 'podman') return undefined
     const pending = await this.pendingTraces()
     if (pending) return pending.known
     return new Set(await readdir(this.contentBlobs).catch(() => []))
@@ -666,6 +672,20 @@ export class Scene {
     for (const name of (await this.jobRecords()).keys()) await this.remove(`/volumes/${name}`)
     await this.untagKeptExtras(keep)
     await this.pruneBuildCache()
+  }
+
+  /**
+   * On the containerd store a BuildKit build FROM an image of the engine leaves a temporary lease
+   * (`buildkit/lease.temporary`, `containerd.io/gc.expire` 5 minutes on) on that image's snapshot:
+   * the snapshot outlives the image and every image built on it until the lease expires or the next
+   * POST /build/prune, even one that removes nothing, which is sent here.
+   */
+  async dropBuildLeases(): Promise<void> {
+    const nothing = encodeURIComponent(JSON.stringify({ id: ['^$'] }))
+    const res = await api(this.socket, 'POST', `/build/prune?all=1&filters=${nothing}`)
+    if (res.status !== 200) throw new Error(`POST /build/prune answered ${res.status}: ${res.body.trim()}`)
+    const pruned = (JSON.parse(res.body) as { CachesDeleted: string[] | null }).CachesDeleted ?? []
+    if (pruned.length > 0) throw new Error(`a prune of no record removed ${pruned.join(', ')}`)
   }
 
   /**

@@ -307,3 +307,30 @@ describe('max-storage and min-free with build-cache: images and records, least r
     expect(p.storage).toMatchObject({ before: 3 * MB, after: 3 * MB, met: false })
   })
 })
+
+describe('a storage target without build-cache measures the images alone', () => {
+  test('overlay2: a layer the cache holds too is not in the measure, and its image frees nothing', () => {
+    const shared = [record('step', 20, { shared: true, size: 3 * MB })]
+    const at = state(
+      [
+        ['s', 30, 3 * MB],
+        ['k', 10, MB]
+      ],
+      shared,
+      { cacheHeld: new Set(['Ls']) }
+    )
+    const p = plan(at, selection({ targets: { maxStorage: 0 } }), NOW)
+    // The measure after equals the next run's before: the cache's layer counts in neither.
+    expect(p.storage).toMatchObject({ before: MB, after: 0, met: true })
+    expect(deleted(p)).toEqual([id('k')])
+    expect(p.cache).toBeUndefined()
+  })
+
+  test("containerd store: the blob the cache holds is not in the measure, the image's snapshot is", () => {
+    const at = state([['s', 30, 2 * MB]], [record('step', 20, { shared: true, size: 2 * MB })])
+    const split = { ...at, ...applyCacheHolds(at.layers, [{ recordId: 'step', chainId: 'Ls', bytes: MB }]) }
+    const p = plan(split, selection({ targets: { maxStorage: 0 } }), NOW)
+    expect(p.storage).toMatchObject({ before: MB, after: 0, met: true })
+    expect(deleted(p)).toEqual([id('s')])
+  })
+})

@@ -51,6 +51,25 @@ describe('cacheHeldLayers: the layers a shared build cache record holds too', ()
     expect(cacheHeldLayers([record('r', 100, T0)], s)).toEqual(new Set(['lf']))
   })
 
+  test('a base layer in an app image too was made with the oldest image that has it', () => {
+    // An app BuildKit built FROM a base a minute later, both layers of one size; the list names the app first.
+    const s = state(
+      {
+        app: [
+          ['base', 100],
+          ['own', 100]
+        ],
+        base: [['base', 100]]
+      },
+      { app: T0 + 60_000, base: T0 }
+    )
+    const holds = matchCacheRecords([record('rApp', 100, T0 + 60_500), record('rBase', 100, T0 + 500)], s)
+    expect(holds.map(hold => [hold.recordId, hold.chainId])).toEqual([
+      ['rApp', 'own'],
+      ['rBase', 'base']
+    ])
+  })
+
   test('records of no size, or of a size no layer has, hold nothing', () => {
     const s = state({ a: [['l1', 100]] }, { a: T0 })
     expect(cacheHeldLayers([record('r0', 0, T0), record('r9', 999, T0)], s).size).toBe(0)

@@ -24,7 +24,7 @@ export function mayHoldLayer(record: CacheRecord, containerd: boolean): boolean 
 /**
  * Matches each shared record to the layer whose data it holds. The engine marks such a record
  * `shared` but names no layer. On overlay2 the record's size is the layer's own; among several of
- * that size, the layer of the image made closest in time to the record is taken. On the containerd
+ * that size, the layer made closest in time to the record is taken. On the containerd
  * store (`steps`: each layer's history entry, whose size is its unpacked snapshot) the record holds
  * its blob and a snapshot the size of the image's, so it matches a layer of its size give or take
  * the image's metadata, and holds that size less the snapshot; an unshared layer record
@@ -37,16 +37,17 @@ export function matchCacheRecords(
   state: Pick<EngineState, 'images' | 'layers' | 'createdAt'>,
   steps?: Map<string, HistoryEntry>
 ): CacheHold[] {
-  const candidates: Candidate[] = []
-  const seen = new Set<string>()
+  // A layer in several images (a base and the apps built FROM it) was made with the oldest of them.
+  const byChain = new Map<string, Candidate>()
   for (const image of state.images) {
     const made = state.createdAt?.get(image.id) ?? image.created
     for (const layer of state.layers.get(image.id) ?? []) {
-      if (seen.has(layer.chainId)) continue
-      seen.add(layer.chainId)
-      candidates.push({ ...layer, made })
+      const known = byChain.get(layer.chainId)
+      if (!known) byChain.set(layer.chainId, { ...layer, made })
+      else known.made = Math.min(known.made, made)
     }
   }
+  const candidates = [...byChain.values()]
   const taken = new Set<string>()
   const holds: CacheHold[] = []
   const unshared = steps ? records.filter(r => !r.shared && mayHoldLayer(r, true)) : []

@@ -57,6 +57,12 @@ export class Ledger {
     return this.bytes([...this.holders].filter(([, holders]) => holders > 0).map(([chainId]) => chainId))
   }
 
+  /** Bytes of the layers the build cache still holds: they stay when every image goes. */
+  heldByCache(): number {
+    const cacheHeld = [...(this.state.cacheHeld ?? [])].filter(chainId => !this.unheld.has(chainId))
+    return this.bytes(cacheHeld.filter(chainId => (this.holders.get(chainId) ?? 0) > 0))
+  }
+
   /** Bytes that dropping the build cache's hold on this layer would free now: all of it when no image holds it. */
   heldAlone(chainId: string): number {
     return this.state.cacheHeld?.has(chainId) && !this.unheld.has(chainId) && this.holders.get(chainId) === 1

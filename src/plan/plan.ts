@@ -217,7 +217,9 @@ class Planner {
     private readonly protection: Protection,
     private readonly cache?: CacheBudget
   ) {
-    this.storedBefore = sim.storedBytes() + (cache?.ownBytes() ?? 0)
+    // Without build-cache a target measures images alone: what the cache holds too stays without them.
+    const cacheHeld = cache || !selection.targets ? 0 : sim.cacheHeldBytes()
+    this.storedBefore = sim.storedBytes() - cacheHeld + (cache?.ownBytes() ?? 0)
   }
 
   run(): Omit<Plan, 'leftForOthers'> {

@@ -212,6 +212,11 @@ export class Simulation {
     return this.ledger.held()
   }
 
+  /** Bytes of those layers the build cache holds too, which would stay if every image went. */
+  cacheHeldBytes(): number {
+    return this.ledger.heldByCache()
+  }
+
   depth(id: string): number {
     let depth = 0
     for (let p = this.parent(id); p && this.nodes.has(p); p = this.parent(p)) depth++
