@@ -1,7 +1,7 @@
 import { beforeAll, beforeEach, describe, expect, test } from '@jest/globals'
 import { apiJson } from '../../testbed/api'
 import { BUSYBOX } from '../../testbed/scene'
-import { expectReclaimed, firstBuildKitBuild, storage, store, succeeded, type Storage } from './checks'
+import { dryThenReal, expectReclaimed, firstBuildKitBuild, storage, store, succeeded, type Storage } from './checks'
 import { bed, runAction, type ActionRun } from './harness'
 
 /**
@@ -65,10 +65,7 @@ async function measured(inputs: Record<string, string>): Promise<{
   settled: Storage
   leased: number
 }> {
-  const dry = await runAction({ ...inputs, 'dry-run': 'true' })
-  const before = await storage(scene)
-  const run = await runAction(inputs)
-  const after = await storage(scene)
+  const { dry, run, before, after } = await dryThenReal(inputs)
   if (store !== 'containerd') return { dry, run, before, settled: after, leased: 0 }
   await scene.dropBuildLeases()
   const settled = await storage(scene)

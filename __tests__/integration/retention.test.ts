@@ -166,6 +166,26 @@ describe('keep-last and age-basis', () => {
   })
 })
 
+/** An engine of its own on a small filesystem of its own, whose free space the test reads; removed after. */
+async function onSmallFilesystem(
+  work: (own: Scene, host: string, free: () => Promise<number>, path: string) => Promise<void>
+): Promise<void> {
+  const root = await makeRoot()
+  const fs = await smallFilesystem(root, 256 * 1024 * 1024)
+  const engine = await startEngine(root)
+  try {
+    const free = async (): Promise<number> => {
+      const s = await statfs(fs.path)
+      return s.bavail * s.bsize
+    }
+    await work(new Scene(engine), engine.host, free, fs.path)
+  } finally {
+    await engine.stop()
+    await fs.unmount()
+    await removeRoot(root)
+  }
+}
+
 describe('min-free, on a filesystem of its own', () => {
   let unavailable: string | undefined
   beforeAll(async () => {
@@ -177,39 +197,27 @@ describe('min-free, on a filesystem of its own', () => {
       process.stdout.write(`min-free test skipped: ${unavailable}\n`)
       return
     }
-    const root = await makeRoot()
-    const fs = await smallFilesystem(root, 256 * 1024 * 1024)
-    const engine = await startEngine(root)
-    try {
-      const own = new Scene(engine)
+    await onSmallFilesystem(async (own, host, free, path) => {
       for (const name of ['one', 'two', 'three']) await own.build(`${name}:1`, { bytes: 10 * MB })
       const ids = await idsByTag(own)
-      const free = async (): Promise<number> => {
-        const s = await statfs(fs.path)
-        return s.bavail * s.bsize
-      }
       await own.layersSize()
       // One 10 MB image is not enough, two are (in the store's terms: layerBytes).
       const floor = (await free()) + layerBytes(10 * MB, 5 * MB).min
-      const dry = await runBundle({ 'min-free': String(floor), 'dry-run': 'true' }, { host: engine.host })
+      const dry = await runBundle({ 'min-free': String(floor), 'dry-run': 'true' }, { host })
       // The same floor as a share of the disk, rounded up to a hundredth of a percent.
-      const { blocks, bsize } = await statfs(fs.path)
+      const { blocks, bsize } = await statfs(path)
       const percent = Math.ceil((floor / (blocks * bsize)) * 10_000) / 100
-      const share = await runBundle({ 'min-free': `${percent}%`, 'dry-run': 'true' }, { host: engine.host })
+      const share = await runBundle({ 'min-free': `${percent}%`, 'dry-run': 'true' }, { host })
       expect(succeeded(share).deleted.sort()).toEqual(succeeded(dry).deleted.sort())
       expect(share.summary).toContain(`(${percent}% of the disk) free`)
-      const run = await runBundle({ 'min-free': String(floor) }, { host: engine.host })
+      const run = await runBundle({ 'min-free': String(floor) }, { host })
       const out = succeeded(run)
       expect(out.deleted.sort()).toEqual([ids.get('one:1'), ids.get('two:1')].sort())
       expect(succeeded(dry).deleted.sort()).toEqual(out.deleted)
       expect(run.outputs['target-met']).toBe('true')
       expect(await free()).toBeGreaterThanOrEqual(floor)
       expect(run.summary).toContain('free on the engine')
-    } finally {
-      await engine.stop()
-      await fs.unmount()
-      await removeRoot(root)
-    }
+    })
   }, 300_000)
 
   test('with build-cache: the cache counts, least recently used first, before the images and no more than needed', async () => {
@@ -217,15 +225,7 @@ describe('min-free, on a filesystem of its own', () => {
       process.stdout.write(`min-free with build-cache skipped: ${unavailable ?? 'no BuildKit on this engine'}\n`)
       return
     }
-    const root = await makeRoot()
-    const fs = await smallFilesystem(root, 256 * 1024 * 1024)
-    const engine = await startEngine(root)
-    try {
-      const own = new Scene(engine)
-      const free = async (): Promise<number> => {
-        const s = await statfs(fs.path)
-        return s.bavail * s.bsize
-      }
+    await onSmallFilesystem(async (own, host, free) => {
       // The records of a build whose image is gone, held by the cache alone: the oldest use here.
       await own.build('old:1', { bytes: 10 * MB, builder: 'buildkit' })
       await own.rmi('old:1')
@@ -236,8 +236,8 @@ describe('min-free, on a filesystem of its own', () => {
       // COPY step's), and the newer image stays.
       const floor = (await free()) + 5 * MB
       const inputs = { 'min-free': String(floor), 'build-cache': 'all' }
-      const dry = await runBundle({ ...inputs, 'dry-run': 'true' }, { host: engine.host })
-      const run = await runBundle(inputs, { host: engine.host })
+      const dry = await runBundle({ ...inputs, 'dry-run': 'true' }, { host })
+      const run = await runBundle(inputs, { host })
       const out = succeeded(run)
       expect(out.deleted).toEqual([])
       expect(await own.exists('newer:1')).toBe(true)
@@ -251,17 +251,13 @@ describe('min-free, on a filesystem of its own', () => {
       expect(rest).toBeGreaterThan(0)
       // A floor the rest of the cache cannot reach: the image goes too, after the records.
       const higher = (await free()) + rest + layerBytes(5 * MB).min
-      const second = await runBundle({ 'min-free': String(higher), 'build-cache': 'all' }, { host: engine.host })
+      const second = await runBundle({ 'min-free': String(higher), 'build-cache': 'all' }, { host })
       expect(succeeded(second).deleted).toEqual([newer])
       // A record of 0 bytes frees nothing, and stays.
       expect((await own.buildCache()).filter(record => record.Size > 0)).toEqual([])
       expect(second.outputs['target-met']).toBe('true')
       expect(await free()).toBeGreaterThanOrEqual(higher)
-    } finally {
-      await engine.stop()
-      await fs.unmount()
-      await removeRoot(root)
-    }
+    })
   }, 300_000)
 
   test('a remote engine is refused in one sentence before anything is touched', async () => {
