@@ -239,6 +239,7 @@ export function shortfall(
   return predictedFree >= minFree && freeAfter < minFree ? minFree - freeAfter : undefined
 }
 
+/** The warning of a run after which a target does not hold, with why. */
 export function missed(target: TargetResult): string {
   const parts = []
   if (target.maxStorage !== undefined)
