@@ -292,3 +292,45 @@ describe('build-cache on the command line', () => {
     )
   })
 })
+
+describe("BuildKit's holds on the images its builds used (containerd store)", () => {
+  const endsHolds = { all: true, id: '^$' }
+
+  test('a run that removed images sends a prune that matches no record, and the cache stays', async () => {
+    const engine = new FakeEngine('containerd')
+    engine.build('app:1', { bytes: MB })
+    record(engine, 'kept')
+    const run = await step({ refs: 'app:1' }, () => main(engine.open))
+    expect(run.failed).toBe(false)
+    expect(engine.idsNow()).toEqual([])
+    expect(engine.cachePrunes).toEqual([endsHolds])
+    expect(cacheIds(engine)).toEqual(['kept'])
+  })
+
+  test('a dry run, a run that removed nothing and overlay2 send none', async () => {
+    const containerd = new FakeEngine('containerd')
+    containerd.build('app:1', { bytes: MB })
+    await step({ refs: 'app:1', 'dry-run': 'true' }, () => main(containerd.open))
+    await step({ refs: 'other:1' }, () => main(containerd.open))
+    expect(containerd.cachePrunes).toEqual([])
+    const overlay2 = new FakeEngine()
+    overlay2.build('app:1', { bytes: MB })
+    await step({ refs: 'app:1' }, () => main(overlay2.open))
+    expect(overlay2.idsNow()).toEqual([])
+    expect(overlay2.cachePrunes).toEqual([])
+  })
+
+  test('an engine that refuses that prune still ends the step with what it removed', async () => {
+    const engine = new FakeEngine('containerd')
+    engine.build('app:1', { bytes: MB })
+    const prune = engine.pruneBuildCache.bind(engine)
+    engine.pruneBuildCache = async options => {
+      await prune(options)
+      throw new Error('build cache is not supported')
+    }
+    const run = await step({ refs: 'app:1' }, () => main(engine.open))
+    expect(run.failed).toBe(false)
+    expect(engine.idsNow()).toEqual([])
+    expect(run.log).toContain("BuildKit's holds on the images its builds used stay until they run out")
+  })
+})

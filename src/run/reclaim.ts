@@ -73,6 +73,27 @@ interface Planning {
   lastUseSource?: string
 }
 
+/**
+ * On the containerd store BuildKit holds the images a build resolved, its base among them, for
+ * five minutes after the build, so that a removal within them leaves their snapshots on disk. Any
+ * build cache prune ends those holds when no build runs (BuildKit's own rule), and one that matches
+ * no record removes nothing: what the run reports then leaves the disk now. Where it fails the
+ * holds just run out.
+ */
+async function endBuildHolds(engine: Engine, log: Log): Promise<void> {
+  try {
+    const removed = await engine.pruneBuildCache({ all: true, id: NO_RECORD })
+    if (removed.length > 0)
+      log.warning(`The engine removed build cache records a prune of none named: ${removed.join(', ')}`)
+  } catch (error) {
+    const why = error instanceof Error ? error.message : String(error)
+    log.info(`BuildKit's holds on the images its builds used stay until they run out (5 minutes): ${why}`)
+  }
+}
+
+/** A build cache record ID filter that no record matches: IDs are never empty. */
+const NO_RECORD = '^$'
+
 /** The images on the engine now, for job scope's post step to compare with. */
 export async function snapshotImages(engine: Engine, log: Log): Promise<Snapshot> {
   const images = await engine.images()
@@ -99,6 +120,7 @@ export async function reclaim(
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () =>
     execute(engine, planned, options, state.images, log)
   )
+  if (!settings.dryRun && execution.done.length > 0 && engine.store === 'containerd') await endBuildHolds(engine, log)
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
   // The engine is asked again only when this run changed something it could measure: never in a
   // dry run, nor when nothing was sent (/system/df is slow on a large engine), nor after an
