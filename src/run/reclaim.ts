@@ -120,12 +120,12 @@ export async function reclaim(
   const execution = await log.group(settings.dryRun ? 'Dry run' : 'Removing', () =>
     execute(engine, planned, options, state.images, log)
   )
-  if (!settings.dryRun && execution.done.length > 0 && engine.store === 'containerd') await endBuildHolds(engine, log)
   const predicted = storageBefore === undefined ? undefined : storageBefore - execution.bytes
   // The engine is asked again only when this run changed something it could measure: never in a
   // dry run, nor when nothing was sent (/system/df is slow on a large engine), nor after an
   // interrupted run, where it may not answer. Otherwise the prediction stands in.
   const changed = !settings.dryRun && !execution.interrupted && execution.done.length > 0
+  if (changed && engine.store === 'containerd') await endBuildHolds(engine, log)
   const storageAfter =
     changed && !targets && storageBefore !== undefined
       ? await engine.usage().then(
